@@ -1,0 +1,38 @@
+"""leakwarden's detection engine: pure, platform-free, publishable on its own.
+
+    from detectors import Engine, load_watchlist
+    engine = Engine(load_watchlist({"codenames": [{"id": "cn-1", "term": "Larkspur"}]}))
+    engine.scan_text("who has the L a r k 5 p u г weights?")
+"""
+
+from .engine import Engine
+from .model import Finding, Severity
+from .normalize import Folded, fold
+from .patterns import mask
+from .watchlist import (
+    CodenameEntry,
+    DigestRule,
+    HashEntry,
+    PatternEntry,
+    Problem,
+    Watchlist,
+    WatchlistError,
+    load_watchlist,
+)
+
+__all__ = [
+    "CodenameEntry",
+    "DigestRule",
+    "Engine",
+    "Finding",
+    "Folded",
+    "HashEntry",
+    "PatternEntry",
+    "Problem",
+    "Severity",
+    "Watchlist",
+    "WatchlistError",
+    "fold",
+    "load_watchlist",
+    "mask",
+]

@@ -1,0 +1,116 @@
+"""The engine: one watchlist compiled once, then `scan_text` for every message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .codenames import CodenameMatcher
+from .digests import DigestMatcher
+from .excerpt import make_excerpt
+from .model import Finding, Severity
+from .patterns import PatternMatcher, mask
+from .unicode_checks import suspicious_runs
+from .watchlist import Watchlist
+
+CHUNK_CHARS = 1 << 20
+CHUNK_OVERLAP = 4096  # a finding up to half of this long is seen whole by some chunk
+
+
+class Engine:
+    """Scans text (and, via `open_stream`, files) against one immutable watchlist.
+
+    Thread-safe: scans share only per-token caches that are safe to race on.
+    """
+
+    def __init__(self, watchlist: Watchlist, *, fingerprints: Any = None, file_limits: Any = None):
+        self.watchlist = watchlist
+        self.fingerprints = fingerprints  # detectors.files.fingerprints.FingerprintSet or None
+        self.file_limits = file_limits  # detectors.files.limits.FileLimits or None (defaults)
+        self._codenames = CodenameMatcher(watchlist.codenames)
+        self._patterns = PatternMatcher(watchlist.patterns)
+        self._digests = DigestMatcher(watchlist.digests)
+
+    def scan_text(self, text: str, location: str = "text") -> list[Finding]:
+        """Every finding in `text`; long texts are scanned in overlapping chunks."""
+        if len(text) > CHUNK_CHARS + CHUNK_OVERLAP:
+            return list(self.scan_text_chunked(text, location))
+        return self._scan(text, location)
+
+    def scan_text_chunked(
+        self, text: str, location: str = "text", chunk: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP
+    ) -> Iterator[Finding]:
+        """The findings of `text` scanned in overlapping chunks, each reported once.
+
+        Each chunk owns the findings that start in its middle (half an overlap away from a cut),
+        so memory stays bounded and nothing is reported twice or cut in half.
+        """
+        n = len(text)
+        half = overlap // 2
+        start = 0
+        while True:
+            stop = min(n, start + chunk)
+            own_lo = start + half if start > 0 else 0
+            own_hi = stop - half if stop < n else n
+            for f in self._scan(text[start:stop], location):
+                s = f.start + start if f.start is not None else None
+                if s is not None and own_lo <= s < own_hi:
+                    yield f.shifted(start)
+            if stop >= n:
+                return
+            start = stop - overlap
+
+    def open_stream(self, location: str, filename: str):
+        """A streaming scan of one attachment: `feed(bytes)` then `close() -> list[Finding]`."""
+        from .files import open_file_scan  # files/ builds on this module
+
+        return open_file_scan(self, location, filename)
+
+    # ---- one text -------------------------------------------------------------------------------
+
+    def _scan(self, text: str, location: str) -> list[Finding]:
+        if not text:
+            return []
+        pats = self._patterns.scan(text)
+        secrets = [(m.start, m.end) for m in pats if m.entry.secret]
+        out: list[Finding] = []
+        for m in self._codenames.scan(text):
+            detail = {"match": "typo" if m.edits else "exact", "edits": m.edits}
+            if m.entry.label:
+                detail["label"] = m.entry.label
+            out.append(
+                Finding(
+                    m.entry.id, "codename", m.entry.severity, location, m.start, m.end,
+                    text[m.start : m.end], make_excerpt(text, m.start, m.end, secrets),
+                    m.score, detail,
+                )
+            )  # fmt: skip
+        for p in pats:
+            raw = text[p.start : p.end]
+            out.append(
+                Finding(
+                    p.entry.id, "pattern", p.entry.severity, location, p.start, p.end,
+                    mask(raw) if p.entry.secret else raw,
+                    make_excerpt(text, p.start, p.end, secrets), 1.0,
+                    {"secret": p.entry.secret},
+                )
+            )  # fmt: skip
+        for d in self._digests.scan(text):
+            out.append(
+                Finding(
+                    d.rule.id, "digest", d.rule.severity, location, d.start, d.end, d.digest,
+                    make_excerpt(text, d.start, d.end, secrets), 1.0,
+                    {"algorithm": d.rule.algorithm},
+                )
+            )  # fmt: skip
+        for run in suspicious_runs(text):
+            out.append(
+                Finding(
+                    "suspicious-unicode", "suspicious-unicode", Severity.LOW, location,
+                    run.start, run.end, " ".join(run.codepoints),
+                    make_excerpt(text, run.start, run.end, secrets), 1.0,
+                    {"codepoints": list(run.codepoints)},
+                )
+            )  # fmt: skip
+        out.sort(key=lambda f: (f.start or 0, f.end or 0, f.rule_id))
+        return out

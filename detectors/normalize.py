@@ -1,0 +1,224 @@
+"""Text -> folded text for matching, with a map from every folded character back to the original.
+
+Folding erases the disguises a leaker uses: case, compatibility forms (fullwidth, math letters),
+diacritics, zero-width and other format characters, Unicode confusables (the Unicode Consortium's
+confusables data, via `confusable_homoglyphs`), and, in the "leet" reading, digits and symbols
+standing for letters. Every other character is a separator. Matching then runs on `compact`, the
+folded text with separators removed, and decides word boundaries from the original text.
+
+Two readings exist because leetspeak is ambiguous: in "v1.0" the digits are digits, in "L4rkspur"
+they are letters. The plain reading is always scanned; the leet reading only when the text has a
+digit or symbol glued to a letter.
+
+Per-character results are computed once and cached in translation tables, so the hot path is a
+single `str.translate` call in C.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from itertools import pairwise
+
+import numpy as np
+
+# Character classes of ORIGINAL characters, used to find word boundaries (camelCase, scripts).
+SEP, LOWER, UPPER, DIGIT, CASELESS, DROP = range(6)
+
+LEET_DIGITS = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t"}
+LEET_SYMBOLS = {"@": "a", "$": "s", "!": "l", "|": "l"}
+# 'i' and 'l' are one letter here: 1, I, l, | and ! all stand for either, and the Unicode
+# confusables data itself maps capital I to small l. Merging costs nothing in practice.
+_MERGE = {"i": "l"}
+
+# A digit or leet symbol next to a letter (glued, or one separator away as in "L a r k 5"): the
+# only texts that need the leet reading.
+LEET_HINT = re.compile(r"[^\W\d_][\W_]?[013457@$!|]|[013457@$!|][\W_]?[^\W\d_]")
+
+
+@cache
+def _confusables() -> dict[str, str]:
+    """Non-ASCII character -> the ASCII letter or digit it is confusable with."""
+    with resources.files("confusable_homoglyphs").joinpath("confusables.json").open() as fh:
+        data = json.load(fh)
+    out: dict[str, str] = {}
+    for char, group in data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        protos = [g["c"].replace("\u200e", "") for g in group]
+        protos = [p for p in protos if len(p) == 1 and p.isascii() and p.isalnum()]
+        if protos:
+            # Prefer a small letter, then a capital, then a digit: that is what the eye reads.
+            protos.sort(key=lambda p: (not p.islower(), not p.isupper(), p))
+            out[char] = protos[0]
+    return out
+
+
+def _fold_ascii(c: str, leet: bool) -> str:
+    if "a" <= c <= "z" or "A" <= c <= "Z":
+        low = c.lower()
+        return _MERGE.get(low, low)
+    if "0" <= c <= "9":
+        return _MERGE.get(LEET_DIGITS.get(c, c), LEET_DIGITS.get(c, c)) if leet else c
+    if leet and c in LEET_SYMBOLS:
+        return LEET_SYMBOLS[c]
+    return " "
+
+
+def fold_char(c: str, leet: bool) -> str:
+    """The folded form of one character: letters/digits, ' ' for a separator, '' to drop it."""
+    if c.isascii():
+        return _fold_ascii(c, leet)
+    cat = unicodedata.category(c)
+    if cat == "Cf" or cat[0] == "M":
+        return ""  # zero-width, bidi controls, variation selectors, lone marks: invisible
+    out = []
+    for x in unicodedata.normalize("NFKC", c).casefold():
+        for y in unicodedata.normalize("NFD", x):
+            if y.isascii():
+                out.append(_fold_ascii(y, leet))
+                continue
+            ycat = unicodedata.category(y)
+            if ycat[0] == "M":
+                continue  # diacritics
+            if ycat[0] in "LN":
+                proto = _confusables().get(y)
+                out.append(_fold_ascii(proto, leet) if proto else y.casefold())
+            else:
+                out.append(" ")
+    return "".join(out)
+
+
+def char_class(c: str, leet: bool) -> int:
+    """Boundary class of an original character (see SEP..DROP)."""
+    folded = fold_char(c, leet)
+    if folded == "":
+        return DROP
+    if not folded.strip():
+        return SEP
+    if c.isascii():
+        if c.isdigit():
+            return LOWER if leet and c in LEET_DIGITS else DIGIT
+        if c.isupper():
+            return UPPER
+        return LOWER
+    cat = unicodedata.category(c)
+    if cat in ("Lu", "Lt"):
+        return UPPER
+    if cat == "Ll":
+        return LOWER
+    if cat[0] == "N":
+        return DIGIT
+    # Caseless scripts (CJK, Arabic, ...) have no spaces between words: every char is a boundary,
+    # unless the confusables data reads it as a Latin letter.
+    return LOWER if folded.isascii() else CASELESS
+
+
+class _Table(dict):
+    """A `str.translate` table filled on first sight of each code point."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self._fn = fn
+
+    def __missing__(self, code: int):
+        value = self._fn(chr(code))
+        self[code] = value
+        return value
+
+
+def _fold_value(leet: bool):
+    def fn(c: str):
+        f = fold_char(c, leet)
+        return None if f == "" else f  # None keeps ASCII text on CPython's fast translate path
+
+    return fn
+
+
+FOLD = {False: _Table(_fold_value(False)), True: _Table(_fold_value(True))}
+_LEN = {leet: _Table(lambda c, leet=leet: chr(len(fold_char(c, leet)))) for leet in (False, True)}
+_CLS = {leet: _Table(lambda c, leet=leet: chr(char_class(c, leet))) for leet in (False, True)}
+
+
+def fold_fast(text: str, leet: bool = False) -> str:
+    """Folded text with separators as spaces (no offset map): the hot path."""
+    return text.translate(FOLD[leet])
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A text folded for matching, with the maps back to the original.
+
+    `compact` is the folded text without separators. For a compact position p, `orig[p]` is the
+    index of the original character it came from; `bound[p]` says a word starts at p (camelCase,
+    digits, scripts and separators all count), `sepbound[p]` says a separator (or a script
+    change) stands just before p. Both boundary arrays have len(compact) + 1 entries.
+    """
+
+    text: str
+    compact: str
+    orig: np.ndarray
+    bound: np.ndarray
+    sepbound: np.ndarray
+
+    def span(self, cstart: int, cend: int) -> tuple[int, int]:
+        """Original [start, end) of compact [cstart, cend)."""
+        return int(self.orig[cstart]), int(self.orig[cend - 1]) + 1
+
+    def segments(self, which: np.ndarray) -> list[tuple[int, int]]:
+        """Compact [start, end) runs between the True entries of a boundary array."""
+        cuts = np.flatnonzero(which)
+        cuts = cuts.tolist()
+        return [(a, b) for a, b in pairwise(cuts) if b > a]
+
+
+def _codes(s: str, dtype=np.uint32) -> np.ndarray:
+    if dtype is np.uint8:
+        return np.frombuffer(s.encode("latin-1"), dtype=np.uint8)
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def fold(text: str, leet: bool = False) -> Folded:
+    """Fold `text` and compute the offset map and word boundaries (vectorised for long texts)."""
+    f = text.translate(FOLD[leet])
+    n = len(text)
+    if text.isascii():
+        off = np.arange(n, dtype=np.int64)  # ASCII folds one char to one char
+    else:
+        lens = _codes(text.translate(_LEN[leet]), np.uint8)
+        off = np.repeat(np.arange(n, dtype=np.int64), lens)
+    fa = _codes(f)
+    ci = np.flatnonzero(fa != 32)
+    compact = f.replace(" ", "")
+    orig = off[ci]
+    cls = _codes(text.translate(_CLS[leet]), np.uint8)
+    m = len(compact)
+
+    bound = np.ones(m + 1, dtype=bool)
+    sepbound = np.ones(m + 1, dtype=bool)
+    if m > 1:
+        o1, o2 = orig[:-1], orig[1:]
+        c1, c2 = cls[o1], cls[o2]
+        same_char = o1 == o2  # one original char folded to several: never split it
+        sep = (ci[1:] - ci[:-1]) > 1
+        script = ((c1 == CASELESS) | (c2 == CASELESS)) & ~same_char
+        camel = (c1 == LOWER) & (c2 == UPPER)
+        # "XMLParser": a capital followed by capital+small starts a word ("XML|Parser").
+        nxt = np.append(cls[orig[2:]], SEP) if m > 2 else np.array([SEP], dtype=np.uint8)
+        nxt_sep = np.append(sep[1:], True)
+        acronym = (c1 == UPPER) & (c2 == UPPER) & (nxt == LOWER) & ~nxt_sep
+        digit = (c1 == DIGIT) != (c2 == DIGIT)
+        sepbound[1:m] = sep | script
+        bound[1:m] = sep | script | ((camel | acronym | digit) & ~same_char)
+    return Folded(text, compact, orig, bound, sepbound)
+
+
+def fold_term(term: str) -> tuple[str, tuple[str, ...]]:
+    """A watchlist term -> (compact form, its words as written), folded like text."""
+    fd = fold(term)
+    words = tuple(fd.compact[a:b] for a, b in fd.segments(fd.bound))
+    return fd.compact, words

@@ -1,0 +1,87 @@
+"""User regexes (credentials and the like) on RE2: linear time, whatever the input.
+
+A 1 MiB line of near-matches cannot stall RE2: it never backtracks. Constructs RE2 cannot run in
+linear time (backreferences, lookaround) are refused when the config is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import re2
+
+from .watchlist import PatternEntry
+
+_MAX_MEM = 64 << 20  # per compiled program; a regex needing more is refused at load
+
+
+def _options() -> re2.Options:
+    opts = re2.Options()
+    opts.log_errors = False  # errors are reported through the config checker, not stderr
+    opts.max_mem = _MAX_MEM
+    return opts
+
+
+def check_regex(regex: str) -> tuple[str, int | None] | None:
+    """(message, position) when `regex` cannot be run safely, else None."""
+    try:
+        compiled = re2.compile(regex, _options())
+    except re2.error as err:
+        msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+        pos = None
+        try:  # Python's parser knows the position of many of the same errors
+            re.compile(regex)
+        except re.error as perr:
+            pos = perr.pos
+        if "invalid escape" in msg or "invalid perl operator" in msg or "(?<" in msg:
+            msg += " (backreferences and lookaround cannot run in linear time)"
+        return f"invalid or unsafe regex: {msg}", pos
+    if compiled.fullmatch("") is not None or compiled.search("") is not None:
+        return "matches the empty string, so it would match every message", None
+    return None
+
+
+def mask(secret: str) -> str:
+    """A secret shown as a prefix and its last 4 characters: enough to recognise, not to use."""
+    if len(secret) <= 8:
+        return "*" * len(secret)
+    keep = min(6, len(secret) // 4)
+    return f"{secret[:keep]}…{secret[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class PatternMatch:
+    entry: PatternEntry
+    start: int
+    end: int
+
+
+class PatternMatcher:
+    """All pattern entries, with one combined pass to skip messages that match none."""
+
+    def __init__(self, entries: Sequence[PatternEntry]):
+        self.entries = tuple(entries)
+        opts = _options()
+        self._compiled = [re2.compile(e.regex, opts) for e in self.entries]
+        self._any = (
+            re2.compile("|".join(f"(?:{e.regex})" for e in self.entries), opts)
+            if self.entries
+            else None
+        )
+
+    def scan(self, text: str) -> list[PatternMatch]:
+        """Every non-empty match of every pattern."""
+        if self._any is None or self._any.search(text) is None:
+            return []
+        out = []
+        for entry, rx in zip(self.entries, self._compiled, strict=True):
+            for m in rx.finditer(text):
+                if m.end() > m.start():
+                    out.append(PatternMatch(entry, m.start(), m.end()))
+        return out
+
+    def secret_spans(self, text: str) -> Iterable[tuple[int, int]]:
+        """Spans of secret matches, for masking them in excerpts."""
+        return ((m.start, m.end) for m in self.scan(text) if m.entry.secret)

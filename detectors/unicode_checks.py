@@ -1,0 +1,24 @@
+"""Characters that hide or reorder text: bidi overrides and invisible tag characters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Bidi embeddings/overrides/isolates (Trojan Source) and the tag block (invisible ASCII copies).
+_SUSPICIOUS = re.compile("[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SuspiciousRun:
+    start: int
+    end: int
+    codepoints: tuple[str, ...]
+
+
+def suspicious_runs(text: str) -> list[SuspiciousRun]:
+    """Each contiguous run of suspicious characters, with their code points named."""
+    return [
+        SuspiciousRun(m.start(), m.end(), tuple(sorted({f"U+{ord(c):04X}" for c in m.group()})))
+        for m in _SUSPICIOUS.finditer(text)
+    ]
