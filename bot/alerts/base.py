@@ -44,6 +44,10 @@ class Alert:
     count: int = 1  # hits so far in the incident (updates carry the new count)
     is_update: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    # Additive fields (alerts package): what a receiver should do with the incident, and when
+    # the incident was last seen (ISO 8601) for updates.
+    action: str = "trigger"  # trigger | acknowledge | resolve (mirrored from triage)
+    last_seen: str | None = None
 
 
 class Sink(Protocol):

@@ -1,19 +1,188 @@
-"""`[[sinks]]` and `[[routes]]` settings (owned by the alerts package)."""
+"""`[[sinks]]` and `[[routes]]` settings (owned by the alerts package).
 
-from pydantic import BaseModel, ConfigDict, Field
+Secrets (webhook URLs, signing secrets, routing keys, SMTP passwords) never appear here: only the
+NAMES of the environment variables that hold them (`*_env`), resolved when the sinks are built.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
+
+# Env var names are plain identifiers; refusing anything else catches a pasted secret early.
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class SinkSettings(BaseModel):
+def severity_rank(value: object) -> int:
+    """1..4 for low..critical from a name, an int or an IntEnum such as detectors' Severity."""
+    if isinstance(value, int):
+        if 1 <= int(value) <= 4:
+            return int(value)
+        raise ValueError(f"unknown severity {value!r}")
+    name = str(value).strip().lower()
+    if name not in SEVERITY_RANK:
+        raise ValueError(f"unknown severity {value!r} (expected one of: {', '.join(SEVERITIES)})")
+    return SEVERITY_RANK[name]
+
+
+def _check_severity(value: str | None) -> str | None:
+    if value is None:
+        return None
+    severity_rank(value)
+    return value.strip().lower()
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `per_minute` sustained, `burst` at once."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
-    type: str  # slack | discord | webhook | pagerduty | email | log
-    channel: str | None = None
-    url_env: str | None = None  # env var holding a webhook URL (URLs with tokens are secrets)
+    per_minute: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
+class _SinkBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    rate_limit: RateLimit | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Hits below this severity wait for the scheduled digest instead of alerting one by one.
+    digest_below: str | None = None
+    digest_cron: str = "0 * * * *"
+    # This sink also carries health alerts (dead letters of other sinks).
+    health: bool = False
+
+    _severity = field_validator("digest_below")(_check_severity)
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+        return value
+
+
+class SlackBotSinkSettings(_SinkBase):
+    """Slack bot message with buttons (built by bot/platforms, not here)."""
+
+    type: Literal["slack"]
+    channel: str = Field(min_length=1)
+
+
+class DiscordBotSinkSettings(_SinkBase):
+    """Discord bot channel message with buttons (built by bot/platforms, not here)."""
+
+    type: Literal["discord"]
+    channel: str = Field(min_length=1)
+
+
+class SlackWebhookSinkSettings(_SinkBase):
+    type: Literal["slack-webhook"]
+    url_env: str = Field(pattern=ENV_NAME)
+
+
+class DiscordWebhookSinkSettings(_SinkBase):
+    type: Literal["discord-webhook"]
+    url_env: str = Field(pattern=ENV_NAME)
+    username: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+class WebhookSinkSettings(_SinkBase):
+    """Generic JSON webhook signed the Standard Webhooks way."""
+
+    type: Literal["webhook"]
+    url_env: str = Field(pattern=ENV_NAME)
+    secret_env: str = Field(pattern=ENV_NAME)
+
+
+class PagerDutySinkSettings(_SinkBase):
+    type: Literal["pagerduty"]
+    routing_key_env: str = Field(pattern=ENV_NAME)
+    base_url: str = "https://events.pagerduty.com"
+    source: str = "leakwarden"
+
+
+class EmailSinkSettings(_SinkBase):
+    type: Literal["email"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = Field(default=None, pattern=ENV_NAME)
+    password_env: str | None = Field(default=None, pattern=ENV_NAME)
+    from_addr: str = Field(min_length=3)
+    to: list[str] = Field(min_length=1)
+
+
+class LogSinkSettings(_SinkBase):
+    type: Literal["log"]
+    level: Literal["info", "warning", "error"] = "warning"
+
+
+SinkSettings = Annotated[
+    SlackBotSinkSettings
+    | DiscordBotSinkSettings
+    | SlackWebhookSinkSettings
+    | DiscordWebhookSinkSettings
+    | WebhookSinkSettings
+    | PagerDutySinkSettings
+    | EmailSinkSettings
+    | LogSinkSettings,
+    Field(discriminator="type"),
+]
 
 
 class RouteSettings(BaseModel):
+    """Which sinks get a hit. Every condition given must hold; an empty list means any."""
+
     model_config = ConfigDict(extra="forbid")
 
     min_severity: str = "low"
-    sinks: list[str] = Field(default_factory=list)
+    rule_ids: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+    platforms: list[str] = Field(default_factory=list)
+    communities: list[str] = Field(default_factory=list)
+    sinks: list[str] = Field(min_length=1)
+    # Used only when no other route matched the hit.
+    default: bool = False
+
+    _severity = field_validator("min_severity")(_check_severity)
+
+
+class AlertsConfig(BaseModel):
+    """Sinks and routes checked together: ids unique, every route names a known sink."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sinks: list[SinkSettings] = Field(default_factory=list)
+    routes: list[RouteSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> AlertsConfig:
+        check_sinks_and_routes(self.sinks, self.routes)
+        return self
+
+
+def check_sinks_and_routes(sinks: list, routes: list[RouteSettings]) -> None:
+    """Raise ValueError naming the offender: duplicate sink id, unknown sink in a route, 2 defaults."""
+    seen: set[str] = set()
+    for sink in sinks:
+        if sink.id in seen:
+            raise ValueError(f"[[sinks]] id {sink.id!r} is used twice")
+        seen.add(sink.id)
+    for index, route in enumerate(routes):
+        for name in route.sinks:
+            if name not in seen:
+                raise ValueError(
+                    f"[[routes]] #{index + 1}: key 'sinks' names unknown sink {name!r}"
+                )
+    if sum(1 for r in routes if r.default) > 1:
+        raise ValueError("[[routes]]: only one route may have default = true")

@@ -1,0 +1,491 @@
+"""The outbox relay: one asyncio task per sink delivers the store's durable outbox rows.
+
+Every state change is written back to the store before the next row, so a restart (even after
+kill -9) resumes where it stopped: a row is either marked sent, rescheduled, dead, or still due.
+A crash between a successful send and `outbox_mark_sent` re-sends the row; receivers dedupe on
+its idempotency key. One sink's backoff, rate limit or slow receiver never touches another's task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.alerts.base import Alert, PermanentError, RetryableError, Sink
+from bot.alerts.settings import severity_rank
+
+logger = logging.getLogger("leakwarden.alerts.relay")
+
+
+class Clock(Protocol):
+    """Time as the relay sees it; tests inject a simulated one."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Wall-clock time and real sleeps."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        await asyncio.sleep(max(seconds, 0.0))
+
+
+class OutboxStore(Protocol):
+    """The part of `bot.store.Store` the relay uses."""
+
+    async def outbox_due(self, sink_id: str, now: float, limit: int = 100) -> list[Any]: ...
+    async def outbox_mark_sent(self, row_id: Any, at: float) -> None: ...
+    async def outbox_mark_retry(
+        self, row_id: Any, attempts: int, next_attempt_at: float, error: str
+    ) -> None: ...
+    async def outbox_mark_dead(self, row_id: Any, error: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter; permanent errors dead-letter after a few attempts."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.5  # the delay is drawn from [(1 - jitter) * d, d]
+    permanent_attempts: int = 3
+    max_retry_after: float = 3600.0
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Seconds before attempt `attempts + 1`."""
+        exp = min(self.cap, self.base * self.factor ** max(attempts - 1, 0))
+        return exp * (1.0 - self.jitter * rng.random())
+
+
+class TokenBucket:
+    """Per-sink rate limit: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, per_minute: float, burst: int, now: float):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = now
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def available(self, now: float) -> int:
+        """Whole tokens available now."""
+        self._refill(now)
+        return int(self.tokens)
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one token is available (0 when one is)."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        """Spend one token (callers check `wait_time` first)."""
+        self._refill(now)
+        self.tokens -= 1
+
+
+@dataclass(slots=True)
+class SinkPolicy:
+    """Per-sink delivery options, usually from `[[sinks]]` via `policies_from_settings`."""
+
+    timeout: float = 10.0
+    rate_per_minute: float | None = None
+    burst: int = 1
+    digest_below: str | None = None  # severities below this wait for the digest
+    next_digest_at: Callable[[float], float] | None = None
+
+
+def policies_from_settings(sinks: Iterable[Any]) -> dict[str, SinkPolicy]:
+    """SinkPolicy per sink id from `[[sinks]]` settings (rate_limit, timeout, digest)."""
+    policies = {}
+    for s in sinks:
+        policy = SinkPolicy(timeout=s.timeout_seconds, digest_below=s.digest_below)
+        if s.rate_limit is not None:
+            policy.rate_per_minute = s.rate_limit.per_minute
+            policy.burst = s.rate_limit.burst
+        if s.digest_below is not None:
+            from bot.alerts.digest import next_fire_function
+
+            policy.next_digest_at = next_fire_function(s.digest_cron)
+        policies[s.id] = policy
+    return policies
+
+
+@dataclass(slots=True)
+class SinkHealth:
+    """What /readyz and /metrics can show about one sink."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    superseded: int = 0
+    deferred: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    blocked_until: float = 0.0
+
+
+@dataclass(eq=False)
+class _Worker:
+    sink: Sink
+    policy: SinkPolicy
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    health: SinkHealth = field(default_factory=SinkHealth)
+    bucket: TokenBucket | None = None
+    task: asyncio.Task | None = None
+    idle: bool = False  # parked in _wait (tests use it to know the relay is quiescent)
+    digest_waiters: list[asyncio.Future] = field(default_factory=list)
+
+
+def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(rows to send, rows superseded): one row per incident, carrying its newest count."""
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        a: Alert = row.alert
+        if a.incident_id is not None and a.action == "trigger" and a.kind != "health":
+            groups.setdefault(a.incident_id, []).append(row)
+    keep: dict[int, Any] = {}
+    superseded: list[Any] = []
+    for members in groups.values():
+        if len(members) == 1:
+            continue
+        firsts = [r for r in members if not r.alert.is_update]
+        # The first alert of an incident is never dropped; otherwise the newest update wins.
+        keeper = firsts[0] if firsts else max(members, key=lambda r: r.alert.count)
+        newest = max(members, key=lambda r: r.alert.count)
+        merged = dataclasses.replace(
+            keeper.alert,
+            count=newest.alert.count,
+            last_seen=newest.alert.last_seen or keeper.alert.last_seen,
+        )
+        keep[id(keeper)] = _RowView(keeper, merged)
+        superseded += [r for r in members if r is not keeper]
+    gone = {id(r) for r in superseded}
+    out = [keep.get(id(r), r) for r in rows if id(r) not in gone]
+    return out, superseded
+
+
+class _RowView:
+    """A store row seen with another alert (the merged one): the row itself is never mutated."""
+
+    __slots__ = ("_row", "alert")
+
+    def __init__(self, row: Any, alert: Alert):
+        self._row = row
+        self.alert = alert
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def digest_alert(sink_id: str, rows: Sequence[Any]) -> Alert:
+    """One alert summarising many low-severity rows; its key is derived from theirs."""
+    keys = sorted(r.idempotency_key for r in rows)
+    key = "digest:" + sink_id + ":" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    worst = max((r.alert for r in rows), key=lambda a: severity_rank(a.severity))
+    by_rule: dict[str, int] = {}
+    for r in rows:
+        by_rule[r.alert.rule_id] = by_rule.get(r.alert.rule_id, 0) + max(r.alert.count, 1)
+    lines = [f"{rule}: {n} hit(s)" for rule, n in sorted(by_rule.items(), key=lambda kv: -kv[1])]
+    return Alert(
+        idempotency_key=key,
+        hit_id=rows[0].alert.hit_id,
+        incident_id=None,
+        rule_id="digest",
+        kind="digest",
+        severity=worst.severity,
+        matched=f"{len(rows)} alert(s) across {len(by_rule)} rule(s)",
+        excerpt="; ".join(lines),
+        count=len(rows),
+        detail={"keys": keys[:500], "rules": by_rule},
+    )
+
+
+class Relay:
+    """Deliver outbox rows to sinks: one task per sink, retries and dead letters in the store."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        sinks: Mapping[str, Sink],
+        *,
+        policies: Mapping[str, SinkPolicy] | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        poll_interval: float = 1.0,
+        batch_size: int = 100,
+        health_sinks: Sequence[str] = (),
+    ):
+        self.store = store
+        self.retry = retry or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.health_sinks = list(health_sinks)
+        self._stopping = False
+        self._side_tasks: set[asyncio.Task] = set()
+        policies = policies or {}
+        self._workers = {
+            sink_id: _Worker(sink, policies.get(sink_id, SinkPolicy()))
+            for sink_id, sink in sinks.items()
+        }
+        for w in self._workers.values():
+            if w.policy.rate_per_minute:
+                w.bucket = TokenBucket(w.policy.rate_per_minute, w.policy.burst, self.clock.now())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start one task per sink; rows left from a previous run are due and go out first."""
+        self._stopping = False
+        for sink_id, w in self._workers.items():
+            if w.task is None or w.task.done():
+                w.task = asyncio.create_task(self._run(sink_id, w), name=f"relay:{sink_id}")
+
+    async def stop(self) -> None:
+        """Cancel the tasks; an interrupted send is re-sent after restart (keys dedupe it)."""
+        self._stopping = True
+        tasks = [w.task for w in self._workers.values() if w.task] + list(self._side_tasks)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for w in self._workers.values():
+            w.task = None
+
+    def notify(self, sink_ids: Iterable[str] | None = None) -> None:
+        """New rows were committed: wake these sinks' tasks now instead of at the next poll."""
+        for sink_id in self._workers if sink_ids is None else sink_ids:
+            if w := self._workers.get(sink_id):
+                w.wake.set()
+
+    def health(self) -> dict[str, SinkHealth]:
+        """A snapshot per sink."""
+        return {sink_id: dataclasses.replace(w.health) for sink_id, w in self._workers.items()}
+
+    def idle(self) -> bool:
+        """True when every sink task is parked waiting for time or work."""
+        return all(w.idle for w in self._workers.values())
+
+    async def flush_digest(self, sink_id: str) -> None:
+        """Send this sink's pending digest now (the scheduled job calls it); returns when done."""
+        w = self._workers[sink_id]
+        fut = asyncio.get_running_loop().create_future()
+        w.digest_waiters.append(fut)
+        w.wake.set()
+        await fut
+
+    # -- the per-sink task -----------------------------------------------------------------
+
+    async def _run(self, sink_id: str, w: _Worker) -> None:
+        while not self._stopping:
+            try:
+                await self._cycle(sink_id, w)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A store hiccup must not kill the sink's task: log, pause, try again.
+                logger.exception("relay task for sink %s failed; retrying", sink_id)
+                await self._wait(w, self.poll_interval, wakeable=False)
+
+    async def _cycle(self, sink_id: str, w: _Worker) -> None:
+        now = self.clock.now()
+        if w.health.blocked_until > now:
+            await self._wait(w, w.health.blocked_until - now, wakeable=False)
+            return
+        if w.bucket is not None and (pause := w.bucket.wait_time(now)) > 0:
+            await self._wait(w, pause, wakeable=False)
+            return
+        if w.digest_waiters:
+            await self._flush_digest(sink_id, w)
+            return
+        w.wake.clear()  # cleared before reading, so a notify during the read is not lost
+        limit = self.batch_size
+        if w.bucket is not None:
+            # Fetch only what may be sent now: the rest stays in the store and coalesces.
+            limit = max(1, min(limit, w.bucket.available(now)))
+        rows = await self.store.outbox_due(sink_id, now, limit=limit)
+        if not rows:
+            await self._wait(w, self.poll_interval, wakeable=True)
+            return
+        await self._deliver(sink_id, w, rows)
+
+    async def _wait(self, w: _Worker, seconds: float, *, wakeable: bool) -> None:
+        w.idle = True
+        try:
+            if not wakeable:
+                await self.clock.sleep(seconds)
+                return
+            sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+            waker = asyncio.ensure_future(w.wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (sleeper, waker):
+                    t.cancel()
+        finally:
+            w.idle = False
+
+    async def _deliver(self, sink_id: str, w: _Worker, rows: list[Any]) -> None:
+        rows, superseded = coalesce(rows)
+        for row in superseded:
+            # Folded into a newer row of the same incident: done, not lost.
+            await self.store.outbox_mark_sent(row.row_id, self.clock.now())
+            w.health.superseded += 1
+        for row in rows:
+            if self._stopping:
+                return
+            if self._waits_for_digest(w, row.alert):
+                at = w.policy.next_digest_at(self.clock.now())  # type: ignore[misc]
+                await self.store.outbox_mark_retry(
+                    row.row_id, row.attempts, at, "waiting for digest"
+                )
+                w.health.deferred += 1
+                continue
+            if w.bucket is not None:
+                if w.bucket.wait_time(self.clock.now()) > 0:
+                    return  # the rest stays due; the next cycle waits for a token
+                w.bucket.take(self.clock.now())
+            if not await self._attempt(sink_id, w, row, row.alert):
+                return  # the sink is backing off: leave the rest of the batch due
+
+    def _waits_for_digest(self, w: _Worker, alert: Alert) -> bool:
+        below = w.policy.digest_below
+        return (
+            below is not None
+            and w.policy.next_digest_at is not None
+            and alert.action == "trigger"
+            and alert.kind not in ("health", "digest")
+            and severity_rank(alert.severity) < severity_rank(below)
+        )
+
+    async def _attempt(self, sink_id: str, w: _Worker, row: Any, alert: Alert) -> bool:
+        """Send one row and record the outcome; False when the sink must back off."""
+        attempts = row.attempts + 1
+        try:
+            await asyncio.wait_for(w.sink.send(alert), w.policy.timeout)
+        except asyncio.CancelledError:
+            raise
+        except (RetryableError, TimeoutError) as exc:
+            error = str(exc) or "timed out (outcome unknown)"
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                delay = min(max(retry_after, 0.0), self.retry.max_retry_after)  # the receiver knows
+            else:
+                delay = self.retry.delay(attempts, self.rng)
+            next_at = self.clock.now() + delay
+            await self._mark_retry(row, attempts, next_at, error)
+            w.health.retried += 1
+            w.health.consecutive_failures += 1
+            w.health.last_error = error
+            w.health.blocked_until = next_at
+            logger.warning("sink %s: %s; retry %d in %.1fs", sink_id, error, attempts, delay)
+            return False
+        except Exception as exc:
+            # PermanentError, or a bug in the sink: it will not fix itself by waiting long.
+            error = str(exc) if isinstance(exc, PermanentError) else f"sink error: {exc!r}"
+            w.health.last_error = error
+            if attempts >= self.retry.permanent_attempts:
+                for part in _parts(row):
+                    await self.store.outbox_mark_dead(part.row_id, error)
+                w.health.dead += 1
+                self._raise_health_alert(sink_id, row, error, attempts)
+            else:
+                next_at = self.clock.now() + self.retry.delay(attempts, self.rng)
+                await self._mark_retry(row, attempts, next_at, error)
+                w.health.retried += 1
+            return True
+        for part in _parts(row):
+            await self.store.outbox_mark_sent(part.row_id, self.clock.now())
+        w.health.sent += 1
+        w.health.consecutive_failures = 0
+        return True
+
+    async def _mark_retry(self, row: Any, attempts: int, next_at: float, error: str) -> None:
+        for part in _parts(row):
+            await self.store.outbox_mark_retry(part.row_id, attempts, next_at, error)
+
+    # -- digests and health ----------------------------------------------------------------
+
+    async def _flush_digest(self, sink_id: str, w: _Worker) -> None:
+        waiters, w.digest_waiters = w.digest_waiters, []
+        try:
+            while True:
+                now = self.clock.now()
+                due = await self.store.outbox_due(sink_id, now, limit=1000)
+                rows = [r for r in due if self._waits_for_digest(w, r.alert)]
+                if not rows:
+                    break
+                digest = _DigestRow(rows, digest_alert(sink_id, rows))
+                ok = await self._attempt(sink_id, w, digest, digest.alert)
+                if not ok or len(due) < 1000:
+                    break
+        finally:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _raise_health_alert(self, sink_id: str, row: Any, error: str, attempts: int) -> None:
+        alert = Alert(
+            idempotency_key=f"health:dead:{row.idempotency_key}",
+            hit_id=row.alert.hit_id,
+            incident_id=row.alert.incident_id,
+            rule_id="leakwarden.dead-letter",
+            kind="health",
+            severity="high",
+            matched=sink_id,
+            excerpt=(
+                f"alert {row.idempotency_key} for sink {sink_id} went to the dead letter "
+                f"after {attempts} attempt(s): {error}"
+            ),
+            detail={"sink": sink_id, "original_rule": row.alert.rule_id},
+        )
+        # The log always gets it: the health sink may be down too.
+        logger.error("dead letter: sink %s, key %s: %s", sink_id, row.idempotency_key, error)
+        for target in self.health_sinks:
+            if target != sink_id and target in self._workers:
+                task = asyncio.create_task(self._send_health(target, alert))
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+
+    async def _send_health(self, target: str, alert: Alert) -> None:
+        w = self._workers[target]
+        try:
+            await asyncio.wait_for(w.sink.send(alert), w.policy.timeout)
+        except Exception as exc:
+            logger.error("health alert via sink %s failed: %s", target, exc)
+
+
+class _DigestRow:
+    """Stands for the many rows one digest carries: their fate is recorded on each of them."""
+
+    def __init__(self, rows: Sequence[Any], alert: Alert):
+        self.rows = list(rows)
+        self.attempts = max(r.attempts for r in rows)
+        self.idempotency_key = alert.idempotency_key
+        self.alert = alert
+
+
+def _parts(row: Any) -> list[Any]:
+    return row.rows if isinstance(row, _DigestRow) else [row]

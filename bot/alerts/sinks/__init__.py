@@ -1,0 +1,1 @@
+"""Built-in sinks, one module each."""
