@@ -1,0 +1,352 @@
+"""The Discord adapter: discord.py gateway events -> ChatMessage, plus history, refetch and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+import discord
+import yarl
+
+from bot.events import ChatMessage
+from bot.platforms.discord_attachments import stream_attachment
+from bot.platforms.discord_convert import WatchFilter, location_of, looks_blind, to_chat_message
+from bot.platforms.discord_health import (
+    BAD_TOKEN_MESSAGE,
+    MISSING_INTENT_MESSAGE,
+    DiscordHealth,
+    HealthListener,
+)
+from bot.platforms.discord_settings import DiscordSettings
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[ChatMessage], Awaitable[None]]
+
+
+class CheckpointStore(Protocol):
+    """The slice of `bot.store.Store` the adapter uses."""
+
+    async def inbox_claim(self, key: str) -> bool: ...
+    async def checkpoint_get(self, key: str) -> str | None: ...
+    async def checkpoint_set(self, key: str, value: str) -> None: ...
+    async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
+                     scope: str | None = None) -> Any: ...
+
+
+class _Secret:
+    """A token that never shows in reprs, logs or tracebacks' locals."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class DiscordConfigError(RuntimeError):
+    """The adapter cannot start as configured (e.g. the token env var is unset)."""
+
+
+def checkpoint_key(channel_id: int | str) -> str:
+    """Store key of a channel's or thread's last backfilled message id."""
+    return f"discord:history:{channel_id}"
+
+
+def apply_endpoints(settings: DiscordSettings) -> None:
+    """Point discord.py at `api_base_url` / `gateway_url` (class attributes: set before start)."""
+    discord.http.Route.BASE = settings.api_base_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def monitor_intents() -> discord.Intents:
+    """Guilds, guild messages and the privileged message content: nothing else."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True
+    return intents
+
+
+class MonitorClient(discord.Client):
+    """discord.py client that forwards events to its adapter."""
+
+    def __init__(self, adapter: DiscordAdapter, **options: Any):
+        super().__init__(**options)
+        self.adapter = adapter
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py waits a fixed 5 s before every re-IDENTIFY; make it a setting.
+        if not initial:
+            await asyncio.sleep(self.adapter.settings.identify_delay_seconds)
+
+    async def on_ready(self) -> None:
+        await self.adapter._on_new_session()
+
+    async def on_resumed(self) -> None:
+        self.adapter.health.set_connected(True)
+
+    async def on_disconnect(self) -> None:
+        self.adapter.health.set_connected(False)
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter._on_live_message(message)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        # Unfurls also send MESSAGE_UPDATE, without an edit time: only real edits are rescanned.
+        if payload.message.edited_at is not None:
+            await self.adapter._on_live_message(payload.message)
+
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self.adapter._continuous.add(thread.id)  # seen from birth: live messages cover it
+
+
+class DiscordAdapter:
+    """Watches the servers the bot is in and hands each new message or edit to `on_message`."""
+
+    platform = "discord"
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        *,
+        token: str | None = None,
+        store: CheckpointStore | None = None,
+        on_health: HealthListener | None = None,
+    ):
+        self.settings = settings
+        self._token = _Secret(token if token is not None else os.environ.get(settings.token_env, ""))
+        if not self._token.reveal():
+            raise DiscordConfigError(f"set the Discord bot token in the env var {settings.token_env}")
+        self.store = store
+        self.filter = WatchFilter(settings)
+        self.health = DiscordHealth(settings.blind_after_empty_messages, on_health)
+        self.client: MonitorClient | None = None
+        self._on_message: OnMessage | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._backfill_task: asyncio.Task[Any] | None = None
+        self._continuous: set[int] = set()  # channels/threads with no gap since their backfill
+        self.backfill_runs = 0
+        self.messages_seen = 0  # every message event, before filters (for metrics and tests)
+        self.setup_hooks: list[Callable[[MonitorClient], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<DiscordAdapter state={self.health.state.value}>"  # never the token
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, on_message: OnMessage) -> None:
+        """Log in and connect in the background; returns at once (see `wait_ready`)."""
+        apply_endpoints(self.settings)
+        self._on_message = on_message
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(sock_connect=30, sock_read=60)
+        )
+        self.client = MonitorClient(
+            self,
+            intents=monitor_intents(),
+            guild_ready_timeout=self.settings.guild_ready_timeout,
+            max_messages=None,  # no message cache: edits arrive whole via raw events
+            chunk_guilds_at_startup=False,
+        )
+        for hook in self.setup_hooks:
+            hook(self.client)
+        self._run_task = asyncio.create_task(self._run(), name="discord-adapter")
+
+    async def _run(self) -> None:
+        assert self.client is not None
+        try:
+            await self.client.start(self._token.reveal(), reconnect=True)
+        except discord.LoginFailure:
+            self.health.set_fatal(BAD_TOKEN_MESSAGE)
+        except discord.PrivilegedIntentsRequired:
+            self.health.set_fatal(MISSING_INTENT_MESSAGE)
+        except discord.ConnectionClosed as closed:
+            if closed.code == 4004:
+                self.health.set_fatal(BAD_TOKEN_MESSAGE)
+            elif closed.code == 4014:
+                self.health.set_fatal(MISSING_INTENT_MESSAGE)
+            else:
+                self.health.set_fatal(f"Discord closed the gateway with code {closed.code}")
+        except Exception as error:  # any other end of the client is fatal too, but named
+            log.exception("discord client stopped")
+            self.health.set_fatal(f"discord client stopped: {type(error).__name__}")
+        finally:
+            if not self.client.is_closed():
+                await self.client.close()
+            self.health.set_connected(False)
+
+    async def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until ready (True) or stopped for good (False)."""
+        assert self.client is not None and self._run_task is not None
+        ready = asyncio.ensure_future(self.client.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._run_task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        return ready in done and not ready.cancelled() and self.health.ready
+
+    async def wait_stopped(self, timeout: float | None = None) -> None:
+        """Wait for the client to end (after `close()` or a fatal close code)."""
+        if self._run_task is not None:
+            await asyncio.wait_for(asyncio.shield(self._run_task), timeout)
+
+    async def close(self) -> None:
+        """Close the gateway and HTTP sessions cleanly (what SIGTERM should call)."""
+        if self._backfill_task is not None:
+            self._backfill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._backfill_task
+        if self.client is not None and not self.client.is_closed():
+            await self.client.close()
+        if self._run_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._run_task
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    stop = close
+
+    # ---- events ----------------------------------------------------------------------------
+
+    async def _on_new_session(self) -> None:
+        # A fresh session (not a RESUME) may follow a gap whose events are gone: backfill.
+        self.health.set_connected(True)
+        self._continuous.clear()
+        if self.store is None:
+            return
+        if self._backfill_task is not None and not self._backfill_task.done():
+            self._backfill_task.cancel()
+        from bot.platforms.discord_backfill import backfill
+
+        self._backfill_task = asyncio.create_task(backfill(self), name="discord-backfill")
+
+    async def _on_live_message(self, message: discord.Message) -> None:
+        delivered = await self.deliver(message)
+        where = message.channel.id
+        if delivered is not None and where in self._continuous and self.store is not None:
+            await self.store.checkpoint_set(checkpoint_key(where), str(message.id))
+
+    async def deliver(self, message: discord.Message) -> ChatMessage | None:
+        """Filter, build, claim in the inbox (when a store is set) and hand to `on_message`."""
+        self.messages_seen += 1
+        if not self.filter.watches_channel(message.channel):
+            return None
+        own_id = self.client.user.id if self.client and self.client.user else None
+        if not self.filter.watches_author(message, own_id):
+            return None
+        if not message.author.bot:
+            self.health.saw_human_message(empty=looks_blind(message))
+        chat = to_chat_message(message, self._attachment_opener)
+        if self.store is not None and not await self.store.inbox_claim(chat.dedupe_key):
+            return None  # already scanned (gateway replay, backfill overlap)
+        if self._on_message is not None:
+            await self._on_message(chat)
+        return chat
+
+    # ---- adapter surface -------------------------------------------------------------------
+
+    def watched_channels(self) -> list[discord.abc.Messageable]:
+        """Text channels and active threads the filters allow (forums are read via their posts)."""
+        assert self.client is not None
+        found: list[Any] = []
+        for guild in self.client.guilds:
+            if not self.filter.watches_guild(guild.id):
+                continue
+            for channel in [*guild.text_channels, *guild.threads]:
+                if self.filter.watches_channel(channel) and not _is_archived(channel):
+                    found.append(channel)
+        return found
+
+    async def history(
+        self, channel: int | str, after: str | datetime | None = None
+    ) -> AsyncIterator[ChatMessage]:
+        """Messages of a channel or thread after a message id or time, oldest first, paged."""
+        async for message in self.native_history(int(channel), after):
+            yield to_chat_message(message, self._attachment_opener)
+
+    async def native_history(
+        self, channel_id: int, after: str | datetime | None
+    ) -> AsyncIterator[discord.Message]:
+        """discord.py Messages after `after` (default: `backfill_days` back); rate limits honoured."""
+        channel = await self._channel(channel_id)
+        if after is None:
+            after = datetime.now(UTC) - timedelta(days=self.settings.backfill_days)
+        start = discord.Object(int(after)) if isinstance(after, str) else after
+        async for message in channel.history(limit=None, after=start, oldest_first=True):
+            yield message
+
+    async def refetch(self, message: ChatMessage) -> ChatMessage | None:
+        """The message as it is now (fresh attachment URLs), or None if it was deleted."""
+        native = await self._fetch(int(message.thread_id or message.channel_id), int(message.message_id))
+        return None if native is None else to_chat_message(native, self._attachment_opener)
+
+    async def delete(self, message: ChatMessage, reason: str | None = None) -> bool:
+        """Delete a message (needs Manage Messages); False when it was already gone."""
+        assert self.client is not None
+        where = int(message.thread_id or message.channel_id)
+        try:
+            await self.client.http.delete_message(where, int(message.message_id), reason=reason)
+        except discord.NotFound:
+            return False
+        return True
+
+    # ---- internals -------------------------------------------------------------------------
+
+    async def _channel(self, channel_id: int) -> Any:
+        assert self.client is not None
+        found = self.client.get_channel(channel_id)
+        return found if found is not None else await self.client.fetch_channel(channel_id)
+
+    async def _fetch(self, channel_id: int, message_id: int) -> discord.Message | None:
+        channel = await self._channel(channel_id)
+        try:
+            return await channel.fetch_message(message_id)
+        except discord.NotFound:
+            return None
+
+    def _attachment_opener(
+        self, message: discord.Message, attachment: discord.Attachment
+    ) -> Callable[[], AsyncIterator[bytes]]:
+        channel_id, message_id, attachment_id = message.channel.id, message.id, attachment.id
+
+        async def refresh_url() -> str | None:
+            # Signed CDN URLs expire; the message fetched again carries freshly signed ones.
+            fresh = await self._fetch(channel_id, message_id)
+            match = [a for a in fresh.attachments if a.id == attachment_id] if fresh else []
+            return match[0].url if match else None
+
+        def open_stream() -> AsyncIterator[bytes]:
+            if self._http is None:
+                raise RuntimeError("the Discord adapter is not running")
+            return stream_attachment(
+                self._http,
+                attachment.url,
+                filename=attachment.filename,
+                declared_size=attachment.size,
+                max_bytes=self.settings.max_attachment_bytes,
+                refresh_url=refresh_url,
+                retries=self.settings.download_retries,
+                backoff_seconds=self.settings.retry_backoff_seconds,
+            )
+
+        return open_stream
+
+
+def _is_archived(channel: object) -> bool:
+    return isinstance(channel, discord.Thread) and bool(channel.archived)
+
+
+__all__ = ["DiscordAdapter", "DiscordConfigError", "apply_endpoints", "checkpoint_key", "location_of"]

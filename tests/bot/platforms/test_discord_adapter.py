@@ -1,0 +1,222 @@
+"""The Discord adapter, driven by the real discord.py client against the sandbox Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from test_discord_support import Inbox, MemoryStore, eventually, running_adapter, settings_for
+
+from bot.platforms.discord import DiscordAdapter, DiscordConfigError
+from bot.platforms.discord_health import HealthState
+from bot.sandbox.discord import DiscordSandbox
+
+
+@pytest.fixture
+async def sandbox():
+    async with DiscordSandbox() as fake:
+        fake.guild = fake.add_guild("Acme")
+        fake.general = fake.add_channel(fake.guild, "general")
+        fake.secret = fake.add_channel(fake.guild, "mods-only")
+        fake.forum = fake.add_channel(fake.guild, "ideas", forum=True)
+        fake.alice = fake.add_user("alice")
+        fake.helper_bot = fake.add_user("helperbot", bot=True)
+        yield fake
+
+
+async def test_new_message_becomes_a_chat_message(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox):
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "Project Larkspur ships")
+        got = await inbox.next()
+    assert (got.platform, got.community_id, got.channel_id) == (
+        "discord", str(sandbox.guild.id), str(sandbox.general.id))
+    assert (got.message_id, got.thread_id, got.author_name) == (str(sent.id), None, "alice")
+    assert got.text == "Project Larkspur ships" and not got.author_is_bot
+    assert got.permalink == (
+        f"https://discord.com/channels/{sandbox.guild.id}/{sandbox.general.id}/{sent.id}")
+    assert got.edited_at is None
+
+
+async def test_edit_is_rescanned_under_a_new_dedupe_key(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore()):
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "harmless")
+        first = await inbox.next()
+        await sandbox.edit_message(sent, "actually: Larkspur")
+        edited = await inbox.next()
+    assert edited.message_id == first.message_id and edited.text == "actually: Larkspur"
+    assert edited.edited_at is not None and edited.dedupe_key != first.dedupe_key
+
+
+async def test_embed_text_and_thread_messages(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox):
+        embed = {"title": "Weekly", "description": "status of ironmeadow",
+                 "fields": [{"name": "owner", "value": "bob", "inline": False}],
+                 "type": "rich"}
+        await sandbox.post_message(sandbox.general, sandbox.alice, "", embeds=[embed])
+        with_embed = await inbox.next()
+        thread, _ = await sandbox.create_thread(sandbox.general, "side chat", sandbox.alice)
+        await sandbox.post_message(thread, sandbox.alice, "in the thread")
+        in_thread = await inbox.next()
+    assert with_embed.text == "Weekly\nstatus of ironmeadow\nowner\nbob"
+    assert (in_thread.channel_id, in_thread.thread_id) == (str(sandbox.general.id), str(thread.id))
+
+
+async def test_forum_post_title_is_part_of_its_starter_message(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox):
+        post, starter = await sandbox.create_thread(
+            sandbox.forum, "Larkspur weights mirror?", sandbox.alice, content="anyone have it")
+        got = await inbox.next()
+    assert got.message_id == str(starter.id) == str(post.id)
+    assert got.text == "Larkspur weights mirror?\nanyone have it"
+    assert (got.channel_id, got.thread_id) == (str(sandbox.forum.id), str(post.id))
+
+
+async def test_attachment_is_lazy_and_streams_from_the_cdn(sandbox):
+    inbox = Inbox()
+    payload = bytes(range(256)) * 1000
+    async with running_adapter(sandbox, inbox):
+        await sandbox.post_message(sandbox.general, sandbox.alice, "see file",
+                                   attachments=[("model.safetensors", payload)])
+        got = await inbox.next()
+        cdn_hits_before = sum(1 for _, path in sandbox.requests if path.startswith("/cdn"))
+        (ref,) = got.attachments
+        chunks = [chunk async for chunk in ref.open()]
+    assert cdn_hits_before == 0  # nothing downloaded until someone opens it
+    assert (ref.filename, ref.size) == ("model.safetensors", len(payload))
+    assert b"".join(chunks) == payload and len(chunks) > 1
+
+
+@pytest.mark.parametrize(
+    ("author", "ignore_bots", "delivered"),
+    [("alice", True, True), ("helper_bot", True, False), ("helper_bot", False, True),
+     ("bot", True, False), ("bot", False, False)],
+)
+async def test_bot_messages_are_ignored_by_default_and_our_own_always(
+    sandbox, author, ignore_bots, delivered
+):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, ignore_bots=ignore_bots):
+        await sandbox.post_message(sandbox.general, getattr(sandbox, author), "Larkspur")
+        await sandbox.post_message(sandbox.general, sandbox.alice, "marker")
+        got = [(await inbox.next()).text]
+        if got[0] != "marker":
+            got.append((await inbox.next()).text)
+    assert got == (["Larkspur", "marker"] if delivered else ["marker"])
+
+
+@pytest.mark.parametrize(
+    ("filters", "watched"),
+    [({}, {"general", "mods-only"}),
+     ({"channels_include": ["general"]}, {"general"}),
+     ({"channels_exclude": ["mods-only"]}, {"general"}),
+     ({"guilds_deny": ["guild"]}, set()),
+     ({"guilds_allow": ["guild"]}, {"general", "mods-only"}),
+     ({"guilds_allow": ["999"]}, set())],
+)
+async def test_guild_and_channel_filters(sandbox, filters, watched):
+    ids = {"general": sandbox.general.id, "mods-only": sandbox.secret.id, "guild": sandbox.guild.id}
+    resolved = {k: [str(ids.get(v, v)) for v in vs] for k, vs in filters.items()}
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, **resolved) as adapter:
+        for channel in (sandbox.general, sandbox.secret):
+            await sandbox.post_message(channel, sandbox.alice, channel.name)
+        await eventually(lambda: adapter.messages_seen == 2)
+    assert {m.text for m in inbox.messages} == watched
+
+
+async def test_thread_follows_its_parent_channel_filter(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, channels_exclude=[str(sandbox.secret.id)]):
+        thread, _ = await sandbox.create_thread(sandbox.secret, "private plans", sandbox.alice)
+        await sandbox.post_message(thread, sandbox.alice, "hidden")
+        await sandbox.post_message(sandbox.general, sandbox.alice, "visible")
+        assert (await inbox.next()).text == "visible"
+
+
+async def test_bad_token_at_login_stops_with_the_fix_named(sandbox):
+    sandbox.set_bad_token()
+    async with running_adapter(sandbox, Inbox(), expect_ready=False) as adapter:
+        await adapter.wait_stopped(timeout=5)
+    assert adapter.health.state is HealthState.FATAL
+    assert "token" in adapter.health.detail and "token_env" in adapter.health.detail
+
+
+@pytest.mark.parametrize(("code", "fix"), [(4004, "token"), (4014, "MESSAGE CONTENT")])
+async def test_fatal_close_codes_stop_without_a_reconnect_loop(sandbox, code, fix):
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        identifies = sandbox.gateway.identify_count
+        await sandbox.close_gateway(code)
+        await adapter.wait_stopped(timeout=5)
+        await asyncio.sleep(0.2)
+    assert adapter.health.state is HealthState.FATAL and fix in adapter.health.detail
+    assert sandbox.gateway.identify_count == identifies and sandbox.gateway.resume_count == 0
+
+
+async def test_missing_intent_at_identify_is_fatal(sandbox):
+    sandbox.set_missing_intent()
+    async with running_adapter(sandbox, Inbox(), expect_ready=False) as adapter:
+        assert not await adapter.wait_ready(timeout=5)
+        await adapter.wait_stopped(timeout=5)
+    assert adapter.health.state is HealthState.FATAL
+    assert "MESSAGE CONTENT" in adapter.health.detail and sandbox.gateway.identify_count == 1
+
+
+async def test_empty_human_messages_make_the_monitor_blind_then_recover(sandbox, caplog):
+    changes = []
+    adapter = DiscordAdapter(settings_for(sandbox), token=sandbox.token,
+                             on_health=lambda state, detail: changes.append(state))
+    inbox = Inbox()
+    await adapter.start(inbox)
+    try:
+        assert await adapter.wait_ready(5)
+        sandbox.withhold_content = True
+        for n in range(3):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"secret {n}")
+            await inbox.next()
+        assert adapter.health.state is HealthState.BLIND and not adapter.health.ready
+        assert "enable the MESSAGE CONTENT intent" in adapter.health.detail
+        sandbox.withhold_content = False
+        await sandbox.post_message(sandbox.general, sandbox.alice, "readable again")
+        await inbox.next()
+        assert adapter.health.ready
+    finally:
+        await adapter.close()
+    assert changes[:3] == [HealthState.READY, HealthState.BLIND, HealthState.READY]
+    assert any("monitor is blind" in r.getMessage() for r in caplog.records
+               if r.levelno >= logging.ERROR)
+
+
+async def test_bot_messages_never_count_towards_blindness(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, ignore_bots=False) as adapter:
+        sandbox.withhold_content = True
+        for _ in range(5):
+            await sandbox.post_message(sandbox.general, sandbox.helper_bot, "x")
+            await inbox.next()
+        assert adapter.health.ready
+
+
+async def test_close_is_clean_and_disconnects(sandbox):
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        assert adapter.health.ready
+    await eventually(lambda: not sandbox.gateway.sockets)
+    assert adapter.client.is_closed() and adapter.health.state is HealthState.DISCONNECTED
+
+
+def test_missing_token_env_is_a_config_error(monkeypatch):
+    from bot.platforms.discord_settings import DiscordSettings
+    monkeypatch.delenv("LW_TEST_DISCORD_TOKEN", raising=False)
+    with pytest.raises(DiscordConfigError, match="LW_TEST_DISCORD_TOKEN"):
+        DiscordAdapter(DiscordSettings(token_env="LW_TEST_DISCORD_TOKEN"))
+
+
+def test_token_never_appears_in_repr(monkeypatch):
+    from bot.platforms.discord_settings import DiscordSettings
+    monkeypatch.setenv("LW_TEST_DISCORD_TOKEN", "super-secret-token-value")
+    adapter = DiscordAdapter(DiscordSettings(token_env="LW_TEST_DISCORD_TOKEN"))
+    assert "super-secret" not in repr(adapter) and "super-secret" not in repr(vars(adapter))
