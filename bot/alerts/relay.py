@@ -393,7 +393,9 @@ class Relay:
             if retry_after is not None:
                 delay = min(max(retry_after, 0.0), self.retry.max_retry_after)  # the receiver knows
             else:
-                delay = self.retry.delay(attempts, self.rng)
+                # Back off as a sink, not per row: a fresh row must not reset the outage's backoff.
+                level = max(attempts, w.health.consecutive_failures + 1)
+                delay = self.retry.delay(level, self.rng)
             next_at = self.clock.now() + delay
             await self._mark_retry(row, attempts, next_at, error)
             w.health.retried += 1

@@ -1,0 +1,41 @@
+import aiohttp
+import pytest
+
+from .fakes import FakeClock, MemoryOutbox, Receiver
+
+
+@pytest.fixture
+async def receiver():
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def make_receiver():
+    made = []
+
+    async def make(**kw) -> Receiver:
+        r = await Receiver(**kw).start()
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        await r.stop()
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def outbox():
+    return MemoryOutbox()

@@ -1,0 +1,272 @@
+"""The outbox relay: at-least-once delivery, backoff, Retry-After, dead letters, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import pytest
+
+from bot.alerts.relay import Relay, RetryPolicy, SinkPolicy, SystemClock, coalesce
+from bot.alerts.sinks.discord_webhook import DiscordWebhookSink
+from bot.alerts.sinks.log import LogSink
+from bot.alerts.sinks.webhook import WebhookSink
+
+from .fakes import make_alert, run_simulated, settle
+
+SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+
+
+def hook(receiver, session, sink_id="hook"):
+    return WebhookSink(sink_id, receiver.url, SECRET, session)
+
+
+@pytest.fixture
+async def relays():
+    made = []
+
+    def make(*args, **kw):
+        kw.setdefault("rng", random.Random(7))
+        relay = Relay(*args, **kw)
+        made.append(relay)
+        return relay
+
+    yield make
+    for r in made:
+        await r.stop()
+
+
+async def test_every_row_is_delivered_once_with_its_key(outbox, clock, receiver, session, relays):
+    keys = [outbox.add("hook", make_alert(i)).idempotency_key for i in range(20)]
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 2)
+    assert receiver.deliveries == dict.fromkeys(keys, 1)
+    assert outbox.states() == {"sent": 20}
+
+
+async def test_sink_down_ten_minutes_gets_every_alert_once_after_recovery(
+    outbox, clock, receiver, session, relays
+):
+    receiver.mode = "down"
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await relay.start()
+    keys = []
+    for minute in range(10):  # alerts keep arriving during the outage
+        keys += [
+            outbox.add("hook", make_alert(f"{minute}-{i}"), clock.now()).idempotency_key
+            for i in range(5)
+        ]
+        relay.notify(["hook"])
+        await run_simulated(clock, relay, 60, step=5)
+    assert receiver.applied == {}
+    # Backing off as a sink, not per row: the receiver is probed, not hammered.
+    assert 3 <= len(receiver.requests) <= 20
+    assert outbox.states() == {"pending": 50}
+
+    receiver.mode = "ok"
+    await run_simulated(clock, relay, RetryPolicy().cap + 10, step=5)
+    assert receiver.deliveries == dict.fromkeys(keys, 1)
+    assert outbox.states() == {"sent": 50}
+
+
+async def test_backoff_is_capped_exponential_with_jitter():
+    policy = RetryPolicy(base=1, factor=2, cap=300, jitter=0.5)
+    rng = random.Random(1)
+    for attempts, full in [(1, 1), (2, 2), (3, 4), (6, 32), (9, 256), (10, 300), (40, 300)]:
+        delays = {policy.delay(attempts, rng) for _ in range(50)}
+        assert all(full * 0.5 <= d <= full for d in delays), attempts
+        assert len(delays) > 1  # jittered, so retries from many rows do not synchronise
+
+
+async def test_retry_after_is_honoured(outbox, clock, receiver, session, relays):
+    receiver.mode, receiver.retry_after = "down", "120"  # 429 with Retry-After: 120
+    row = outbox.add("hook", make_alert(1))
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    start = clock.now()
+    await relay.start()
+    await settle(relay)
+    assert len(receiver.requests) == 1
+    assert outbox.rows[row.row_id].next_attempt_at == pytest.approx(start + 120)
+    receiver.mode = "ok"
+    await run_simulated(clock, relay, 115, step=5)
+    assert len(receiver.requests) == 1  # not before the receiver said
+    await run_simulated(clock, relay, 10, step=5)
+    assert receiver.deliveries == {row.idempotency_key: 1}
+
+
+async def test_receiver_that_applies_then_times_out_dedupes_the_retry_by_key(
+    outbox, clock, receiver, session, relays
+):
+    receiver.mode, receiver.delay = "apply-then-hang", 2.0
+    row = outbox.add("hook", make_alert(1))
+    relay = relays(
+        outbox,
+        {"hook": hook(receiver, session)},
+        clock=clock,
+        policies={"hook": SinkPolicy(timeout=0.2)},
+    )
+    await relay.start()
+    await settle(relay)  # the first attempt times out for real after 0.2 s
+    assert outbox.rows[row.row_id].attempts == 1
+    assert "outcome unknown" in outbox.rows[row.row_id].error
+    receiver.mode = "ok"
+    await run_simulated(clock, relay, 5)
+    keys = [r["key"] for r in receiver.requests]
+    assert keys == [row.idempotency_key, row.idempotency_key]  # sent twice, same key
+    assert list(receiver.applied) == [row.idempotency_key]  # applied once
+    assert outbox.states() == {"sent": 1}
+
+
+async def test_deleted_webhook_goes_to_dead_letter_and_raises_health_alert(
+    outbox, clock, make_receiver, session, relays, caplog
+):
+    gone = await make_receiver(mode="gone")
+    ops = await make_receiver()
+    row = outbox.add("discord", make_alert(1, sink="discord"))
+    sinks = {
+        "discord": DiscordWebhookSink("discord", gone.url, session),
+        "ops": hook(ops, session, "ops"),
+    }
+    relay = relays(outbox, sinks, clock=clock, health_sinks=["ops", "discord"])
+    caplog.set_level(logging.ERROR, "leakwarden.alerts.relay")
+    await relay.start()
+    await run_simulated(clock, relay, 30)
+    assert len(gone.requests) == 3  # at most 3 attempts for a permanent failure
+    assert "wait=true" in gone.requests[0]["path"]
+    assert outbox.rows[row.row_id].state == "dead"
+    assert "404" in outbox.rows[row.row_id].error
+    [health] = ops.applied.values()
+    assert health["data"]["kind"] == "health"
+    assert row.idempotency_key in health["data"]["excerpt"]
+    assert any("dead letter" in r.message for r in caplog.records)
+    assert "secret-token" not in caplog.text  # the webhook URL's token never reaches the log
+
+
+async def test_a_crashing_sink_is_a_permanent_failure(outbox, clock, relays, caplog):
+    class Broken:
+        id = "broken"
+
+        async def send(self, alert):
+            raise KeyError("bug")
+
+    row = outbox.add("broken", make_alert(1, sink="broken"))
+    relay = relays(
+        outbox, {"broken": Broken(), "log": LogSink("log")}, clock=clock, health_sinks=["log"]
+    )
+    await relay.start()
+    await run_simulated(clock, relay, 30)
+    assert outbox.rows[row.row_id].state == "dead"
+    assert "KeyError" in outbox.rows[row.row_id].error
+
+
+async def test_slow_or_failing_sink_never_delays_another(outbox, make_receiver, session, relays):
+    slow = await make_receiver(mode="slow", delay=3.0)
+    down = await make_receiver(mode="down")
+    fast = await make_receiver()
+    for i in range(5):
+        outbox.add("slow", make_alert(i, sink="slow"))
+        outbox.add("down", make_alert(i, sink="down"))
+    keys = [outbox.add("fast", make_alert(i, sink="fast")).idempotency_key for i in range(30)]
+    sinks = {
+        name: hook(r, session, name) for name, r in [("slow", slow), ("down", down), ("fast", fast)]
+    }
+    relay = relays(outbox, sinks, clock=SystemClock(), poll_interval=0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await relay.start()
+    while len(fast.applied) < 30 and loop.time() - started < 2.5:
+        await asyncio.sleep(0.01)
+    assert set(fast.applied) == set(keys)
+    assert slow.applied == {}  # still stuck in its first send
+    assert loop.time() - started < 2.5
+
+
+async def test_updates_of_one_incident_are_coalesced(outbox, clock, receiver, session, relays):
+    first = outbox.add("hook", make_alert(1, incident_id="inc-A"))
+    for n in (2, 3, 4):
+        outbox.add(
+            "hook",
+            make_alert(
+                f"1u{n}",
+                incident_id="inc-A",
+                is_update=True,
+                count=n,
+                last_seen=f"2026-11-22T10:0{n}:00+00:00",
+            ),
+        )
+    other = outbox.add("hook", make_alert(2, incident_id="inc-B"))
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 2)
+    assert set(receiver.applied) == {first.idempotency_key, other.idempotency_key}
+    merged = receiver.applied[first.idempotency_key]["data"]
+    assert (merged["count"], merged["last_seen"]) == (4, "2026-11-22T10:04:00+00:00")
+    assert outbox.states() == {"sent": 5}
+    assert relay.health()["hook"].superseded == 3
+
+
+@pytest.mark.parametrize(
+    ("rows", "sent_counts"),
+    [
+        # (incident, is_update, count) -> counts sent
+        ([("a", False, 1)], [1]),
+        ([("a", True, 2), ("a", True, 5), ("a", True, 3)], [5]),
+        ([("a", False, 1), ("b", False, 1), ("a", True, 2)], [2, 1]),
+        ([(None, False, 1), (None, False, 1)], [1, 1]),  # no incident: never merged
+    ],
+)
+def test_coalesce_table(rows, sent_counts):
+    from .fakes import Row
+
+    made = [
+        Row(i, "s", f"k{i}", make_alert(i, incident_id=inc, is_update=upd, count=c))
+        for i, (inc, upd, c) in enumerate(rows)
+    ]
+    keep, superseded = coalesce(made)
+    assert [r.alert.count for r in keep] == sent_counts
+    assert len(keep) + len(superseded) == len(rows)
+
+
+async def test_rate_limit_spaces_one_sink_without_losing_alerts(
+    outbox, clock, receiver, session, relays
+):
+    keys = [outbox.add("hook", make_alert(i)).idempotency_key for i in range(10)]
+    relay = relays(
+        outbox,
+        {"hook": hook(receiver, session)},
+        clock=clock,
+        policies={"hook": SinkPolicy(rate_per_minute=6, burst=2)},
+    )
+    await relay.start()
+    await settle(relay)
+    assert len(receiver.applied) == 2  # the burst
+    await run_simulated(clock, relay, 30)
+    assert len(receiver.applied) == 2 + 3  # one every 10 s
+    await run_simulated(clock, relay, 60)
+    assert receiver.deliveries == dict.fromkeys(keys, 1)
+
+
+async def test_restart_resumes_undelivered_rows(outbox, clock, receiver, session, relays):
+    receiver.mode = "down"
+    keys = [outbox.add("hook", make_alert(i)).idempotency_key for i in range(5)]
+    first = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await first.start()
+    await run_simulated(clock, first, 10)
+    await first.stop()
+    receiver.mode = "ok"
+    second = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await second.start()
+    await run_simulated(clock, second, RetryPolicy().cap)
+    assert receiver.deliveries == dict.fromkeys(keys, 1)
+
+
+async def test_notify_wakes_a_sink_before_its_poll(outbox, clock, receiver, session, relays):
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock, poll_interval=3600)
+    await relay.start()
+    await settle(relay)
+    row = outbox.add("hook", make_alert(1), clock.now())
+    relay.notify(["hook"])
+    await settle(relay)  # no simulated time passes
+    assert list(receiver.applied) == [row.idempotency_key]
