@@ -26,7 +26,7 @@ import ahocorasick
 from rapidfuzz.distance import OSA
 
 from .fuzzyindex import DeletionIndex
-from .normalize import FOLD, LEET_HINT, Folded, fold, fold_term
+from .normalize import FOLD, SHAPE, Folded, fold, fold_term, needs_leet
 from .watchlist import CodenameEntry
 
 MIN_TERM_CHARS = 3
@@ -38,6 +38,14 @@ _WORD_SPLIT = re.compile(
     r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])"
 )
 _LATIN_RUN = re.compile(r"[a-z0-9]+")
+_LETTER_DIGIT = ("a0", "0a", "A0", "0A", "a1", "1a", "A1", "1A")
+
+
+def _wordy(shape: str) -> bool:
+    """Whether a token may hold several words (camelCase, "XMLParser", letters and digits)."""
+    if "aA" in shape or "AAa" in shape:
+        return True
+    return ("0" in shape or "1" in shape) and any(p in shape for p in _LETTER_DIGIT)
 # Three or more single characters separated by separators: "L a r k", "L.a.r.k".
 _RUN = re.compile(r"(?<!\S)\S(?: +\S(?!\S)){2,}")
 
@@ -102,6 +110,7 @@ class CodenameMatcher:
         exact: dict[str, list[int]] = {}
         keys: list[tuple[str, int]] = []
         self._meta: list[tuple[int, int]] = []  # key id -> (form id, word index or -1 = whole)
+        explicit: list[bool] = []  # key id -> budget set by hand (not capped by token length)
         for ei, entry in enumerate(self.entries):
             for term in (entry.term, *entry.aliases):
                 compact, words = fold_term(term)
@@ -113,15 +122,18 @@ class CodenameMatcher:
                 exact.setdefault(compact, []).append(fid)
                 keys.append((compact, budget))
                 self._meta.append((fid, -1))
+                explicit.append(entry.max_edits != "auto")
                 if len(words) > 1:
                     for j, (w, b) in enumerate(zip(words, word_budgets, strict=True)):
                         keys.append((w, b))
                         self._meta.append((fid, j))
+                        explicit.append(entry.max_edits != "auto")
         for compact, fids in exact.items():
             self._ac.add_word(compact, (len(compact), tuple(fids)))
         if exact:
             self._ac.make_automaton()
         self._keys = keys
+        self._explicit = explicit
         self._index = DeletionIndex(keys)
         self._maxlen = max((len(k) for k, b in keys if b > 0), default=0)
         # Per-token verdicts, shared by scanning threads. They are replaced, never cleared in
@@ -139,8 +151,13 @@ class CodenameMatcher:
         hits: tuple[tuple[int, int], ...] = ()
         if MIN_TERM_CHARS <= len(token) <= self._maxlen + 2:
             found = []
+            # A written word gets no more typos than its own length allows: "call" (4 letters)
+            # is never a typo of "Cally", however long the term's own budget is.
+            own = auto_edits(len(token))
             for kid in self._index.candidates(token):
                 key, budget = self._keys[kid]
+                if not self._explicit[kid]:
+                    budget = min(budget, own)
                 d = OSA.distance(token, key, score_cutoff=budget)
                 if d <= budget:
                     found.append((kid, d))
@@ -161,7 +178,7 @@ class CodenameMatcher:
 
     # ---- fast screen ------------------------------------------------------------------------
 
-    def _maybe(self, text: str, leet: bool) -> bool:
+    def _maybe(self, text: str, shape: str, leet: bool) -> bool:
         """False when no codename can be in `text` in this reading (the common case)."""
         f = text.translate(FOLD[leet])
         compact = f.replace(" ", "")
@@ -169,15 +186,22 @@ class CodenameMatcher:
             return True
         if not self._index.max_budget:
             return False
-        if self._any_hot(f.split()):
+        tokens = f.split()
+        if self._any_hot(tokens):
             return True
-        if _WORDY.search(text) and self._any_hot(
+        if _wordy(shape) and self._any_hot(
             _WORD_SPLIT.sub(" ", text).translate(FOLD[leet]).split()
         ):
             return True
         if not text.isascii() and self._any_hot(_LATIN_RUN.findall(f)):
             return True  # Latin words glued to a caseless script ("我们的Larksupr")
-        return any(self._lookup("".join(m.group().split())) for m in _RUN.finditer(f))
+        try:
+            has_run = b"\x01\x01\x01" in bytes(map(len, tokens))
+        except ValueError:  # a token longer than 255: ask the regex
+            has_run = True
+        return has_run and any(
+            self._lookup("".join(m.group().split())) for m in _RUN.finditer(f)
+        )
 
     # ---- full match on one reading ------------------------------------------------------------
 
@@ -232,9 +256,9 @@ class CodenameMatcher:
     def scan(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, one per entry and place (best match kept)."""
         found: list[CodenameMatch] = []
-        readings = (False, True) if LEET_HINT.search(text) else (False,)
-        for leet in readings:
-            if not self._maybe(text, leet):
+        shape = text.translate(SHAPE)
+        for leet in (False, True) if needs_leet(text, shape) else (False,):
+            if not self._maybe(text, shape, leet):
                 continue
             fd = fold(text, leet)
             for fid, s, e, d in (*self._exact(fd), *self._fuzzy(fd)):

@@ -11,14 +11,23 @@ MAX_EXCERPT = 160
 _CONTEXT = 60
 
 
-def _visible(c: str) -> str:
-    """Control, format (bidi, zero-width) and surrogate characters shown as escapes."""
-    if c in "\t\n\r\v\f":
-        return " "
-    cat = unicodedata.category(c)
-    if cat in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-        return f"\\u{ord(c):04x}"
-    return c
+class _Escapes(dict):
+    """`str.translate` table: control, format (bidi, zero-width), surrogate and private-use
+    characters shown as escapes, whitespace as a space; filled on first sight of each char."""
+
+    def __missing__(self, code: int):
+        c = chr(code)
+        if c in "\t\n\r\v\f":
+            value = " "
+        elif unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            value = f"\\u{code:04x}"
+        else:
+            value = None  # identity
+        self[code] = c if value is None else value
+        return self[code]
+
+
+_ESCAPES = _Escapes()
 
 
 def make_excerpt(
@@ -36,7 +45,9 @@ def make_excerpt(
         pieces.append(mask(text[s:e]))
         pos = e
     pieces.append(text[pos:hi])
-    body = "".join(_visible(c) for c in "".join(pieces))
+    body = "".join(pieces)
+    if not body.isprintable():
+        body = body.translate(_ESCAPES)
     body = " ".join(body.split())
     if lo > 0:
         body = "…" + body

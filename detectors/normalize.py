@@ -35,9 +35,9 @@ LEET_SYMBOLS = {"@": "a", "$": "s", "!": "l", "|": "l"}
 # confusables data itself maps capital I to small l. Merging costs nothing in practice.
 _MERGE = {"i": "l"}
 
-# A digit or leet symbol next to a letter (glued, or one separator away as in "L a r k 5"): the
-# only texts that need the leet reading.
-LEET_HINT = re.compile(r"[^\W\d_][\W_]?[013457@$!|]|[013457@$!|][\W_]?[^\W\d_]")
+# Texts that need the leet reading: a digit next to a letter (glued, or one separator away as in
+# "L a r k 5"), or a leet symbol between letters ("L@rk", but not "hi!" or "@user").
+LEET_HINT = re.compile(r"[^\W\d_][\W_]?[013457]|[013457][\W_]?[^\W\d_]|[^\W\d_][@$!|]+[^\W\d_]")
 
 
 @cache
@@ -142,6 +142,33 @@ def _fold_value(leet: bool):
 FOLD = {False: _Table(_fold_value(False)), True: _Table(_fold_value(True))}
 _LEN = {leet: _Table(lambda c, leet=leet: chr(len(fold_char(c, leet)))) for leet in (False, True)}
 _CLS = {leet: _Table(lambda c, leet=leet: chr(char_class(c, leet))) for leet in (False, True)}
+
+
+def _shape_of(c: str) -> str:
+    if c.isascii():
+        if c.islower():
+            return "a"
+        if c.isupper():
+            return "A"
+        if c.isdigit():
+            return "1" if c in LEET_DIGITS else "0"
+        return "!" if c in LEET_SYMBOLS else " "
+    cat = unicodedata.category(c)
+    if cat in ("Lu", "Lt"):
+        return "A"
+    if cat[0] == "L":
+        return "a"
+    return "0" if cat == "Nd" else " "
+
+
+# Text -> its shape: a small letter, A capital, 1 leet digit, 0 other digit, ! leet symbol, ' '
+# anything else. Substring tests on the shape are much cheaper than regex searches on the text.
+SHAPE = _Table(_shape_of)
+
+
+def needs_leet(text: str, shape: str) -> bool:
+    """True when `text` may hide letters behind digits or symbols."""
+    return ("1" in shape or "!" in shape) and LEET_HINT.search(text) is not None
 
 
 def fold_fast(text: str, leet: bool = False) -> str:

@@ -18,6 +18,8 @@ class SuspiciousRun:
 
 def suspicious_runs(text: str) -> list[SuspiciousRun]:
     """Each contiguous run of suspicious characters, with their code points named."""
+    if text.isascii():
+        return []
     return [
         SuspiciousRun(m.start(), m.end(), tuple(sorted({f"U+{ord(c):04X}" for c in m.group()})))
         for m in _SUSPICIOUS.finditer(text)

@@ -1,0 +1,28 @@
+"""`leakwarden check-config`: validate a config file and say exactly what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bot.config import ConfigError, load_config
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check-config")
+    def check_config(
+        config: Path = typer.Option(..., "-c", "--config", help="Config file (TOML)."),
+    ) -> None:
+        """Validate CONFIG: exit 0 when valid, 2 with one line per problem otherwise."""
+        try:
+            cfg = load_config(config)
+        except ConfigError as err:
+            for line in err.lines:
+                typer.echo(line, err=True)
+            raise typer.Exit(2) from None
+        wl = cfg.watchlist
+        typer.echo(
+            f"{config}: ok — {len(wl.codenames)} codename(s), {len(wl.patterns)} pattern(s), "
+            f"{len(wl.digests)} digest(s); watchlist version {wl.version}"
+        )

@@ -1,0 +1,125 @@
+"""`leakwarden scan`: offline scan of files, messages and chat exports. Exit 0 clean, 1 findings,
+2 error."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bot import report
+from bot.config import ConfigError, load_config
+from bot.inputs import InputError, ScanItem, iter_inputs
+from bot.report import LineIndex, Result
+from detectors import Engine, Severity
+
+READ_CHUNK = 1 << 20
+
+
+class Format(StrEnum):
+    jsonl = "jsonl"
+    json = "json"
+    table = "table"
+    sarif = "sarif"
+
+
+def _scan_item(engine: Engine, item: ScanItem) -> list[Result]:
+    if item.text is not None:
+        findings = engine.scan_text(item.text, item.location)
+        index = LineIndex.of(item.text) if item.is_file_text else None
+        out = []
+        for f in findings:
+            line = col = None
+            if index is not None and f.start is not None:
+                line, col = index.locate(f.start)
+            out.append(Result(f, item.path, item.message_id, line, col))
+        return out
+    scan = engine.open_stream(item.location, item.filename or item.path)
+    with item.open_binary() as fh:
+        while chunk := fh.read(READ_CHUNK):
+            scan.feed(chunk)
+    return [Result(f, item.path, item.message_id) for f in scan.close()]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("scan")
+    def scan(
+        paths: list[str] = typer.Argument(..., help="Files, folders, exports; '-' for stdin."),
+        config: Path = typer.Option(..., "-c", "--config", help="Config file (TOML)."),
+        fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+        fail_on: str = typer.Option(
+            "low", "--fail-on", help="Exit 1 only for findings at or above this severity."
+        ),
+        output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+    ) -> None:
+        """Scan text files, JSONL messages, DiscordChatExporter JSON, Slack exports, attachments."""
+        try:
+            threshold = Severity.parse(fail_on)
+        except ValueError as err:
+            typer.echo(f"--fail-on: {err}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            cfg = load_config(config)
+        except ConfigError as err:
+            for line in err.lines:
+                typer.echo(line, err=True)
+            raise typer.Exit(2) from None
+        engine = Engine(cfg.watchlist)
+
+        results: list[Result] = []
+        errors: list[str] = []
+        err_console = Console(stderr=True)
+        progress = (
+            Progress(
+                TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err_console, transient=True,
+            )
+            if err_console.is_terminal
+            else nullcontext()
+        )  # fmt: skip
+        with progress as bar:
+            task = bar.add_task("scan", total=None) if bar else None
+            for item in iter_inputs(paths, sys.stdin.buffer):
+                if isinstance(item, InputError):
+                    errors.append(str(item))
+                    continue
+                try:
+                    results.extend(_scan_item(engine, item))
+                except OSError as err:
+                    errors.append(f"{item.path}: cannot read: {err.strerror or err}")
+                if bar:
+                    bar.advance(task)
+
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            if fmt is Format.jsonl:
+                report.write_jsonl(results, out)
+                for e in errors:
+                    typer.echo(f"error: {e}", err=True)
+            elif fmt is Format.json:
+                report.write_json(results, errors, out)
+            elif fmt is Format.sarif:
+                report.write_sarif(results, errors, out, version=_version())
+            else:
+                report.write_table(results, errors, Console(file=out) if output else Console())
+        finally:
+            if output:
+                out.close()
+        if errors:
+            raise typer.Exit(2)
+        if any(r.finding.severity >= threshold for r in results):
+            raise typer.Exit(1)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leakwarden")
+    except PackageNotFoundError:
+        return "0"

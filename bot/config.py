@@ -1,0 +1,188 @@
+"""TOML -> typed settings. Every error names the file, the entry id, the key and the line.
+
+Sections are pydantic models that live with the code they configure (`bot/store/settings.py`,
+`bot/alerts/settings.py`, `bot/platforms/*_settings.py`); the watchlist tables are validated by
+`detectors.load_watchlist`. Secrets never live here: the config names environment variables.
+Environment variables override table settings: `LEAKWARDEN_DISCORD__API_BASE_URL=...`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from bot.alerts.settings import RouteSettings, SinkSettings
+from bot.platforms.discord_settings import DiscordSettings
+from bot.platforms.slack_settings import SlackSettings
+from bot.store.settings import StorageSettings
+from detectors import Problem, Watchlist, WatchlistError, load_watchlist
+
+ENV_PREFIX = "LEAKWARDEN_"
+WATCHLIST_SECTIONS = ("codenames", "patterns", "hashes")
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = Field(default="127.0.0.1:9108", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
+
+
+class Settings(BaseModel):
+    """The whole config file, less the watchlist tables (see `Config.watchlist`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    weights: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, Any] = Field(default_factory=dict)
+    discord: DiscordSettings | None = None
+    slack: SlackSettings | None = None
+    sinks: list[SinkSettings] = Field(default_factory=list)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config file."""
+
+    path: Path
+    settings: Settings
+    watchlist: Watchlist
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the config, relative to the config file's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.path.parent / p
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `lines` holds one human-readable line per problem."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def secret_from_env(var: str, *, purpose: str) -> SecretStr:
+    """The value of the environment variable `var`, or a ConfigError saying what it is for."""
+    value = os.environ.get(var, "")
+    if not value.strip():
+        raise ConfigError([f"environment variable {var} is not set (needed for {purpose})"])
+    return SecretStr(value.strip())
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # arrays of tables cannot be overridden this way
+                break
+            node = child
+        else:
+            node[path[-1]] = value
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
+
+
+def _locate(raw_text: str, section: str, index: int | None, key: str | None) -> int | None:
+    """Line number (1-based) of `key` in the index-th `[[section]]` table, or of its header."""
+    lines = raw_text.splitlines()
+    seen = -1
+    header_line = None
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if m:
+            if header_line is not None:
+                break  # left the entry without finding the key
+            if m.group(1) == section:
+                seen += 1
+                if index is None or seen == index:
+                    header_line = i + 1
+            continue
+        if header_line is not None and key:
+            top = key.split(".")[0]
+            if re.match(rf"^\s*{re.escape(top)}\s*=", line):
+                return i + 1
+    return header_line
+
+
+def _describe(problem: Problem, file: str, raw_text: str) -> str:
+    if problem.line is None and problem.source is None:
+        line = _locate(raw_text, problem.section, problem.index, problem.key)
+        problem = Problem(
+            problem.section, problem.entry_id, problem.key, problem.message,
+            problem.index, problem.position, None, line,
+        )  # fmt: skip
+    return problem.describe(file)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate a config file."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{file}: cannot read: {err.strerror or err}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{file}: not UTF-8 text"]) from None
+    try:
+        raw = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{file}: invalid TOML: {err}"]) from None
+    _apply_env_overrides(raw, os.environ if environ is None else environ)
+
+    lines: list[str] = []
+    tables = {k: raw.pop(k) for k in WATCHLIST_SECTIONS if k in raw}
+    files: dict[str, str] = {}
+    hashes = tables.get("hashes")
+    if isinstance(hashes, dict):
+        for name in hashes.get("files", []) if isinstance(hashes.get("files"), list) else []:
+            p = Path(str(name)).expanduser()
+            p = p if p.is_absolute() else path.parent / p
+            try:
+                files[str(name)] = p.read_text(encoding="utf-8", errors="replace")
+            except OSError as err:
+                lines.append(f"{file}: [hashes] files: cannot read {str(name)!r}: {err.strerror}")
+    watchlist = Watchlist()
+    try:
+        watchlist = load_watchlist(tables, files=files)
+    except WatchlistError as err:
+        lines += [_describe(p, file, raw_text) for p in err.problems]
+
+    settings = None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as err:
+        for e in err.errors():
+            loc = [str(x) for x in e["loc"]]
+            section = loc[0] if loc else "config"
+            index = int(loc[1]) if len(loc) > 1 and loc[1].isdigit() else None
+            key = ".".join(loc[2:] if index is not None else loc[1:]) or None
+            entry_id = None
+            if index is not None and isinstance(raw.get(section), list):
+                item = raw[section][index]
+                entry_id = item.get("id") if isinstance(item, dict) else None
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            if not loc:
+                msg = e["msg"]
+            elif len(loc) == 1 and e["type"] == "extra_forbidden":
+                msg, key = "unknown section", None
+            lines.append(_describe(Problem(section, entry_id, key, msg, index=index), file, raw_text))
+    if lines:
+        raise ConfigError(lines)
+    assert settings is not None
+    return Config(path, settings, watchlist)

@@ -1,0 +1,247 @@
+"""Offline inputs for `leakwarden scan`: text, JSONL messages, chat exports, attachments.
+
+Each reader yields `ScanItem`s (a text to scan, or a file to stream) and reports bad input as
+`InputError`s naming the file and line, so one broken file never stops the others.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+TEXT_SNIFF_BYTES = 64 * 1024
+MAX_JSON_BYTES = 512 * 1024 * 1024  # a chat export bigger than this is refused, not loaded
+
+
+@dataclass(frozen=True, slots=True)
+class ScanItem:
+    """One thing to scan: `text` (a message or a text file) or `open_binary` (an attachment)."""
+
+    path: str
+    message_id: str | None = None
+    location: str = "text"
+    text: str | None = None
+    open_binary: Any = None  # () -> BinaryIO, for attachments
+    filename: str | None = None
+    is_file_text: bool = False  # spans map to lines of `path` (for SARIF and tables)
+
+
+@dataclass(frozen=True, slots=True)
+class InputError:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+Item = ScanItem | InputError
+
+
+def _decode(data: bytes) -> str:
+    """Bytes -> text: UTF-8 (BOM aware), UTF-16 with a BOM, else Latin-1; never raises."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _looks_textual(head: bytes) -> bool:
+    if not head:
+        return True
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+        return True
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as err:
+        return err.start > len(head) - 4  # cut inside a multi-byte char at the sniff boundary
+
+
+# ---- message-shaped inputs ---------------------------------------------------------------
+
+
+def read_jsonl(path: str, data: bytes) -> Iterator[Item]:
+    """`{"id": ..., "text": ...}` a line; bad lines are reported with their number."""
+    for lineno, raw in enumerate(_decode(data).splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as err:
+            yield InputError(path, f"invalid JSON: {err.msg} (column {err.colno})", lineno)
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text", obj.get("content")), str):
+            yield InputError(path, 'expected an object with a string "text"', lineno)
+            continue
+        mid = obj.get("id", obj.get("message_id"))
+        yield ScanItem(path, None if mid is None else str(mid), text=obj.get("text", obj.get("content")))
+
+
+def _embed_texts(embed: dict[str, Any]) -> Iterator[str]:
+    for key in ("title", "description", "url"):
+        if isinstance(embed.get(key), str):
+            yield embed[key]
+    for fld in embed.get("fields") or []:
+        if isinstance(fld, dict):
+            yield from (str(fld.get(k, "")) for k in ("name", "value"))
+    for key in ("footer", "author"):
+        part = embed.get(key)
+        if isinstance(part, dict):
+            yield str(part.get("text") or part.get("name") or "")
+
+
+def read_discord_export(path: str, doc: dict[str, Any]) -> Iterator[Item]:
+    """A DiscordChatExporter JSON export: message content, embeds and attachment names."""
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        yield InputError(path, 'not a DiscordChatExporter export (no "messages" array)')
+        return
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            yield InputError(path, f"message #{i + 1} is not an object")
+            continue
+        mid = str(msg.get("id", i))
+        content = msg.get("content") or ""
+        embeds = "\n".join(t for e in msg.get("embeds") or [] if isinstance(e, dict) for t in _embed_texts(e))
+        text = "\n".join(x for x in (content, embeds) if x)
+        if text:
+            yield ScanItem(path, mid, text=text)
+        for att in msg.get("attachments") or []:
+            name = att.get("fileName") or att.get("filename") if isinstance(att, dict) else None
+            if name:
+                yield ScanItem(path, mid, location=f"filename:{name}", text=name)
+
+
+def _slack_messages(path: str, channel: str, doc: Any) -> Iterator[Item]:
+    if not isinstance(doc, list):
+        yield InputError(path, "not a Slack export day file (expected a JSON array)")
+        return
+    for i, msg in enumerate(doc):
+        if not isinstance(msg, dict):
+            yield InputError(path, f"message #{i + 1} is not an object")
+            continue
+        mid = f"{channel}/{msg.get('ts', i)}"
+        parts = [msg.get("text") or ""]
+        for att in msg.get("attachments") or []:
+            if isinstance(att, dict):
+                parts += [str(att.get(k) or "") for k in ("title", "text", "fallback")]
+        text = "\n".join(p for p in parts if p)
+        if text:
+            yield ScanItem(path, mid, text=text)
+        for f in msg.get("files") or []:
+            name = f.get("name") or f.get("title") if isinstance(f, dict) else None
+            if name:
+                yield ScanItem(path, mid, location=f"filename:{name}", text=name)
+
+
+def _is_slack_export(names: set[str]) -> bool:
+    return bool({"channels.json", "users.json", "groups.json", "dms.json"} & names)
+
+
+def read_slack_export_zip(path: str, zf: zipfile.ZipFile) -> Iterator[Item]:
+    """A Slack workspace export zip: `<channel>/<YYYY-MM-DD>.json` day files."""
+    for info in zf.infolist():
+        p = PurePosixPath(info.filename)
+        if info.is_dir() or p.suffix != ".json" or len(p.parts) != 2:
+            continue
+        if info.file_size > MAX_JSON_BYTES:
+            yield InputError(f"{path}:{info.filename}", "day file too large")
+            continue
+        member = f"{path}:{info.filename}"
+        try:
+            doc = json.loads(zf.read(info))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            yield InputError(member, f"invalid JSON: {err}")
+            continue
+        yield from _slack_messages(member, p.parts[0], doc)
+
+
+def read_slack_export_dir(root: Path) -> Iterator[Item]:
+    """A Slack workspace export unpacked into a folder."""
+    for day in sorted(root.glob("*/*.json")):
+        try:
+            doc = json.loads(day.read_bytes())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            yield InputError(str(day), f"invalid JSON: {err}")
+            continue
+        yield from _slack_messages(str(day), day.parent.name, doc)
+
+
+# ---- dispatch ---------------------------------------------------------------------------------
+
+
+def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
+    """Stdin or a small file whose kind is decided by its content."""
+    stripped = data.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            doc = None
+        if isinstance(doc, dict) and "messages" in doc:
+            yield from read_discord_export(path, doc)
+            return
+        if isinstance(doc, list) and all(isinstance(m, dict) and "ts" in m for m in doc[:5]):
+            yield from _slack_messages(path, PurePosixPath(path).parent.name or "-", doc)
+            return
+        if doc is None and stripped[:1] == b"{":
+            yield from read_jsonl(path, data)
+            return
+    yield ScanItem(path, text=_decode(data), is_file_text=True)
+
+
+def iter_inputs(paths: list[str], stdin: BinaryIO | None = None) -> Iterator[Item]:
+    """Every scan item of every input path, in order; errors are items too."""
+    for raw in paths:
+        if raw == "-":
+            data = (stdin or io.BytesIO()).read()
+            yield from _from_bytes("-", data)
+            continue
+        p = Path(raw)
+        if p.is_dir():
+            names = {c.name for c in p.iterdir()}
+            if _is_slack_export(names):
+                yield from read_slack_export_dir(p)
+            else:
+                files = sorted(c for c in p.rglob("*") if c.is_file())
+                yield from iter_inputs([str(c) for c in files], stdin)
+            continue
+        if not p.exists():
+            yield InputError(raw, "no such file or folder")
+            continue
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(TEXT_SNIFF_BYTES)
+        except OSError as err:
+            yield InputError(raw, f"cannot read: {err.strerror}")
+            continue
+        if head.startswith(b"PK") and zipfile.is_zipfile(p):
+            try:
+                with zipfile.ZipFile(p) as zf:
+                    if _is_slack_export({PurePosixPath(n).name for n in zf.namelist() if "/" not in n}):
+                        yield from read_slack_export_zip(raw, zf)
+                        continue
+            except zipfile.BadZipFile:
+                pass
+        suffix = p.suffix.lower()
+        if _looks_textual(head) and p.stat().st_size <= MAX_JSON_BYTES:
+            data = p.read_bytes()
+            if suffix in (".jsonl", ".ndjson"):
+                yield from read_jsonl(raw, data)
+            else:
+                yield from _from_bytes(raw, data)
+            continue
+        # Anything else is an attachment: streamed through the file scanner, never loaded whole.
+        yield ScanItem(raw, location=f"attachment:{p.name}", open_binary=p.open, filename=p.name)

@@ -1,0 +1,416 @@
+"""Streaming layout parsers for weight containers: safetensors, GGUF, .npy and .npz.
+
+Each parser is a pull generator: it yields how many bytes it needs next and receives exactly
+those bytes, so headers are parsed as they stream past and tensor data is handed to an observer
+in row-aligned pieces of at most ~1 MiB. Every length read from the file is checked against a
+fixed bound before anything is buffered; anything odd stops the parser (the caller still has
+its byte-level evidence). Nothing is ever unpickled: npy object arrays are skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import struct
+import zlib
+from collections.abc import Generator
+from typing import Any, Protocol
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+PIECE = 1024 * 1024  # tensor bytes handed over at a time
+MAX_ROW_BYTES = 16 * 1024 * 1024  # rows longer than this are skipped, not buffered
+MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # the format's own limit
+MAX_GGUF_HEADER = 256 * 1024 * 1024  # metadata + tensor infos (tokenizer vocabularies are large)
+MAX_GGUF_STRING = 64 * 1024 * 1024
+MAX_GGUF_ITEMS = 1 << 24  # tensors, KV pairs and array elements
+MAX_NPY_HEADER = 1024 * 1024
+MAX_DIMS = 8
+
+Parser = Generator[int, bytes, None]
+
+SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                      "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2,
+                      "U32": 4, "U64": 8}
+_NPY_DTYPES = {"<f8": "F64", "<f4": "F32", "<f2": "F16"}
+
+
+class FormatError(ValueError):
+    """The bytes are not (or no longer) a well-formed container of this kind."""
+
+
+class TensorObserver(Protocol):
+    """Receives one tensor's bytes in whole rows."""
+
+    row_bytes: int
+
+    def update(self, rows: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class LayoutSink(Protocol):
+    """Where parsers report what they find."""
+
+    container: str | None
+    complete: bool
+
+    def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
+              nbytes: int) -> TensorObserver | None: ...
+
+
+class Pump:
+    """Drives a pull parser with a byte stream fed in arbitrary pieces."""
+
+    def __init__(self, parser: Parser, max_request: int = MAX_GGUF_HEADER) -> None:
+        self._parser = parser
+        self._max_request = max_request
+        self._partial = bytearray()
+        self.finished = False
+        self.failed = False
+        self._need = 0
+        self._advance(None)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Hand bytes to the parser, in the pieces it asked for."""
+        view = memoryview(data)
+        pos, n = 0, len(view)
+        while not self.finished:
+            want = self._need - len(self._partial)
+            if n - pos < want:
+                self._partial += view[pos:]
+                return
+            if self._partial:
+                self._partial += view[pos : pos + want]
+                piece = bytes(self._partial)
+                self._partial = bytearray()
+            else:
+                piece = bytes(view[pos : pos + want])
+            pos += want
+            self._advance(piece)
+
+    def close(self) -> None:
+        """End of stream: a parser still waiting for bytes was truncated."""
+        if not self.finished:
+            self._parser.close()
+            self.finished = True
+        self._partial = bytearray()
+
+    def _advance(self, piece: bytes | None) -> None:
+        try:
+            need = self._parser.send(piece)
+        except StopIteration:
+            self.finished = True
+            return
+        except (FormatError, ValueError, KeyError, TypeError, IndexError, OverflowError,
+                RecursionError, MemoryError, struct.error, zlib.error, SyntaxError):
+            # Hostile or unknown input: stop tensor-level parsing, never raise to the scanner.
+            self.failed = self.finished = True
+            self._parser.close()
+            return
+        if not isinstance(need, int) or not 0 < need <= self._max_request:
+            self.failed = self.finished = True
+            self._parser.close()
+            return
+        self._need = need
+
+
+class _Reader:
+    """Position-counting reads for pull parsers (`data = yield from r.read(n)`)."""
+
+    def __init__(self, pos: int = 0) -> None:
+        self.pos = pos
+
+    def read(self, n: int) -> Generator[int, bytes, bytes]:
+        if n == 0:
+            return b""
+        data = yield n
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> Generator[int, bytes, None]:
+        while n > 0:
+            k = min(n, PIECE)
+            yield k
+            self.pos += k
+            n -= k
+
+    def unpack(self, fmt: str) -> Generator[int, bytes, tuple[Any, ...]]:
+        data = yield from self.read(struct.calcsize(fmt))
+        return struct.unpack(fmt, data)
+
+
+def row_bytes_for(shape: tuple[int, ...], dtype: str) -> int | None:
+    """Bytes in one row (last dimension) of a tensor, or None for an unknown dtype."""
+    cols = shape[-1] if shape else 1
+    if dtype in SAFETENSORS_DTYPES:
+        return cols * SAFETENSORS_DTYPES[dtype]
+    try:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[dtype]]
+    except KeyError:
+        return None
+    if cols % block:
+        return None
+    return cols // block * size
+
+
+def stream_tensor(r: _Reader, sink: LayoutSink, name: str, shape: tuple[int, ...], dtype: str,
+                  offset: int | None, nbytes: int) -> Parser:
+    """Hand one tensor's bytes to the sink's observer in whole rows (or skip them)."""
+    observer = sink.begin(name, shape, dtype, offset, nbytes)
+    row = observer.row_bytes if observer is not None else 0
+    if observer is None or row <= 0 or row > MAX_ROW_BYTES or nbytes % row:
+        yield from r.skip(nbytes)
+        return
+    step = max(1, PIECE // row) * row
+    left = nbytes
+    while left:
+        k = min(left, step)
+        observer.update((yield from r.read(k)))
+        left -= k
+    observer.finish()
+
+
+def container_parser(sink: LayoutSink) -> Parser:
+    """Sniff the first bytes and parse whichever supported container this is."""
+    r = _Reader()
+    head = yield from r.read(8)
+    if head[:4] == b"GGUF":
+        yield from _gguf(r, sink, head)
+    elif head[:4] == b"PK\x03\x04":
+        yield from _zip(r, sink, head)
+    elif head[:6] == b"\x93NUMPY":
+        yield from _npy(r, sink, "array", head, stored=True)
+        sink.complete = True
+    else:
+        n = int.from_bytes(head, "little")
+        if 2 <= n <= MAX_SAFETENSORS_HEADER:
+            yield from _safetensors(r, sink, n)
+
+
+def _safetensors(r: _Reader, sink: LayoutSink, n: int) -> Parser:
+    raw = yield from r.read(n)
+    if raw[:1] != b"{":
+        raise FormatError("not a safetensors header")
+    header = json.loads(raw)  # a deep document raises RecursionError, caught by the Pump
+    if not isinstance(header, dict):
+        raise FormatError("safetensors header is not an object")
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES or len(shape) > MAX_DIMS or len(offsets) != 2:
+            raise FormatError(f"bad tensor entry {name!r}")
+        if not all(isinstance(d, int) and d >= 0 for d in (*shape, *offsets)):
+            raise FormatError(f"bad tensor entry {name!r}")
+        start, end = offsets
+        if end - start != math.prod(shape) * SAFETENSORS_DTYPES[dtype]:
+            raise FormatError(f"tensor {name!r} size does not match its shape")
+        spans.append((start, end, str(name), dtype, tuple(shape)))
+    spans.sort()
+    sink.container = "safetensors"
+    base, pos = r.pos, 0
+    for start, end, name, dtype, shape in spans:
+        if start < pos:
+            continue  # overlaps the previous tensor: not a layout we trust
+        yield from r.skip(start - pos)
+        yield from stream_tensor(r, sink, name, shape, dtype, base + start, end - start)
+        pos = end
+    sink.complete = True
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def _gguf_string(r: _Reader) -> Generator[int, bytes, bytes]:
+    (n,) = yield from r.unpack("<Q")
+    if n > MAX_GGUF_STRING or r.pos + n > MAX_GGUF_HEADER:
+        raise FormatError("GGUF string too long")
+    return (yield from r.read(n))
+
+
+def _gguf_value(r: _Reader, vtype: int, depth: int = 0) -> Generator[int, bytes, Any]:
+    if vtype in _GGUF_SCALARS:
+        return (yield from r.unpack(_GGUF_SCALARS[vtype]))[0]
+    if vtype == 8:
+        return (yield from _gguf_string(r))
+    if vtype != 9 or depth > 2:
+        raise FormatError(f"bad GGUF value type {vtype}")
+    etype, count = yield from r.unpack("<IQ")
+    if count > MAX_GGUF_ITEMS:
+        raise FormatError("GGUF array too long")
+    if etype in _GGUF_SCALARS:  # fixed-size elements: skip them in one go, bounded
+        size = count * struct.calcsize(_GGUF_SCALARS[etype])
+        if r.pos + size > MAX_GGUF_HEADER:
+            raise FormatError("GGUF header too large")
+        yield from r.skip(size)
+        return None
+    for _ in range(count):  # strings (tokenizer vocabularies) or nested arrays
+        yield from _gguf_value(r, etype, depth + 1)
+    return None
+
+
+def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
+    (version,) = struct.unpack("<I", head[4:8])
+    if version not in (2, 3):
+        raise FormatError(f"GGUF version {version}")
+    n_tensors, n_kv = yield from r.unpack("<QQ")
+    if n_tensors > MAX_GGUF_ITEMS or n_kv > MAX_GGUF_ITEMS:
+        raise FormatError("absurd GGUF counts")
+    alignment = 32
+    for _ in range(n_kv):
+        key = yield from _gguf_string(r)
+        (vtype,) = yield from r.unpack("<I")
+        value = yield from _gguf_value(r, vtype)
+        if key == b"general.alignment" and isinstance(value, int):
+            alignment = value
+    if alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 20:
+        raise FormatError("bad GGUF alignment")
+    infos = []
+    for _ in range(n_tensors):
+        name = (yield from _gguf_string(r)).decode("utf-8", "replace")
+        (n_dims,) = yield from r.unpack("<I")
+        if n_dims > MAX_DIMS:
+            raise FormatError("too many GGUF dimensions")
+        dims = yield from r.unpack(f"<{n_dims}Q")
+        qtype, offset = yield from r.unpack("<IQ")
+        try:
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+        except (ValueError, KeyError):
+            raise FormatError(f"unknown GGUF tensor type {qtype}") from None
+        count = math.prod(dims)
+        if dims and dims[0] % block:
+            raise FormatError(f"GGUF tensor {name!r} rows are not whole blocks")
+        shape = tuple(reversed(dims))  # GGUF lists the innermost dimension first
+        infos.append((offset, count // block * size, name, GGMLQuantizationType(qtype).name, shape))
+        if r.pos > MAX_GGUF_HEADER:
+            raise FormatError("GGUF header too large")
+    yield from r.skip(-r.pos % alignment)
+    sink.container = "gguf"
+    infos.sort()
+    base, pos = r.pos, 0
+    for offset, nbytes, name, dtype, shape in infos:
+        if offset < pos:
+            continue
+        yield from r.skip(offset - pos)
+        yield from stream_tensor(r, sink, name, shape, dtype, base + offset, nbytes)
+        pos = offset + nbytes
+    sink.complete = True
+
+
+def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool) -> Parser:
+    """One .npy array; `head` holds its first 8 bytes (magic + version + 2 length bytes)."""
+    major = head[6]
+    if major == 1:
+        n = int.from_bytes(head[8:10] or (yield from r.read(2)), "little")
+    elif major in (2, 3):
+        n = int.from_bytes((yield from r.read(4)), "little")
+    else:
+        raise FormatError(f"npy version {major}")
+    if n > MAX_NPY_HEADER:
+        raise FormatError("npy header too long")
+    text = (yield from r.read(n)).decode("latin-1")
+    meta = ast.literal_eval(text)  # literals only: cannot run code
+    descr, fortran, shape = meta["descr"], meta["fortran_order"], tuple(meta["shape"])
+    if not isinstance(descr, str) or len(shape) > MAX_DIMS:
+        raise FormatError("unsupported npy header")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise FormatError("bad npy shape")
+    dtype = _NPY_DTYPES.get(descr)
+    if dtype is None:
+        return  # object arrays (pickles), structured or big-endian dtypes: not ours to read
+    if fortran:
+        shape = tuple(reversed(shape))  # column-major data streams as the transposed matrix
+    nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
+    yield from stream_tensor(r, sink, name, shape, dtype, r.pos if stored else None, nbytes)
+
+
+def _npy_member(sink: LayoutSink, name: str) -> Parser:
+    r = _Reader()
+    head = yield from r.read(8)
+    if head[:6] != b"\x93NUMPY":
+        raise FormatError("npz member is not npy")
+    yield from _npy(r, sink, name, head, stored=False)
+
+
+def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
+    """Local file headers of a zip (npz): stored or deflated .npy members are parsed."""
+    sink.container = "zip"
+    sig = head[:4]
+    rest = head[4:]
+    while sig == b"PK\x03\x04":
+        fixed = rest + (yield from r.read(26 - len(rest)))
+        rest = b""
+        _, flags, method, _, _, _, csize, usize, name_len, extra_len = struct.unpack("<HHHHHIIIHH", fixed)
+        name = (yield from r.read(name_len)).decode("utf-8", "replace")
+        extra = yield from r.read(extra_len)
+        if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+            usize, csize = _zip64_sizes(extra, usize, csize)
+        if flags & 0x9:
+            return  # encrypted, or sizes only in a trailing descriptor: cannot walk further
+        data_start = r.pos
+        if name.endswith(".npy") and method == 0:
+            sub = _Reader(data_start)
+            inner = _Bounded(r, csize)
+            yield from _npy_stored(inner, sub, sink, name[:-4])
+            yield from r.skip(data_start + csize - r.pos)
+        elif name.endswith(".npy") and method == 8:
+            yield from _inflate_member(r, sink, name[:-4], csize, usize)
+        else:
+            yield from r.skip(csize)
+        sig = yield from r.read(4)
+    sink.complete = True
+
+
+class _Bounded:
+    """Marker for a stored member: reads go through the outer reader."""
+
+    def __init__(self, outer: _Reader, size: int) -> None:
+        self.outer, self.size = outer, size
+
+
+def _npy_stored(inner: _Bounded, sub: _Reader, sink: LayoutSink, name: str) -> Parser:
+    r = inner.outer
+    if inner.size < 10:
+        return
+    head = yield from r.read(8)
+    if head[:6] != b"\x93NUMPY":
+        return
+    yield from _npy(r, sink, name, head, stored=True)
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            values = list(struct.unpack_from(f"<{min(size, 16) // 8}Q", extra, pos + 4))
+            if usize == 0xFFFFFFFF and values:
+                usize = values.pop(0)
+            if csize == 0xFFFFFFFF and values:
+                csize = values.pop(0)
+            return usize, csize
+        pos += 4 + size
+    raise FormatError("zip64 sizes missing")
+
+
+def _inflate_member(r: _Reader, sink: LayoutSink, name: str, csize: int, usize: int) -> Parser:
+    inner = Pump(_npy_member(sink, name))
+    inflater = zlib.decompressobj(-15)
+    produced, left = 0, csize
+    while left:
+        k = min(left, PIECE)
+        data = yield from r.read(k)
+        left -= k
+        # Inflate in bounded steps; stop at the declared size so a bomb costs no more than that.
+        while data and not inner.finished:
+            out = inflater.decompress(data, PIECE)
+            data = inflater.unconsumed_tail
+            produced += len(out)
+            if produced > usize:
+                raise FormatError("npz member inflates past its declared size")
+            inner.feed(out)
+    inner.close()
