@@ -232,6 +232,7 @@ class DiscordAdapter:
         from bot.platforms.discord_backfill import backfill
 
         self._backfill_task = asyncio.create_task(backfill(self), name="discord-backfill")
+        self._backfill_task.add_done_callback(_log_failure)
 
     async def _on_live_message(self, message: discord.Message) -> None:
         delivered = await self.deliver(message)
@@ -343,6 +344,11 @@ class DiscordAdapter:
             )
 
         return open_stream
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("discord backfill failed", exc_info=task.exception())
 
 
 def _is_archived(channel: object) -> bool:

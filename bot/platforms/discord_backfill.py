@@ -55,9 +55,10 @@ async def backfill(adapter: DiscordAdapter, *, progress: Progress | None = None)
                     await store.checkpoint_set(key, last)
                     if progress is not None:
                         progress(str(channel), read)
-        except discord.Forbidden:
-            report.skipped_channels.append(str(channel))  # no Read Message History there
-            log.warning("backfill: no access to #%s, skipped", channel)
+        except discord.HTTPException as error:
+            # e.g. 403 without Read Message History: skip it; its checkpoint keeps our place.
+            report.skipped_channels.append(str(channel))
+            log.warning("backfill: #%s skipped (HTTP %s)", channel, error.status)
             continue
         if last is not None and last != after:
             await store.checkpoint_set(key, last)

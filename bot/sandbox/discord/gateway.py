@@ -57,6 +57,7 @@ class Gateway:
         self.identify_count = 0
         self.resume_count = 0
         self.heartbeats = 0
+        self.replayed = 0  # events re-sent on RESUME
         self.connected = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -119,6 +120,7 @@ class Gateway:
         session.socket = socket
         last_seen = int(data.get("seq") or 0)
         for packet in [p for p in session.backlog if p["s"] > last_seen]:
+            self.replayed += 1
             await self._send(socket, packet)
         await self._deliver(session, "RESUMED", {})
         self.connected.set()

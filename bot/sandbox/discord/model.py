@@ -23,6 +23,7 @@ class Snowflakes:
 
     def __init__(self) -> None:
         self._last = 0
+        self._low = 0
 
     def next(self, at: datetime | None = None) -> int:
         """A new id, strictly greater than every id handed out before."""
@@ -30,6 +31,11 @@ class Snowflakes:
         candidate = (int(moment.timestamp() * 1000) - DISCORD_EPOCH) << 22
         self._last = max(candidate, self._last + 1)
         return self._last
+
+    def back_dated(self, moment: datetime) -> int:
+        """An id stamped at a past `moment` (for history older than the bot), still unique."""
+        self._low = (self._low + 1) & 0x3FFFFF
+        return ((int(moment.timestamp() * 1000) - DISCORD_EPOCH) << 22) | self._low
 
 
 @dataclass

@@ -39,13 +39,16 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(body=json.dumps(body).encode(), status=status, headers=all_headers)
 
 
-def _json_error(status: int, message: str, code: int) -> web.HTTPException:
-    error = web.HTTPException(
-        body=json.dumps({"message": message, "code": code}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    error.set_status(status)
-    return error
+class _ApiError(Exception):
+    """Raised by a handler; the middleware renders it as Discord's JSON error body."""
+
+    def __init__(self, status: int, message: str, code: int):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def _json_error(status: int, message: str, code: int) -> _ApiError:
+    return _ApiError(status, message, code)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Fault:
     status: int
     times: int
     retry_after: float = 0.05
+    skip: int = 0  # let this many matching requests through first
 
 
 class DiscordSandbox:
@@ -175,10 +179,15 @@ class DiscordSandbox:
         attachments: list[tuple[str, bytes]] | None = None,
         embeds: list[dict[str, Any]] | None = None,
         dispatch: bool = True,
+        sent_at: datetime | None = None,
     ) -> Message:
-        """Store a message and send MESSAGE_CREATE (unless `dispatch=False`: missed by the bot)."""
+        """Store a message and send MESSAGE_CREATE (unless `dispatch=False`: missed by the bot).
+
+        `sent_at` back-dates it (its id encodes the time), for history older than the bot.
+        """
         files = [StoredAttachment(self._ids.next(), n, d) for n, d in attachments or []]
-        message = Message(self._ids.next(), channel, author, content, files, list(embeds or []))
+        message_id = self._ids.back_dated(sent_at) if sent_at else self._ids.next()
+        message = Message(message_id, channel, author, content, files, list(embeds or []))
         self._store(message)
         if dispatch:
             await self._dispatch_message("MESSAGE_CREATE", message)
@@ -255,9 +264,11 @@ class DiscordSandbox:
 
     # ---- faults and sessions ---------------------------------------------------------------
 
-    def inject_fault(self, prefix: str, status: int, times: int = 1, retry_after: float = 0.05) -> None:
-        """Fail the next `times` requests under `prefix` (e.g. "/cdn", "/api/v10/channels")."""
-        self.faults.append(Fault(prefix, status, times, retry_after))
+    def inject_fault(
+        self, prefix: str, status: int, times: int = 1, retry_after: float = 0.05, skip: int = 0
+    ) -> None:
+        """Fail `times` requests under `prefix` (e.g. "/cdn"), after letting `skip` through."""
+        self.faults.append(Fault(prefix, status, times, retry_after, skip))
 
     def expire_attachment_urls(self) -> None:
         """Every attachment URL handed out so far now answers 404, as expired ones do."""
@@ -317,15 +328,22 @@ class DiscordSandbox:
         self.requests.append((request.method, request.path))
         for fault in self.faults:
             if fault.times > 0 and request.path.startswith(fault.prefix):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.times -= 1
                 headers = {"Retry-After": str(fault.retry_after)}
                 if fault.status == 429:
-                    headers["X-RateLimit-Scope"] = "user"
+                    # discord.py treats a 429 without Via as a Cloudflare ban, not a rate limit.
+                    headers.update({"Via": "1.1 google", "X-RateLimit-Scope": "user"})
                 body = {"message": "sandbox fault", "code": 0, "retry_after": fault.retry_after}
                 return _json(body, status=fault.status, headers=headers)
         if request.path.startswith(API_PREFIX) and not self._authorized(request):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except _ApiError as error:
+            return _json({"message": error.message, "code": error.code}, status=error.status)
 
     def _authorized(self, request: web.Request) -> bool:
         if "/interactions/" in request.path:

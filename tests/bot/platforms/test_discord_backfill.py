@@ -1,0 +1,142 @@
+"""Backfill: what the gateway missed is read from history, paged, resumably, never twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_discord_support import Inbox, MemoryStore, eventually, running_adapter
+
+from bot.platforms.discord import checkpoint_key
+from bot.platforms.discord_backfill import backfill
+from bot.sandbox.discord import DiscordSandbox
+
+
+@pytest.fixture
+async def sandbox():
+    async with DiscordSandbox() as fake:
+        fake.guild = fake.add_guild("Acme")
+        fake.general = fake.add_channel(fake.guild, "general")
+        fake.random = fake.add_channel(fake.guild, "random")
+        fake.alice = fake.add_user("alice")
+        yield fake
+
+
+def counts(inbox):
+    return Counter(m.text for m in inbox.messages)
+
+
+async def wait_backfills(adapter, runs):
+    await eventually(lambda: adapter.backfill_runs >= runs and adapter._backfill_task is not None
+                     and adapter._backfill_task.done())
+
+
+async def test_start_backfills_recent_history_but_not_older_than_backfill_days(sandbox):
+    now = datetime.now(UTC)
+    await sandbox.post_message(sandbox.general, sandbox.alice, "ancient",
+                               sent_at=now - timedelta(days=10), dispatch=False)
+    await sandbox.post_message(sandbox.general, sandbox.alice, "yesterday",
+                               sent_at=now - timedelta(days=1), dispatch=False)
+    await sandbox.post_message(sandbox.random, sandbox.alice, "this morning", dispatch=False)
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store, backfill_days=7) as adapter:
+        await wait_backfills(adapter, 1)
+    assert counts(inbox) == {"yesterday": 1, "this morning": 1}
+    last_id = {m.channel_id: m.message_id for m in inbox.messages}
+    for channel in (sandbox.general, sandbox.random):
+        assert store.checkpoints[checkpoint_key(channel.id)] == last_id[str(channel.id)]
+
+
+async def test_a_lost_session_is_recovered_by_backfill_and_nothing_is_delivered_twice(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "before the gap")
+        await inbox.next()
+        # Posted while the bot's gateway was not listening: only history has them.
+        for n in range(3):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"missed {n}", dispatch=False)
+        await sandbox.post_message(sandbox.random, sandbox.alice, "missed elsewhere", dispatch=False)
+        await sandbox.lose_session()
+        await wait_backfills(adapter, 2)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "after the gap")
+        await eventually(lambda: "after the gap" in counts(inbox))
+    assert counts(inbox) == {"before the gap": 1, "missed 0": 1, "missed 1": 1, "missed 2": 1,
+                             "missed elsewhere": 1, "after the gap": 1}
+    assert sandbox.gateway.identify_count == 2
+
+
+async def test_a_dropped_connection_resumes_with_replay_and_no_backfill(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+        await sandbox.drop_connection()
+        for n in range(5):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"during drop {n}")
+        await eventually(lambda: len(inbox.messages) == 5)
+        await eventually(lambda: adapter.health.ready)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "after")
+        await eventually(lambda: len(inbox.messages) == 6)
+    assert sandbox.gateway.resume_count == 1 and sandbox.gateway.identify_count == 1
+    assert sandbox.gateway.replayed >= 5  # what happened while we were away came back
+    assert adapter.backfill_runs == 1
+    assert set(counts(inbox).values()) == {1}
+
+
+async def test_live_messages_advance_the_checkpoint_once_a_channel_is_backfilled(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "live")
+        await inbox.next()
+        await eventually(lambda: store.checkpoints.get(checkpoint_key(sandbox.general.id))
+                         == str(sent.id))
+
+
+async def test_backfill_pages_and_resumes_from_its_checkpoint_after_an_interruption(sandbox):
+    for n in range(250):
+        await sandbox.post_message(sandbox.general, sandbox.alice, f"m{n}", dispatch=False)
+    inbox, store = Inbox(), MemoryStore()
+    history = f"/api/v10/channels/{sandbox.general.id}/messages"
+    # The third page request is refused: the pass stops there, its checkpoint kept.
+    sandbox.inject_fault(history, 403, times=1, skip=2)
+    async with running_adapter(sandbox, inbox, store=store,
+                               channels_include=[str(sandbox.general.id)]) as adapter:
+        await wait_backfills(adapter, 1)
+        assert len(inbox.messages) == 200
+        assert store.checkpoints[checkpoint_key(sandbox.general.id)] == inbox.messages[-1].message_id
+        report = await backfill(adapter)
+    assert report.read == 50 and report.delivered == 50
+    assert [m.text for m in inbox.messages] == [f"m{n}" for n in range(250)]
+    pages = [p for m, p in sandbox.requests if m == "GET" and p == history]
+    assert len(pages) == 3 + 1  # 2 good pages, 1 refused, then one page of the last 50
+
+
+async def test_rate_limits_on_history_are_waited_out(sandbox):
+    for n in range(3):
+        await sandbox.post_message(sandbox.general, sandbox.alice, f"r{n}", dispatch=False)
+    sandbox.inject_fault(f"/api/v10/channels/{sandbox.general.id}/messages", 429, times=3,
+                         retry_after=0.05)
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+    assert counts(inbox) == {"r0": 1, "r1": 1, "r2": 1}
+
+
+async def test_history_yields_chat_messages_oldest_first_after_an_id(sandbox):
+    sent = [await sandbox.post_message(sandbox.general, sandbox.alice, f"h{n}", dispatch=False)
+            for n in range(5)]
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        got = [m async for m in adapter.history(str(sandbox.general.id), after=str(sent[1].id))]
+    assert [m.text for m in got] == ["h2", "h3", "h4"]
+
+
+async def test_active_threads_are_backfilled_too(sandbox):
+    thread, _ = await sandbox.create_thread(sandbox.general, "side", sandbox.alice)
+    await sandbox.post_message(thread, sandbox.alice, "in thread, missed", dispatch=False)
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+    (got,) = inbox.messages
+    assert (got.text, got.thread_id) == ("in thread, missed", str(thread.id))
