@@ -7,10 +7,12 @@ markup escaper of the platform it is sent to.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 EXCERPT_LIMIT = 300  # code points, after invisible characters are spelled out
 ELLIPSIS = "…"
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")  # "&", "&am", "&lt" ... cut off before their ";"
 ZWSP = "\u200b"  # inserted after "@" so no mention can form; not a ping, still readable
 
 # Categories shown as escapes: controls, format (bidi, zero-width), surrogates, private use,
@@ -29,8 +31,9 @@ def _spell(ch: str) -> str:
 
 
 def _attaches_to_previous(ch: str) -> bool:
-    # Combining marks and variation selectors belong to the character before them.
-    return unicodedata.category(ch) in ("Mn", "Mc", "Me")
+    # Combining marks and variation selectors belong to the character before them
+    # (a spelled-out escape is several characters and never combines).
+    return len(ch) == 1 and unicodedata.category(ch) in ("Mn", "Mc", "Me")
 
 
 def display(text: str, limit: int = EXCERPT_LIMIT) -> str:
@@ -76,9 +79,8 @@ def clamp(text: str, limit: int) -> str:
         return text
     cut = text[: max(limit - len(ELLIPSIS), 0)]
     # An escape split in half would show the raw character it protected.
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
+    if partial := _PARTIAL_ENTITY.search(cut):
+        cut = cut[: partial.start()]
     while cut.endswith("\\") and (len(cut) - len(cut.rstrip("\\"))) % 2 == 1:
         cut = cut[:-1]
     if cut.endswith("@"):

@@ -153,6 +153,8 @@ class Receiver:
     arrivals: dict[str, float] = field(default_factory=dict)
     url: str = ""
     reply_json: dict | None = None
+    status: int = 200
+    reply_headers: dict = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
     @property
@@ -186,8 +188,10 @@ class Receiver:
         if self.mode == "apply-then-hang":
             await asyncio.sleep(self.delay)
         if self.reply_json is not None:
-            return web.json_response(self.reply_json)
-        return web.Response(text=self.status_body)
+            return web.json_response(
+                self.reply_json, status=self.status, headers=self.reply_headers
+            )
+        return web.Response(status=self.status, text=self.status_body, headers=self.reply_headers)
 
     async def start(self) -> Receiver:
         app = web.Application()
