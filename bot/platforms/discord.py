@@ -86,6 +86,12 @@ class MonitorClient(discord.Client):
         super().__init__(**options)
         self.adapter = adapter
 
+    async def setup_hook(self) -> None:
+        # Triage buttons are matched by custom_id pattern: alerts posted before a restart still work.
+        from bot.platforms.discord_modlog import TriageButton
+
+        self.add_dynamic_items(TriageButton)
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py waits a fixed 5 s before every re-IDENTIFY; make it a setting.
         if not initial:

@@ -248,6 +248,7 @@ class DiscordSandbox:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
             "authorizing_integration_owners": {"0": str(channel.guild_id)},
             "context": 0,
         }

@@ -1,0 +1,190 @@
+"""Mod-log sink: alert embeds posted by the bot, with persistent triage buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import discord
+from discord.http import Route
+
+from bot.alerts.base import Alert, PermanentError, RetryableError
+from bot.alerts.escape import clamp, discord_markdown, display
+from bot.alerts.sinks.discord_webhook import message as embed_message
+
+if TYPE_CHECKING:
+    from bot.platforms.discord import DiscordAdapter
+
+log = logging.getLogger(__name__)
+
+NONCE_LENGTH = 25  # Discord's maximum nonce length
+CUSTOM_ID_LIMIT = 100
+# action code -> (button label, style, store triage action)
+ACTIONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
+    "ack": ("Acknowledge", discord.ButtonStyle.primary, "ack"),
+    "fp": ("False positive", discord.ButtonStyle.secondary, "false_positive"),
+    "del": ("Delete message", discord.ButtonStyle.danger, "resolve"),
+}
+CUSTOM_ID_TEMPLATE = r"lw\|(?P<action>ack|fp|del)\|(?P<hit>[^|]+)(?:\|(?P<channel>\d+)\|(?P<message>\d+))?"
+JUMP_LINK = re.compile(r"^https://(?:\w+\.)?discord(?:app)?\.com/channels/\d+/(\d+)/(\d+)$")
+
+
+def nonce_for(idempotency_key: str) -> str:
+    """A 25-character nonce derived from the alert key: a retried post is deduplicated by Discord."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:NONCE_LENGTH]
+
+
+def custom_id(action: str, hit_id: str, target: tuple[int, int] | None = None) -> str:
+    """The button's custom_id: everything a click needs, so it works after a restart."""
+    parts = ["lw", action, hit_id, *(str(t) for t in target or ())]
+    return "|".join(parts)
+
+
+def delete_target(alert: Alert) -> tuple[int, int] | None:
+    """(channel or thread id, message id) of the flagged Discord message, if known."""
+    if alert.platform != "discord":
+        return None
+    # The jump link names the thread itself; alert.channel_id is a thread's parent.
+    if alert.permalink and (match := JUMP_LINK.match(alert.permalink)):
+        return int(match[1]), int(match[2])
+    if alert.channel_id and alert.message_id and alert.channel_id.isdigit() and alert.message_id.isdigit():
+        return int(alert.channel_id), int(alert.message_id)
+    return None
+
+
+def modlog_message(alert: Alert) -> dict[str, Any]:
+    """The create-message body: embed, no mentions, nonce enforced, triage buttons."""
+    body = embed_message(alert)
+    verdict = alert.detail.get("verdict")
+    if verdict and alert.location != "text":
+        label = f"{alert.location}: {verdict}"
+        body["embeds"][0]["fields"].append(
+            {"name": "Attachment verdict", "value": clamp(discord_markdown(display(label, 200)), 1024),
+             "inline": False}
+        )
+    buttons = []
+    for action in ACTIONS:
+        target = delete_target(alert) if action == "del" else None
+        if action == "del" and target is None:
+            continue
+        cid = custom_id(action, alert.hit_id, target)
+        if len(cid) > CUSTOM_ID_LIMIT:
+            continue  # an over-long hit id: that button would be rejected by Discord
+        label, style, _ = ACTIONS[action]
+        buttons.append({"type": 2, "style": style.value, "label": label, "custom_id": cid})
+    body.update(
+        nonce=nonce_for(alert.idempotency_key),
+        enforce_nonce=True,
+        allowed_mentions={"parse": []},
+        components=[{"type": 1, "components": buttons}] if buttons else [],
+    )
+    return body
+
+
+class TriageButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_TEMPLATE):
+    """A triage button matched by its custom_id pattern, so old alerts keep working after restarts."""
+
+    def __init__(self, action: str, hit_id: str, target: tuple[int, int] | None = None):
+        label, style, _ = ACTIONS[action]
+        super().__init__(discord.ui.Button(label=label, style=style,
+                                           custom_id=custom_id(action, hit_id, target)))
+        self.action, self.hit_id, self.target = action, hit_id, target
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> TriageButton:
+        target = (int(match["channel"]), int(match["message"])) if match["channel"] else None
+        return cls(match["action"], match["hit"], target)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        """Only members holding the configured permission (default Manage Messages) may triage."""
+        adapter = _adapter_of(interaction)
+        needed = adapter.settings.triage_permission if adapter else "manage_messages"
+        if getattr(interaction.permissions, needed, False):
+            return True
+        await _reply(interaction, f"You need the {needed.replace('_', ' ').title()} permission "
+                                  "to triage leak alerts.")
+        log.warning("triage refused: user %s lacks %s", interaction.user.id, needed)
+        return False
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Write the triage to the store (deleting the message first for "Delete message")."""
+        adapter = _adapter_of(interaction)
+        store = adapter.store if adapter else None
+        if store is None:
+            await _reply(interaction, "Triage is unavailable: the bot has no store.")
+            return
+        actor = f"discord:{interaction.user.id}"
+        label, _, store_action = ACTIONS[self.action]
+        note = None
+        if self.action == "del" and self.target is not None:
+            note = await _delete(interaction.client, *self.target)
+        await store.triage(self.hit_id, store_action, actor, note=note)
+        await _reply(interaction, f"{label}: recorded for hit {self.hit_id} by "
+                                  f"{interaction.user.name}.")
+
+
+async def _delete(client: discord.Client, channel_id: int, message_id: int) -> str:
+    try:
+        await client.http.delete_message(channel_id, message_id, reason="leakwarden triage")
+    except discord.NotFound:
+        return "message was already deleted"
+    return "message deleted from Discord"
+
+
+async def _reply(interaction: discord.Interaction, text: str) -> None:
+    # Ephemeral and mention-free: only the moderator who clicked sees it, nobody is pinged.
+    await interaction.response.send_message(
+        discord_markdown(text), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+    )
+
+
+def _adapter_of(interaction: discord.Interaction) -> DiscordAdapter | None:
+    return getattr(interaction.client, "adapter", None)
+
+
+class DiscordModlogSink:
+    """Posts alerts to a mod-log channel through the adapter's bot connection."""
+
+    def __init__(self, id: str, adapter: DiscordAdapter, channel_id: str):
+        self.id = id
+        self.adapter = adapter
+        self.channel_id = int(channel_id)
+
+    def __repr__(self) -> str:
+        return f"DiscordModlogSink(id={self.id!r}, channel={self.channel_id})"
+
+    async def send(self, alert: Alert) -> None:
+        """Post the alert; RetryableError for 429/5xx/not connected, PermanentError for 4xx."""
+        client = self.adapter.client
+        if client is None or client.is_closed() or not client.is_ready():
+            raise RetryableError(f"discord sink {self.id}: the bot is not connected")
+        route = Route("POST", "/channels/{channel_id}/messages", channel_id=self.channel_id)
+        try:
+            await client.http.request(route, json=modlog_message(alert))
+        except discord.RateLimited as error:
+            raise RetryableError(f"discord sink {self.id}: rate limited", error.retry_after) from None
+        except discord.DiscordServerError as error:
+            raise RetryableError(f"discord sink {self.id}: HTTP {error.status}") from None
+        except discord.HTTPException as error:
+            if error.status == 429:
+                raise RetryableError(f"discord sink {self.id}: rate limited") from None
+            raise PermanentError(f"discord sink {self.id}: HTTP {error.status} "
+                                 f"(code {error.code}) posting to channel {self.channel_id}") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from None
+
+
+def sink_factory(adapter: DiscordAdapter) -> Any:
+    """A `build_sinks` factory for `type = "discord"` sinks, bound to the running adapter."""
+
+    def build(settings: Any, _context: Any) -> DiscordModlogSink:
+        channel = settings.channel or adapter.settings.modlog_channel
+        return DiscordModlogSink(settings.id, adapter, channel)
+
+    return build

@@ -1,0 +1,157 @@
+"""Mod-log sink and triage buttons, end to end through discord.py and the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from test_discord_support import Inbox, MemoryStore, running_adapter
+
+from bot.alerts.base import Alert, PermanentError, RetryableError
+from bot.platforms.discord_modlog import DiscordModlogSink, nonce_for
+from bot.sandbox.discord import DiscordSandbox
+
+NO_PERMISSIONS = "0"
+MANAGE_MESSAGES = str(1 << 13)
+
+
+@pytest.fixture
+async def sandbox():
+    async with DiscordSandbox() as fake:
+        fake.guild = fake.add_guild("Acme")
+        fake.general = fake.add_channel(fake.guild, "general")
+        fake.modlog = fake.add_channel(fake.guild, "mod-log")
+        fake.alice = fake.add_user("alice")
+        fake.mod = fake.add_user("mod")
+        yield fake
+
+
+def alert_for(sandbox, leak, **changes):
+    values = dict(
+        idempotency_key="hit-1:modlog", hit_id="hit-1", incident_id="inc-1",
+        rule_id="cn-larkspur", kind="codename", severity="high", matched="L*****ur",
+        excerpt="ping @everyone about L*****ur", platform="discord",
+        community_id=str(sandbox.guild.id), channel_id=str(leak.channel.id),
+        message_id=str(leak.id), author_name="alice",
+        permalink=f"https://discord.com/channels/{sandbox.guild.id}/{leak.channel.id}/{leak.id}",
+    )
+    values.update(changes)
+    return Alert(**values)
+
+
+def buttons(message):
+    return {c["label"]: c["custom_id"] for row in message.components for c in row["components"]}
+
+
+async def posted_alert(sandbox, adapter, alert):
+    await DiscordModlogSink("modlog", adapter, str(sandbox.modlog.id)).send(alert)
+    (message,) = sandbox.find_message(sandbox.modlog)
+    return message
+
+
+async def test_alert_is_an_embed_with_no_mentions_a_nonce_and_triage_buttons(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "Larkspur", dispatch=False)
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox) as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
+    (embed,) = message.embeds
+    assert "HIGH" in embed["title"] and "cn-larkspur" in embed["title"]
+    assert embed["url"].endswith(f"/{leak.channel.id}/{leak.id}")
+    text = " ".join([embed.get("description", ""), *(f["value"] for f in embed["fields"])])
+    assert "alice" in text and "L\\*\\*\\*\\*\\*ur" in text and "@everyone" not in text
+    assert message.allowed_mentions == {"parse": []}
+    assert message.nonce == nonce_for("hit-1:modlog") and len(message.nonce) == 25
+    assert set(buttons(message)) == {"Acknowledge", "False positive", "Delete message"}
+    assert inbox.messages == []  # our own mod-log post is never scanned
+
+
+async def test_a_retried_send_does_not_post_twice(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        sink = DiscordModlogSink("modlog", adapter, str(sandbox.modlog.id))
+        await sink.send(alert_for(sandbox, leak))
+        await sink.send(alert_for(sandbox, leak))
+    assert len(sandbox.find_message(sandbox.modlog)) == 1
+
+
+async def test_attachment_verdict_is_shown(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    alert = alert_for(sandbox, leak, kind="weights", location="attachment:model.safetensors",
+                      detail={"verdict": "derived"})
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        message = await posted_alert(sandbox, adapter, alert)
+    fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    assert "derived" in fields["Attachment verdict"] and "model.safetensors" in fields["Attachment verdict"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "channel", "error"),
+    [(None, "unknown", PermanentError), (503, "modlog", RetryableError)],
+)
+async def test_send_errors_are_classified(sandbox, fault, channel, error):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        channel_id = sandbox.modlog.id if channel == "modlog" else 424242
+        if fault:
+            sandbox.inject_fault(f"/api/v10/channels/{channel_id}/messages", fault)
+        with pytest.raises(error):
+            await DiscordModlogSink("modlog", adapter, str(channel_id)).send(alert_for(sandbox, leak))
+
+
+async def test_send_before_connecting_is_retryable(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        pass
+    with pytest.raises(RetryableError, match="not connected"):
+        await DiscordModlogSink("modlog", adapter, str(sandbox.modlog.id)).send(
+            alert_for(sandbox, leak))
+
+
+@pytest.mark.parametrize(("label", "action"),
+                         [("Acknowledge", "ack"), ("False positive", "false_positive")])
+async def test_button_click_writes_triage(sandbox, label, action):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
+        reply = await sandbox.click_button(message, buttons(message)[label], sandbox.mod,
+                                           permissions=MANAGE_MESSAGES)
+    assert store.triaged == [("hit-1", action, f"discord:{sandbox.mod.id}", None)]
+    assert reply["type"] == 4 and reply["data"]["flags"] & 64  # ephemeral
+    assert reply["data"]["allowed_mentions"] == {"parse": []}
+
+
+async def test_click_without_permission_is_refused(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
+        reply = await sandbox.click_button(message, buttons(message)["Delete message"],
+                                           sandbox.alice, permissions=NO_PERMISSIONS)
+    assert store.triaged == []
+    assert "Manage Messages" in reply["data"]["content"]
+    assert sandbox.find_message(sandbox.general) == [leak]
+
+
+async def test_delete_button_removes_the_leak_and_resolves_the_hit(sandbox):
+    thread, _ = await sandbox.create_thread(sandbox.general, "side", sandbox.alice)
+    leak = await sandbox.post_message(thread, sandbox.alice, "Larkspur", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        # A thread message: the alert's channel is the parent, the jump link names the thread.
+        alert = alert_for(sandbox, leak, channel_id=str(sandbox.general.id))
+        message = await posted_alert(sandbox, adapter, alert)
+        await sandbox.click_button(message, buttons(message)["Delete message"], sandbox.mod,
+                                   permissions=MANAGE_MESSAGES)
+    assert sandbox.find_message(thread) == []
+    assert store.triaged == [("hit-1", "resolve", f"discord:{sandbox.mod.id}",
+                              "message deleted from Discord")]
+
+
+async def test_buttons_survive_a_restart(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox()) as first:
+        message = await posted_alert(sandbox, first, alert_for(sandbox, leak))
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store):
+        await sandbox.click_button(message, buttons(message)["False positive"], sandbox.mod,
+                                   permissions=MANAGE_MESSAGES)
+    assert store.triaged == [("hit-1", "false_positive", f"discord:{sandbox.mod.id}", None)]
