@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -176,7 +175,7 @@ class DiscordModlogSink:
                 raise RetryableError(f"discord sink {self.id}: rate limited") from None
             raise PermanentError(f"discord sink {self.id}: HTTP {error.status} "
                                  f"(code {error.code}) posting to channel {self.channel_id}") from None
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from None
 
 
