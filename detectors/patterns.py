@@ -15,6 +15,7 @@ import re2
 from .watchlist import PatternEntry
 
 _MAX_MEM = 64 << 20  # per compiled program; a regex needing more is refused at load
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _options() -> re2.Options:
@@ -35,6 +36,9 @@ def check_regex(regex: str) -> tuple[str, int | None] | None:
             re.compile(regex)
         except re.error as perr:
             pos = perr.pos
+        if pos is None and ": " in msg:  # RE2 quotes the offending piece: find where it is
+            at = regex.find(msg.rsplit(": ", 1)[1])
+            pos = at if at >= 0 else None
         if "invalid escape" in msg or "invalid perl operator" in msg or "(?<" in msg:
             msg += " (backreferences and lookaround cannot run in linear time)"
         return f"invalid or unsafe regex: {msg}", pos
@@ -73,7 +77,15 @@ class PatternMatcher:
 
     def scan(self, text: str) -> list[PatternMatch]:
         """Every non-empty match of every pattern."""
-        if self._any is None or self._any.search(text) is None:
+        if self._any is None:
+            return []
+        try:
+            hit = self._any.search(text)
+        except UnicodeEncodeError:
+            # RE2 works on UTF-8, which lone surrogates cannot be; U+FFFD keeps every offset.
+            text = _SURROGATE.sub("\ufffd", text)
+            hit = self._any.search(text)
+        if hit is None:
             return []
         out = []
         for entry, rx in zip(self.entries, self._compiled, strict=True):

@@ -1,0 +1,162 @@
+"""Codename matching, as a specification: every disguise is found, ordinary text is not."""
+
+import pytest
+
+from detectors import Engine, load_watchlist
+
+WATCHLIST = {
+    "codenames": [
+        {"id": "cn-larkspur", "term": "Larkspur", "aliases": ["Project Larkspur"], "severity": "high"},
+        {"id": "cn-iron-meadow", "term": "Iron Meadow", "severity": "critical"},
+        {"id": "cn-cat", "term": "cat", "severity": "low"},
+        {"id": "cn-exact", "term": "Quillfeather", "fuzzy": False},
+        {"id": "cn-bluefin", "term": "Bluefin", "aliases": ["BF-7 Tuna"]},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(load_watchlist(WATCHLIST))
+
+
+def codename_hits(engine, text):
+    return [(f.rule_id, text[f.start : f.end]) for f in engine.scan_text(text) if f.kind == "codename"]
+
+
+# (disguise class, text, rule id, the span that must be reported, as written)
+MENTIONS = [
+    ("plain", "the Larkspur weights leaked", "cn-larkspur", "Larkspur"),
+    ("case", "LARKSPUR is out", "cn-larkspur", "LARKSPUR"),
+    ("case-mixed", "lArKsPuR", "cn-larkspur", "lArKsPuR"),
+    ("spaced", "L a r k s p u r", "cn-larkspur", "L a r k s p u r"),
+    ("dotted", "L.a.r.k.s.p.u.r", "cn-larkspur", "L.a.r.k.s.p.u.r"),
+    ("dashed", "L-a-r-k-s-p-u-r", "cn-larkspur", "L-a-r-k-s-p-u-r"),
+    ("underscored", "L_a_r_k_s_p_u_r", "cn-larkspur", "L_a_r_k_s_p_u_r"),
+    ("asterisks", "L*a*r*k*s*p*u*r", "cn-larkspur", "L*a*r*k*s*p*u*r"),
+    ("line-broken", "L\na\nr\nk\ns\np\nu\nr", "cn-larkspur", "L\na\nr\nk\ns\np\nu\nr"),
+    ("split-word", "Lark spur", "cn-larkspur", "Lark spur"),
+    ("hyphen-linebreak", "the Lark-\nspur run", "cn-larkspur", "Lark-\nspur"),
+    ("snake", "lark_spur", "cn-larkspur", "lark_spur"),
+    ("hashtag", "#LarkSpur", "cn-larkspur", "LarkSpur"),
+    ("camel-inside", "ProjectLarkspurWeights.zip", "cn-larkspur", "ProjectLarkspur"),
+    ("zero-width", "Lark\u200bspur", "cn-larkspur", "Lark\u200bspur"),
+    ("zwj-soft-hyphen", "Lar\u200dk\u00adspur", "cn-larkspur", "Lar\u200dk\u00adspur"),
+    ("diacritics", "Lárkspür", "cn-larkspur", "Lárkspür"),
+    ("combining", "La\u0301rkspu\u0308r", "cn-larkspur", "La\u0301rkspu\u0308r"),
+    ("fullwidth", "Ｌａｒｋｓｐｕｒ", "cn-larkspur", "Ｌａｒｋｓｐｕｒ"),
+    ("math-letters", "𝐋𝐚𝐫𝐤𝐬𝐩𝐮𝐫", "cn-larkspur", "𝐋𝐚𝐫𝐤𝐬𝐩𝐮𝐫"),
+    ("cyrillic-confusables", "Lаrkspur", "cn-larkspur", "Lаrkspur"),  # Cyrillic а
+    ("greek-confusables", "Larksρur", "cn-larkspur", "Larksρur"),  # Greek rho
+    ("leet", "L4rk5pur", "cn-larkspur", "L4rk5pur"),
+    ("leet-symbols", "L@rk$pur", "cn-larkspur", "L@rk$pur"),
+    ("leet-one-as-l", "1arkspur", "cn-larkspur", "1arkspur"),
+    ("leet-spaced-confusable", "L a r k 5 p u г", "cn-larkspur", "L a r k 5 p u г"),
+    ("markdown-bold", "**Larkspur**", "cn-larkspur", "Larkspur"),
+    ("spoiler", "||Larkspur||", "cn-larkspur", "Larkspur"),
+    ("code-span", "`larkspur`", "cn-larkspur", "larkspur"),
+    ("url", "https://example.com/files/larkspur/weights", "cn-larkspur", "larkspur"),
+    ("file-name", "larkspur-v2.safetensors", "cn-larkspur", "larkspur"),
+    ("possessive", "Larkspur's eval", "cn-larkspur", "Larkspur"),
+    ("typo-swap", "Larksupr", "cn-larkspur", "Larksupr"),
+    ("typo-drop", "Larkspr", "cn-larkspur", "Larkspr"),
+    ("typo-add", "Larksspur", "cn-larkspur", "Larksspur"),
+    ("typo-sub", "Larkspor", "cn-larkspur", "Larkspor"),
+    ("typo-spaced", "L a r k s u p r", "cn-larkspur", "L a r k s u p r"),
+    ("typo-leet", "L4rksp0r", "cn-larkspur", "L4rksp0r"),
+    ("alias", "Project Larkspur kickoff", "cn-larkspur", "Project Larkspur"),
+    ("alias-joined", "projectlarkspur", "cn-larkspur", "projectlarkspur"),
+    ("multi-plain", "Iron Meadow results", "cn-iron-meadow", "Iron Meadow"),
+    ("multi-joined", "ironmeadow", "cn-iron-meadow", "ironmeadow"),
+    ("multi-hyphen", "iron-meadow", "cn-iron-meadow", "iron-meadow"),
+    ("multi-hashtag", "#IronMeadow", "cn-iron-meadow", "IronMeadow"),
+    ("multi-dotted", "iron.meadow.tar", "cn-iron-meadow", "iron.meadow"),
+    ("multi-url", "https://x.test/iron-meadow/a.zip", "cn-iron-meadow", "iron-meadow"),
+    ("multi-typo", "Iron Medow", "cn-iron-meadow", "Iron Medow"),
+    ("multi-typo-camel", "IronMedow", "cn-iron-meadow", "IronMedow"),
+    ("multi-typo-joined", "ironmedow", "cn-iron-meadow", "ironmedow"),
+    ("multi-spaced", "I r o n M e a d o w", "cn-iron-meadow", "I r o n M e a d o w"),
+    ("multi-linebreak", "Iron\nMeadow", "cn-iron-meadow", "Iron\nMeadow"),
+    ("short-exact", "the cat sat", "cn-cat", "cat"),
+    ("short-spaced", "c a t", "cn-cat", "c a t"),
+    ("alias-with-digits", "bf-7 tuna", "cn-bluefin", "bf-7 tuna"),
+    ("non-fuzzy-exact", "quill feather", "cn-exact", "quill feather"),
+    ("cjk-neighbours", "我们的Larkspur项目", "cn-larkspur", "Larkspur"),
+]
+
+
+@pytest.mark.parametrize("cls,text,rule,span", MENTIONS, ids=[m[0] for m in MENTIONS])
+def test_every_disguise_is_found(engine, cls, text, rule, span):
+    assert (rule, span) in codename_hits(engine, text)
+
+
+NOT_MENTIONS = [
+    ("inside-longer-word", "concatenate the strings"),
+    ("prefix-of-word", "catalogue"),
+    ("suffix-of-word", "bobcat"),
+    ("term-inside-word", "larkspurred onwards"),
+    ("joined-words-typo", "a lark spud"),
+    ("near-sentence", "the lark spurred him"),
+    ("too-many-typos", "Lrakpsur"),
+    ("short-typo", "the cot sat"),
+    ("non-fuzzy-typo", "Quilfeather"),
+    ("ordinary-sentence", "we could go to the meadow and look at iron ore"),
+    ("empty", ""),
+]
+
+
+@pytest.mark.parametrize("case,text", NOT_MENTIONS, ids=[n[0] for n in NOT_MENTIONS])
+def test_ordinary_text_is_not_a_mention(engine, case, text):
+    assert codename_hits(engine, text) == []
+
+
+def test_plural_of_multi_word_term_is_within_budget(engine):
+    # "meadows" is one edit from "meadow": a near-mention teams want to see.
+    assert codename_hits(engine, "iron meadows") == [("cn-iron-meadow", "iron meadows")]
+
+
+def test_finding_names_the_entry_not_the_alias(engine):
+    [f] = [f for f in engine.scan_text("Project Larkspur") if f.kind == "codename"]
+    assert f.rule_id == "cn-larkspur"
+    assert "Project" not in str(f.detail)
+
+
+def test_typos_score_below_one_and_say_so(engine):
+    [f] = engine.scan_text("Larksupr")
+    assert f.score < 1.0
+    assert f.detail == {"match": "typo", "edits": 1}
+    [g] = engine.scan_text("Larkspur")
+    assert g.score == 1.0 and g.detail["match"] == "exact"
+
+
+def test_each_place_reported_once(engine):
+    text = "Larkspur, then L a r k s p u r, then larksupr"
+    spans = [h[1] for h in codename_hits(engine, text)]
+    assert spans == ["Larkspur", "L a r k s p u r", "larksupr"]
+
+
+@pytest.mark.parametrize(
+    "max_edits,text,found",
+    [
+        (0, "Larksupr", False),
+        (1, "Larksupr", True),
+        (2, "Lrakspru", True),
+        ("auto", "Lrakspru", False),
+    ],
+)
+def test_max_edits_setting(max_edits, text, found):
+    e = Engine(load_watchlist({"codenames": [{"id": "x", "term": "Larkspur", "max_edits": max_edits}]}))
+    assert bool(e.scan_text(text)) is found
+
+
+def test_auto_budget_grows_with_length():
+    e = Engine(load_watchlist({"codenames": [{"id": "a", "term": "Nimbusfalcon"}, {"id": "b", "term": "Zeta"}]}))
+    assert [f.rule_id for f in e.scan_text("Nimbsufalcn")] == ["a"]  # 11 letters: 2 edits
+    assert e.scan_text("Zetta") == []  # 4 letters: exact only
+
+
+def test_many_terms_do_not_interfere():
+    terms = [{"id": f"t{i}", "term": f"Zorvane{chr(97 + i % 26)}{i}"} for i in range(2000)]
+    terms.append({"id": "target", "term": "Larkspur"})
+    e = Engine(load_watchlist({"codenames": terms}))
+    assert [f.rule_id for f in e.scan_text("L a r k s p u r")] == ["target"]

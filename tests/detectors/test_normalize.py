@@ -1,0 +1,81 @@
+"""Folding: idempotent, spans map back into the original, disguises fold to the same letters."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.normalize import fold, fold_fast, fold_term
+
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200
+) | st.from_regex(r"[A-Za-z0-9 .\-_*|@$!\n]{0,80}", fullmatch=True)
+
+
+@pytest.mark.parametrize(
+    "text,compact",
+    [
+        ("Larkspur", "larkspur"),
+        ("L a r k s p u r", "larkspur"),
+        ("Ｌａｒｋ", "lark"),
+        ("Lárk", "lark"),
+        ("La\u0301rk", "lark"),
+        ("lark\u200b\u2060\ufeffspur", "larkspur"),
+        ("гоod", "rood"),  # Cyrillic г and о read as Latin letters
+        ("IIl1", "lll1"),  # I and l are one letter; 1 is a digit unless leet
+        ("**bold** ||spoiler||", "boldspoller"),
+        ("ﬁle", "flle"),  # compatibility ligature expands; i and l merge
+    ],
+)
+def test_plain_reading(text, compact):
+    assert fold(text).compact == compact
+
+
+@pytest.mark.parametrize(
+    "text,compact",
+    [("L4rk5pur", "larkspur"), ("1337", "leet"), ("L@rk$pur", "larkspur"), ("v2", "v2")],
+)
+def test_leet_reading(text, compact):
+    assert fold(text, leet=True).compact == compact
+
+
+@given(texts)
+@settings(max_examples=300, deadline=None)
+def test_folding_is_idempotent(text):
+    once = fold_fast(text)
+    assert fold_fast(once) == once
+    compact = fold(text).compact
+    assert fold(compact).compact == compact
+
+
+@given(texts, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_offsets_point_inside_the_original(text, leet):
+    fd = fold(text, leet)
+    assert len(fd.orig) == len(fd.compact)
+    assert len(fd.bound) == len(fd.sepbound) == len(fd.compact) + 1
+    if len(fd.orig):
+        assert fd.orig.min() >= 0 and fd.orig.max() < len(text)
+        assert (fd.orig[1:] >= fd.orig[:-1]).all()  # monotone: spans never run backwards
+        for a, b in fd.segments(fd.bound):
+            start, end = fd.span(a, b)
+            assert 0 <= start < end <= len(text)
+
+
+@given(texts)
+@settings(max_examples=200, deadline=None)
+def test_separator_boundaries_are_word_boundaries(text):
+    fd = fold(text)
+    assert not (fd.sepbound & ~fd.bound).any()
+
+
+@pytest.mark.parametrize(
+    "term,compact,words",
+    [
+        ("Iron Meadow", "lronmeadow", ("lron", "meadow")),
+        ("IronMeadow", "lronmeadow", ("lron", "meadow")),
+        ("GPT-5 Turbo", "gpt5turbo", ("gpt", "5", "turbo")),
+        ("Larkspur", "larkspur", ("larkspur",)),
+    ],
+)
+def test_terms_fold_like_text(term, compact, words):
+    assert fold_term(term) == (compact, words)
