@@ -62,10 +62,10 @@ class _SinkBase(BaseModel):
     @field_validator("digest_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from bot.alerts.digest import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value)
         except ValueError as exc:
             raise ValueError(f"invalid crontab {value!r}: {exc}") from None
         return value
