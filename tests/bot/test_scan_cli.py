@@ -1,0 +1,166 @@
+"""`leakwarden scan` and `check-config`: inputs, formats, exit codes."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-ant-api03-" + "Q" * 40
+CONFIG = """\
+[[codenames]]
+id = "cn-larkspur"
+term = "Larkspur"
+severity = "high"
+
+[[codenames]]
+id = "cn-minor"
+term = "Bramblewick"
+severity = "low"
+
+[[patterns]]
+id = "key"
+regex = 'sk-ant-[A-Za-z0-9_\\-]{32,}'
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    p = tmp_path / "config.toml"
+    p.write_text(CONFIG)
+    return p
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def jsonl(out: str):
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_text_file_with_line_numbers(tmp_path, cfg):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello\nthe L a r k s p u r run\n")
+    code, out, _ = run("scan", f, "-c", cfg, "--format", "jsonl")
+    assert code == 1
+    [row] = jsonl(out)
+    assert (row["rule_id"], row["line"], row["column"], row["message_id"]) == ("cn-larkspur", 2, 5, None)
+    assert row["path"] == str(f)
+    assert set(row) >= {"kind", "severity", "location", "start", "end", "matched", "excerpt", "score", "detail"}
+
+
+def test_clean_input_exits_zero(tmp_path, cfg):
+    f = tmp_path / "clean.txt"
+    f.write_text("nothing to see\n")
+    assert run("scan", f, "-c", cfg)[0] == 0
+
+
+def test_jsonl_messages_keep_their_ids_and_bad_lines_are_named(tmp_path, cfg):
+    f = tmp_path / "msgs.jsonl"
+    f.write_text(
+        '{"id": "m1", "text": "hi"}\n{"id": "m2", "text": "Larksupr!"}\nnot json\n'
+        f'{{"id": 3, "text": "{KEY}"}}\n'
+    )
+    code, out, err = run("scan", f, "-c", cfg, "--format", "jsonl")
+    assert code == 2  # an input error wins over findings: the scan was incomplete
+    rows = jsonl(out)
+    assert [(r["message_id"], r["rule_id"]) for r in rows] == [("m2", "cn-larkspur"), ("3", "key")]
+    assert KEY not in out
+    assert f"{f}:3: invalid JSON" in err
+
+
+def test_discord_chat_exporter_json(cfg):
+    code, out, _ = run("scan", ROOT / "examples/discord-export.json", "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    ids = {r["message_id"] for r in jsonl(out)}
+    assert "1180000000000000002" in ids
+
+
+def _slack_day(channel_msgs):
+    return json.dumps([{"type": "message", "ts": ts, "user": "U1", "text": t} for ts, t in channel_msgs])
+
+
+def test_slack_export_zip_and_folder(tmp_path, cfg):
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("channels.json", "[]")
+        zf.writestr("users.json", "[]")
+        zf.writestr("general/2026-11-01.json", _slack_day([("1700000000.000100", "Larkspur soon")]))
+        zf.writestr("random/2026-11-02.json", _slack_day([("1700000001.000200", "nothing")]))
+    code, out, _ = run("scan", z, "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    [row] = jsonl(out)
+    assert row["message_id"] == "general/1700000000.000100"
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(z) as zf:
+        zf.extractall(folder)
+    code, out, _ = run("scan", folder, "-c", cfg, "-f", "jsonl")
+    assert [r["message_id"] for r in jsonl(out)] == ["general/1700000000.000100"]
+
+
+def test_stdin(cfg):
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input="psst: larkspur\n")
+    assert code == 1 and jsonl(out)[0]["path"] == "-"
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input='{"id": "a", "text": "Larkspur"}\n{"id": "b", "text": "x"}\n')
+    assert [r["message_id"] for r in jsonl(out)] == ["a"]
+
+
+def test_fail_on_threshold(tmp_path, cfg):
+    f = tmp_path / "low.txt"
+    f.write_text("Bramblewick")
+    assert run("scan", f, "-c", cfg, "--fail-on", "high")[0] == 0
+    assert run("scan", f, "-c", cfg, "--fail-on", "low")[0] == 1
+    assert run("scan", f, "-c", cfg, "--fail-on", "sometimes")[0] == 2
+
+
+def test_missing_input_is_an_error_but_others_are_scanned(tmp_path, cfg):
+    f = tmp_path / "a.txt"
+    f.write_text("Larkspur")
+    code, out, err = run("scan", tmp_path / "missing.txt", f, "-c", cfg, "-f", "jsonl")
+    assert code == 2
+    assert len(jsonl(out)) == 1
+    assert "missing.txt: no such file" in err
+
+
+def test_json_and_sarif(tmp_path, cfg):
+    f = tmp_path / "a.txt"
+    f.write_text(f"x\nLarkspur {KEY}\n")
+    code, out, _ = run("scan", f, "-c", cfg, "-f", "json")
+    doc = json.loads(out)
+    assert doc["summary"]["findings"] == 2 and doc["errors"] == []
+    code, out, _ = run("scan", f, "-c", cfg, "-f", "sarif")
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"cn-larkspur", "key"}
+    region = results[0]["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (2, 1)
+    assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} == {"cn-larkspur", "key"}
+    assert KEY not in out
+
+
+def test_table_shows_findings(tmp_path, cfg):
+    f = tmp_path / "a.txt"
+    f.write_text("Larkspur")
+    code, out, _ = run("scan", f, "-c", cfg, "-f", "table")
+    assert code == 1 and "cn-larkspur" in out
+
+
+def test_bad_config_exits_two_naming_the_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[codenames]]\nid = 'x'\nterm = ''\n")
+    code, _, err = run("scan", "-", "-c", bad, input="")
+    assert code == 2 and "[codenames id='x'] term" in err
+    code, _, err = run("check-config", "-c", bad)
+    assert code == 2 and f"{bad}:3:" in err
+
+
+def test_check_config_ok(cfg):
+    code, out, _ = run("check-config", "-c", cfg)
+    assert code == 0 and "2 codename(s)" in out
