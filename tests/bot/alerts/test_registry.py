@@ -16,6 +16,15 @@ SINKS = [
     {"id": "siem", "type": "webhook", "url_env": "SIEM_URL", "secret_env": "SIEM_SECRET"},
     {"id": "pager", "type": "pagerduty", "routing_key_env": "PD_KEY"},
     {"id": "log", "type": "log"},
+    {
+        "id": "mail",
+        "type": "email",
+        "host": "smtp.example.org",
+        "from_addr": "lw@example.org",
+        "to": ["tns@example.org"],
+        "username_env": "SMTP_USER",
+        "password_env": "SMTP_PASSWORD",
+    },
 ]
 ENV = {
     "MODS_URL": "https://discord.com/api/webhooks/1/tok",
