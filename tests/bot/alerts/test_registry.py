@@ -7,6 +7,7 @@ import pytest
 from bot.alerts.registry import SinkConfigError, SinkContext, build_sinks
 from bot.alerts.settings import AlertsConfig
 from bot.alerts.sinks.discord_webhook import DiscordWebhookSink
+from bot.alerts.sinks.email import EmailSink
 from bot.alerts.sinks.log import LogSink
 from bot.alerts.sinks.pagerduty import PagerDutySink
 from bot.alerts.sinks.webhook import WebhookSink
@@ -31,6 +32,8 @@ ENV = {
     "SIEM_URL": "https://siem/x",
     "SIEM_SECRET": "whsec_c2VjcmV0",
     "PD_KEY": "k" * 32,
+    "SMTP_USER": "lw",
+    "SMTP_PASSWORD": "hunter2-smtp",
 }
 
 
@@ -45,6 +48,7 @@ async def test_builds_every_builtin(session):
         "siem": WebhookSink,
         "pager": PagerDutySink,
         "log": LogSink,
+        "mail": EmailSink,
     }
     assert not any(v in repr(sinks) for v in ENV.values())
 
