@@ -42,6 +42,7 @@ class Chunk:
     offset: int
     size: int
     digest: bytes
+    distinct: int = 0  # distinct byte values, when the chunker measures them (registration)
 
 
 def gear_hashes(data: np.ndarray) -> np.ndarray:
@@ -67,7 +68,8 @@ class Chunker:
     below one batch plus one maximum-size chunk.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, measure: bool = False) -> None:
+        self._measure = measure  # count distinct byte values per chunk (to skip low-entropy ones)
         self._buf = bytearray()
         self._offset = 0  # stream offset of _buf[0], always a chunk start
 
@@ -85,7 +87,8 @@ class Chunker:
     def _cut(self, final: bool) -> list[Chunk]:
         data = bytes(self._buf)
         n = len(data)
-        h = gear_hashes(np.frombuffer(data, dtype=np.uint8))
+        arr = np.frombuffer(data, dtype=np.uint8)
+        h = gear_hashes(arr)
         loose = np.flatnonzero(h < _LOOSE_LIMIT)  # strict candidates are a subset of these
         strict = loose[h[loose] < _STRICT_LIMIT]
         del h
@@ -96,7 +99,8 @@ class Chunker:
             if not final and n - start < MAX_SIZE:
                 break  # not enough bytes yet to know where this chunk ends
             end = self._cut_point(start, n, strict, loose)
-            chunks.append(Chunk(self._offset + start, end - start, chunk_digest(view[start:end])))
+            distinct = int(np.count_nonzero(np.bincount(arr[start:end], minlength=256))) if self._measure else 0
+            chunks.append(Chunk(self._offset + start, end - start, chunk_digest(view[start:end]), distinct))
             start = end
         self._buf = bytearray(data[start:])
         self._offset += start

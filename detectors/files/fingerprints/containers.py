@@ -301,11 +301,12 @@ def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
     sink.complete = True
 
 
-def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool) -> Parser:
-    """One .npy array; `head` holds its first 8 bytes (magic + version + 2 length bytes)."""
+def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
+         limit: int | None = None) -> Parser:
+    """One .npy array; `head` holds its first 8 bytes (magic and version)."""
     major = head[6]
     if major == 1:
-        n = int.from_bytes(head[8:10] or (yield from r.read(2)), "little")
+        n = int.from_bytes((yield from r.read(2)), "little")
     elif major in (2, 3):
         n = int.from_bytes((yield from r.read(4)), "little")
     else:
@@ -325,6 +326,8 @@ def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool) -> 
     if fortran:
         shape = tuple(reversed(shape))  # column-major data streams as the transposed matrix
     nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
+    if limit is not None and r.pos + nbytes > limit:
+        raise FormatError("npy data runs past its zip entry")
     yield from stream_tensor(r, sink, name, shape, dtype, r.pos if stored else None, nbytes)
 
 
@@ -352,10 +355,12 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
         if flags & 0x9:
             return  # encrypted, or sizes only in a trailing descriptor: cannot walk further
         data_start = r.pos
-        if name.endswith(".npy") and method == 0:
-            sub = _Reader(data_start)
-            inner = _Bounded(r, csize)
-            yield from _npy_stored(inner, sub, sink, name[:-4])
+        if name.endswith(".npy") and method == 0 and csize >= 10:
+            magic = yield from r.read(8)
+            if magic[:6] == b"\x93NUMPY":
+                yield from _npy(r, sink, name[:-4], magic, stored=True, limit=data_start + csize)
+            if r.pos > data_start + csize:
+                raise FormatError("npy member runs past its zip entry")
             yield from r.skip(data_start + csize - r.pos)
         elif name.endswith(".npy") and method == 8:
             yield from _inflate_member(r, sink, name[:-4], csize, usize)
@@ -363,23 +368,6 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
             yield from r.skip(csize)
         sig = yield from r.read(4)
     sink.complete = True
-
-
-class _Bounded:
-    """Marker for a stored member: reads go through the outer reader."""
-
-    def __init__(self, outer: _Reader, size: int) -> None:
-        self.outer, self.size = outer, size
-
-
-def _npy_stored(inner: _Bounded, sub: _Reader, sink: LayoutSink, name: str) -> Parser:
-    r = inner.outer
-    if inner.size < 10:
-        return
-    head = yield from r.read(8)
-    if head[:6] != b"\x93NUMPY":
-        return
-    yield from _npy(r, sink, name, head, stored=True)
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
