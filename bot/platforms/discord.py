@@ -143,8 +143,10 @@ class DiscordAdapter:
         self._http: aiohttp.ClientSession | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._backfill_task: asyncio.Task[Any] | None = None
+        self._closing = asyncio.Event()
         self._continuous: set[int] = set()  # channels/threads with no gap since their backfill
         self.backfill_runs = 0
+        self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
         self.setup_hooks: list[Callable[[MonitorClient], None]] = []
 
@@ -174,7 +176,10 @@ class DiscordAdapter:
     async def _run(self) -> None:
         assert self.client is not None
         try:
-            await self.client.start(self._token.reveal(), reconnect=True)
+            await self.client.login(self._token.reveal())
+            await self._respect_identify_budget()
+            if not self._closing.is_set():
+                await self.client.connect(reconnect=True)
         except discord.LoginFailure:
             self.health.set_fatal(BAD_TOKEN_MESSAGE)
         except discord.PrivilegedIntentsRequired:
@@ -194,6 +199,22 @@ class DiscordAdapter:
                 await self.client.close()
             self.health.set_connected(False)
 
+    async def _respect_identify_budget(self) -> None:
+        # Each IDENTIFY spends the daily session-start budget (1000); running it dry gets the
+        # token reset by Discord. A crash-looping restart waits for the budget instead.
+        assert self.client is not None
+        try:
+            _, _, limit = await self.client.http.get_bot_gateway()
+        except discord.GatewayNotFound:
+            log.warning("could not read the IDENTIFY budget (GET /gateway/bot); connecting anyway")
+            return
+        self.session_start_limit = dict(limit)
+        if limit["remaining"] <= 0:
+            wait = limit["reset_after"] / 1000
+            log.error("discord IDENTIFY budget exhausted: waiting %.0f s before connecting", wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), wait)  # close() cuts it short
+
     async def wait_ready(self, timeout: float = 30.0) -> bool:
         """Wait until ready (True) or stopped for good (False)."""
         assert self.client is not None and self._run_task is not None
@@ -210,6 +231,7 @@ class DiscordAdapter:
 
     async def close(self) -> None:
         """Close the gateway and HTTP sessions cleanly (what SIGTERM should call)."""
+        self._closing.set()
         if self._backfill_task is not None:
             self._backfill_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -217,6 +239,10 @@ class DiscordAdapter:
         if self.client is not None and not self.client.is_closed():
             await self.client.close()
         if self._run_task is not None:
+            # A run still waiting (e.g. for the IDENTIFY budget) would not notice the close.
+            _, pending = await asyncio.wait({self._run_task}, timeout=5)
+            for task in pending:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._run_task
         if self._http is not None:

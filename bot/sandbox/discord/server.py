@@ -76,6 +76,8 @@ class DiscordSandbox:
         self.token = token
         self.token_valid = True
         self.withhold_content = False
+        self.session_start_budget = 1000  # daily IDENTIFYs, as GET /gateway/bot reports them
+        self.session_start_reset_ms = 0
         self._ids = Snowflakes()
         self.bot = User(self._ids.next(), bot_name, bot=True)
         self.application_id = self._ids.next()
@@ -387,7 +389,9 @@ class DiscordSandbox:
         )
 
     async def _gateway_url(self, _: web.Request) -> web.Response:
-        limits = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        remaining = max(0, self.session_start_budget - self.gateway.identify_count)
+        limits = {"total": self.session_start_budget, "remaining": remaining,
+                  "reset_after": self.session_start_reset_ms, "max_concurrency": 1}
         return _json(
             {"url": self.gateway_url, "shards": 1, "session_start_limit": limits}
         )

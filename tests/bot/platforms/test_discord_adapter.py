@@ -220,3 +220,22 @@ def test_token_never_appears_in_repr(monkeypatch):
     monkeypatch.setenv("LW_TEST_DISCORD_TOKEN", "super-secret-token-value")
     adapter = DiscordAdapter(DiscordSettings(token_env="LW_TEST_DISCORD_TOKEN"))
     assert "super-secret" not in repr(adapter) and "super-secret" not in repr(vars(adapter))
+
+
+async def test_an_exhausted_identify_budget_is_waited_for(sandbox):
+    sandbox.session_start_budget, sandbox.session_start_reset_ms = 0, 300
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        waited = loop.time() - started
+    assert waited >= 0.3 and adapter.session_start_limit["remaining"] == 0
+    assert sandbox.gateway.identify_count == 1
+
+
+async def test_close_while_waiting_for_the_identify_budget_returns_promptly(sandbox):
+    sandbox.session_start_budget, sandbox.session_start_reset_ms = 0, 3_600_000
+    adapter = DiscordAdapter(settings_for(sandbox), token=sandbox.token)
+    await adapter.start(Inbox())
+    await eventually(lambda: adapter.session_start_limit)
+    await asyncio.wait_for(adapter.close(), 6)
+    assert sandbox.gateway.identify_count == 0
