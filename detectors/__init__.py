@@ -6,6 +6,13 @@
 """
 
 from .engine import Engine
+from .files.fingerprints import (
+    FilePrint,
+    Fingerprint,
+    FingerprintSet,
+    TensorPrint,
+    build_fingerprint,
+)
 from .model import Finding, Severity
 from .normalize import Folded, fold
 from .patterns import mask
@@ -24,14 +31,19 @@ __all__ = [
     "CodenameEntry",
     "DigestRule",
     "Engine",
+    "FilePrint",
     "Finding",
+    "Fingerprint",
+    "FingerprintSet",
     "Folded",
     "HashEntry",
     "PatternEntry",
     "Problem",
     "Severity",
+    "TensorPrint",
     "Watchlist",
     "WatchlistError",
+    "build_fingerprint",
     "fold",
     "load_watchlist",
     "mask",
