@@ -130,8 +130,12 @@ class DiscordAdapter:
         token: str | None = None,
         store: CheckpointStore | None = None,
         on_health: HealthListener | None = None,
+        claim_inbox: bool = True,
     ):
+        """`store` keeps checkpoints and triage; with `claim_inbox`, `on_message` sees each
+        (message, edit) once. Pass claim_inbox=False when the pipeline claims after its commit."""
         self.settings = settings
+        self.claim_inbox = claim_inbox
         self._token = _Secret(token if token is not None else os.environ.get(settings.token_env, ""))
         if not self._token.reveal():
             raise DiscordConfigError(f"set the Discord bot token in the env var {settings.token_env}")
@@ -145,6 +149,7 @@ class DiscordAdapter:
         self._backfill_task: asyncio.Task[Any] | None = None
         self._closing = asyncio.Event()
         self._continuous: set[int] = set()  # channels/threads with no gap since their backfill
+        self._live_marks: dict[int, int] = {}  # newest live message id checkpointed per channel
         self.backfill_runs = 0
         self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
@@ -269,7 +274,11 @@ class DiscordAdapter:
     async def _on_live_message(self, message: discord.Message) -> None:
         delivered = await self.deliver(message)
         where = message.channel.id
-        if delivered is not None and where in self._continuous and self.store is not None:
+        if delivered is None or where not in self._continuous or self.store is None:
+            return
+        # Handlers run as concurrent tasks and edits carry old ids: only ever move forward.
+        if message.id > self._live_marks.get(where, 0):
+            self._live_marks[where] = message.id
             await self.store.checkpoint_set(checkpoint_key(where), str(message.id))
 
     async def deliver(self, message: discord.Message) -> ChatMessage | None:
@@ -283,7 +292,9 @@ class DiscordAdapter:
         if not message.author.bot:
             self.health.saw_human_message(empty=looks_blind(message))
         chat = to_chat_message(message, self._attachment_opener)
-        if self.store is not None and not await self.store.inbox_claim(chat.dedupe_key):
+        if self.claim_inbox and self.store is not None and not await self.store.inbox_claim(
+            chat.dedupe_key
+        ):
             return None  # already scanned (gateway replay, backfill overlap)
         if self._on_message is not None:
             await self._on_message(chat)

@@ -140,3 +140,14 @@ async def test_active_threads_are_backfilled_too(sandbox):
         await wait_backfills(adapter, 1)
     (got,) = inbox.messages
     assert (got.text, got.thread_id) == ("in thread, missed", str(thread.id))
+
+
+async def test_a_live_edit_of_an_old_message_never_moves_the_checkpoint_back(sandbox):
+    old = await sandbox.post_message(sandbox.general, sandbox.alice, "old", dispatch=False)
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store) as adapter:
+        await wait_backfills(adapter, 1)
+        newer = await sandbox.post_message(sandbox.general, sandbox.alice, "newer")
+        await sandbox.edit_message(old, "old, edited")
+        await eventually(lambda: "old, edited" in counts(inbox))
+    assert store.checkpoints[checkpoint_key(sandbox.general.id)] == str(newer.id)
