@@ -173,6 +173,8 @@ class DiscordAdapter:
             guild_ready_timeout=self.settings.guild_ready_timeout,
             max_messages=None,  # no message cache: edits arrive whole via raw events
             chunk_guilds_at_startup=False,
+            shard_id=self.settings.shard_id,
+            shard_count=self.settings.shard_count,
         )
         for hook in self.setup_hooks:
             hook(self.client)

@@ -1,6 +1,8 @@
 """`[discord]` settings (owned by the Discord adapter)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DiscordSettings(BaseModel):
@@ -24,3 +26,13 @@ class DiscordSettings(BaseModel):
     triage_permission: str = "manage_messages"  # a discord.Permissions flag the clicker needs
     guild_ready_timeout: float = Field(default=2.0, ge=0)  # wait for GUILD_CREATEs after READY
     identify_delay_seconds: float = Field(default=5.0, ge=0)  # pause before a re-IDENTIFY
+    shard_id: int | None = Field(default=None, ge=0)  # this process's shard (with shard_count)
+    shard_count: int | None = Field(default=None, ge=1)  # processes splitting the servers
+
+    @model_validator(mode="after")
+    def _shard_pair(self) -> Self:
+        if (self.shard_id is None) != (self.shard_count is None):
+            raise ValueError("[discord] shard_id and shard_count go together")
+        if self.shard_id is not None and self.shard_count is not None and self.shard_id >= self.shard_count:
+            raise ValueError("[discord] shard_id must be below shard_count")
+        return self

@@ -30,10 +30,18 @@ class Session:
     seq: int = 0
     backlog: list[dict[str, Any]] = field(default_factory=list)
     socket: web.WebSocketResponse | None = None
+    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY
 
     @property
     def reads_content(self) -> bool:
         return bool(self.intents & MESSAGE_CONTENT_INTENT)
+
+    def owns(self, guild_id: object) -> bool:
+        """Discord's sharding formula: (guild_id >> 22) % shard_count == shard_id."""
+        if guild_id is None:
+            return True
+        shard_id, count = self.shard
+        return (int(guild_id) >> 22) % count == shard_id  # type: ignore[call-overload]
 
 
 class Gateway:
@@ -103,9 +111,15 @@ class Gateway:
             await socket.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return None
         session = Session(id=secrets.token_hex(16), intents=intents, socket=socket)
+        if data.get("shard"):
+            session.shard = (int(data["shard"][0]), int(data["shard"][1]))
         self.sessions[session.id] = session
-        await self._deliver(session, "READY", self._ready_payload(session))
-        for guild in self._guild_payloads():
+        guilds = [g for g in self._guild_payloads() if session.owns(g["id"])]
+        ready = self._ready_payload(session)
+        ready["guilds"] = [{"id": g["id"], "unavailable": True} for g in guilds]
+        ready["shard"] = list(session.shard)
+        await self._deliver(session, "READY", ready)
+        for guild in guilds:
             await self._deliver(session, "GUILD_CREATE", guild)
         self.connected.set()
         return session
@@ -129,6 +143,8 @@ class Gateway:
     async def dispatch(self, event: str, data: dict[str, Any], *, strip_content: bool = False) -> None:
         """Send an event to every session; sessions with a dropped socket keep it for RESUME."""
         for session in list(self.sessions.values()):
+            if not session.owns(data.get("guild_id")):
+                continue  # another shard's server
             body = data
             if strip_content or (event.startswith("MESSAGE_") and not session.reads_content):
                 body = without_content(data)

@@ -239,3 +239,30 @@ async def test_close_while_waiting_for_the_identify_budget_returns_promptly(sand
     await eventually(lambda: adapter.session_start_limit)
     await asyncio.wait_for(adapter.close(), 6)
     assert sandbox.gateway.identify_count == 0
+
+
+async def test_two_shards_split_the_servers_between_them(sandbox):
+    guilds = [sandbox.guild]
+    while len({(g.id >> 22) % 2 for g in guilds}) < 2:
+        await asyncio.sleep(0.002)  # a guild id in the next millisecond may fall on the other shard
+        guilds.append(sandbox.add_guild(f"g{len(guilds)}"))
+    channels = [sandbox.add_channel(g, "chat") for g in guilds]
+    inboxes = [Inbox(), Inbox()]
+    async with running_adapter(sandbox, inboxes[0], shard_id=0, shard_count=2), \
+            running_adapter(sandbox, inboxes[1], shard_id=1, shard_count=2):
+        for channel in channels:
+            await sandbox.post_message(channel, sandbox.alice, str(channel.guild_id))
+        await eventually(lambda: sum(len(i.messages) for i in inboxes) == len(channels))
+    for shard, inbox in enumerate(inboxes):
+        assert inbox.messages
+        assert all((int(m.community_id) >> 22) % 2 == shard for m in inbox.messages)
+
+
+def test_shard_settings_are_validated():
+    from pydantic import ValidationError
+
+    from bot.platforms.discord_settings import DiscordSettings
+    with pytest.raises(ValidationError, match="go together"):
+        DiscordSettings(shard_id=0)
+    with pytest.raises(ValidationError, match="below shard_count"):
+        DiscordSettings(shard_id=2, shard_count=2)
