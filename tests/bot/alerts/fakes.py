@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -140,7 +141,7 @@ def make_alert(n: int | str, *, sink: str = "hook", severity: str = "high", **kw
 class Receiver:
     """A local aiohttp server recording what it accepts, deduping by Idempotency-Key.
 
-    mode: "ok" | "down" (503) | "gone" (404) | "slow" (sleeps) | "apply-then-hang"
+    mode: "ok" | "down" (503) | "gone" (404) | "slow" (sleeps) | "flaky" | "apply-then-hang"
     (records the request, then never answers in time: the sender's outcome is unknown).
     """
 
@@ -154,6 +155,8 @@ class Receiver:
     url: str = ""
     reply_json: dict | None = None
     status: int = 200
+    flaky: float = 0.0  # mode "flaky": this share of requests answer 503 without applying
+    rng: random.Random = field(default_factory=random.Random)
     reply_headers: dict = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
@@ -177,6 +180,8 @@ class Receiver:
             return web.Response(
                 status=503 if not self.retry_after else 429, text="down", headers=headers
             )
+        if self.mode == "flaky" and self.rng.random() < self.flaky:
+            return web.Response(status=503, text="flaky")
         if self.mode == "gone":
             return web.json_response({"message": "Unknown Webhook", "code": 10015}, status=404)
         if self.mode == "slow":
