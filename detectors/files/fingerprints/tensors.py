@@ -45,8 +45,9 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 
 # A random 64-bit value per float16 bit pattern: turns the linear row hash into a universal one.
 _VALUE_HASH = _splitmix(np.arange(65536, dtype=np.uint64) + _U64(1 << 48))
-_COL_SEED = _U64(2 << 48)
-_ROW_SEED = _U64(3 << 48)
+# One positional coefficient per index along an item, the same for rows and for columns: the
+# hash of column k of W is then exactly the hash of row k of W transposed.
+_POS_SEED = _U64(2 << 48)
 
 
 def sample_indices(n: int) -> np.ndarray:
@@ -180,7 +181,7 @@ class StatsObserver:
             self._row_idx = sample_indices(self.rows)
             self._rowsum = np.zeros(len(self._row_idx), dtype=np.float64)
             if self._exact:
-                self._col_coef = _splitmix(np.arange(self.cols, dtype=np.uint64) + _COL_SEED)
+                self._col_coef = _splitmix(np.arange(self.cols, dtype=np.uint64) + _POS_SEED)
                 self._col_acc = np.zeros(self.cols, dtype=np.uint64)
                 self._row_set = 0
 
@@ -207,7 +208,7 @@ class StatsObserver:
             with np.errstate(over="ignore"):
                 row_hash = (values * self._col_coef).sum(axis=1, dtype=np.uint64)
                 self._row_set = (self._row_set + int(_splitmix(row_hash).sum(dtype=np.uint64))) % (1 << 64)
-                row_coef = _splitmix(np.arange(start, stop, dtype=np.uint64) + _ROW_SEED)
+                row_coef = _splitmix(np.arange(start, stop, dtype=np.uint64) + _POS_SEED)
                 self._col_acc += (values * row_coef[:, None]).sum(axis=0, dtype=np.uint64)
 
     def finish(self) -> None:

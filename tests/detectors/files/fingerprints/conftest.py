@@ -1,0 +1,53 @@
+"""Shared fixtures: one registered tiny checkpoint and helpers to feed uploads to a matcher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fingerprint_models import make_model, save_safetensors
+
+from detectors.files.fingerprints import FingerprintSet, build_fingerprint
+from detectors.model import Finding
+
+
+def pieces(data: bytes, size: int = 65536) -> Iterator[bytes]:
+    """`data` in feeds of `size` bytes."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def scan(fps: FingerprintSet, data: bytes, name: str = "upload.bin", feed: int = 65536) -> list[Finding]:
+    """Findings for one upload fed in pieces of `feed` bytes."""
+    matcher = fps.open(name)
+    for piece in pieces(data, feed):
+        matcher.feed(piece)
+    return matcher.close()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def weights() -> dict:
+    """The internal model's tensors (HF llama names, float32)."""
+    return make_model(seed=1)
+
+
+@pytest.fixture(scope="session")
+def registered_file(model_dir: Path, weights: dict) -> Path:
+    return save_safetensors(weights, model_dir / "internal.safetensors")
+
+
+@pytest.fixture(scope="session")
+def fingerprint(registered_file: Path):
+    data = registered_file.read_bytes()
+    return build_fingerprint("ckpt-internal", "critical", [(registered_file.name, pieces(data, 1 << 20))])
+
+
+@pytest.fixture(scope="session")
+def fps(fingerprint) -> FingerprintSet:
+    return FingerprintSet([fingerprint])
