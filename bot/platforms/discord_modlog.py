@@ -176,7 +176,7 @@ class DiscordModlogSink:
             raise PermanentError(f"discord sink {self.id}: HTTP {error.status} "
                                  f"(code {error.code}) posting to channel {self.channel_id}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from None
+            raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from error
 
 
 def sink_factory(adapter: DiscordAdapter) -> Any:
