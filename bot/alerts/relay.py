@@ -291,6 +291,9 @@ class Relay:
     async def flush_digest(self, sink_id: str) -> None:
         """Send this sink's pending digest now (the scheduled job calls it); returns when done."""
         w = self._workers[sink_id]
+        if w.task is None or w.task.done():
+            logger.warning("digest for sink %s skipped: the relay is not running", sink_id)
+            return
         fut = asyncio.get_running_loop().create_future()
         w.digest_waiters.append(fut)
         w.wake.set()

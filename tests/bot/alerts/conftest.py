@@ -39,3 +39,15 @@ def clock():
 @pytest.fixture
 def outbox():
     return MemoryOutbox()
+
+
+@pytest.fixture
+async def durable_store(tmp_path):
+    """bot.store.Store when it exists, else the durable SQLite stand-in with the same names."""
+    try:
+        from bot.store import Store
+    except ImportError:
+        from .sqlite_outbox import SqliteOutbox as Store
+    store = await Store.open(str(tmp_path / "leakwarden.db"))
+    yield store
+    await store.close()
