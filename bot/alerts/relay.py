@@ -141,6 +141,8 @@ class SinkHealth:
     consecutive_failures: int = 0
     last_error: str | None = None
     blocked_until: float = 0.0
+    failing_since: float | None = None  # first retryable failure of the current outage
+    outage_reported: bool = False
 
 
 @dataclass(eq=False)
@@ -234,6 +236,7 @@ class Relay:
         poll_interval: float = 1.0,
         batch_size: int = 100,
         health_sinks: Sequence[str] = (),
+        outage_alert_after: float = 300.0,
     ):
         self.store = store
         self.retry = retry or RetryPolicy()
@@ -242,6 +245,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.health_sinks = list(health_sinks)
+        self.outage_alert_after = outage_alert_after
         self._stopping = False
         self._side_tasks: set[asyncio.Task] = set()
         policies = policies or {}
@@ -406,6 +410,7 @@ class Relay:
             w.health.last_error = error
             w.health.blocked_until = next_at
             logger.warning("sink %s: %s; retry %d in %.1fs", sink_id, error, attempts, delay)
+            self._check_outage(sink_id, w, error)
             return False
         except Exception as exc:
             # PermanentError, or a bug in the sink: it will not fix itself by waiting long.
@@ -425,6 +430,9 @@ class Relay:
             await self.store.outbox_mark_sent(part.row_id, self.clock.now())
         w.health.sent += 1
         w.health.consecutive_failures = 0
+        if w.health.outage_reported:
+            logger.warning("sink %s recovered; its backlog is being delivered", sink_id)
+        w.health.failing_since, w.health.outage_reported = None, False
         return True
 
     async def _mark_retry(self, row: Any, attempts: int, next_at: float, error: str) -> None:
@@ -451,6 +459,32 @@ class Relay:
                 if not fut.done():
                     fut.set_result(None)
 
+    def _check_outage(self, sink_id: str, w: _Worker, error: str) -> None:
+        """One health alert when a sink has been unreachable for `outage_alert_after` seconds."""
+        now = self.clock.now()
+        if w.health.failing_since is None:
+            w.health.failing_since = now
+        down_for = now - w.health.failing_since
+        if w.health.outage_reported or down_for < self.outage_alert_after:
+            return
+        w.health.outage_reported = True
+        since = int(w.health.failing_since)
+        alert = Alert(
+            idempotency_key=f"health:outage:{sink_id}:{since}",
+            hit_id=f"health-{sink_id}-{since}",
+            incident_id=None,
+            rule_id="leakwarden.sink-unreachable",
+            kind="health",
+            severity="high",
+            matched=sink_id,
+            excerpt=(
+                f"sink {sink_id} unreachable for {down_for:.0f}s; alerts are kept in the "
+                f"outbox and will be delivered on recovery. Last error: {error}"
+            ),
+        )
+        logger.error("sink %s unreachable for %.0fs: %s", sink_id, down_for, error)
+        self._send_health_alert(sink_id, alert)
+
     def _raise_health_alert(self, sink_id: str, row: Any, error: str, attempts: int) -> None:
         alert = Alert(
             idempotency_key=f"health:dead:{row.idempotency_key}",
@@ -468,6 +502,9 @@ class Relay:
         )
         # The log always gets it: the health sink may be down too.
         logger.error("dead letter: sink %s, key %s: %s", sink_id, row.idempotency_key, error)
+        self._send_health_alert(sink_id, alert)
+
+    def _send_health_alert(self, sink_id: str, alert: Alert) -> None:
         for target in self.health_sinks:
             if target != sink_id and target in self._workers:
                 task = asyncio.create_task(self._send_health(target, alert))

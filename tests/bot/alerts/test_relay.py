@@ -47,10 +47,17 @@ async def test_every_row_is_delivered_once_with_its_key(outbox, clock, receiver,
 
 
 async def test_sink_down_ten_minutes_gets_every_alert_once_after_recovery(
-    outbox, clock, receiver, session, relays
+    outbox, clock, receiver, make_receiver, session, relays
 ):
     receiver.mode = "down"
-    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    ops = await make_receiver()
+    relay = relays(
+        outbox,
+        {"hook": hook(receiver, session), "ops": hook(ops, session, "ops")},
+        clock=clock,
+        health_sinks=["ops"],
+        outage_alert_after=300,
+    )
     await relay.start()
     keys = []
     for minute in range(10):  # alerts keep arriving during the outage
@@ -64,6 +71,10 @@ async def test_sink_down_ten_minutes_gets_every_alert_once_after_recovery(
     # Backing off as a sink, not per row: the receiver is probed, not hammered.
     assert 3 <= len(receiver.requests) <= 20
     assert outbox.states() == {"pending": 50}
+    # One health alert through another sink once the outage passed five minutes.
+    [outage] = ops.applied.values()
+    assert outage["data"]["rule_id"] == "leakwarden.sink-unreachable"
+    assert "hook" in outage["data"]["excerpt"]
 
     receiver.mode = "ok"
     await run_simulated(clock, relay, RetryPolicy().cap + 10, step=5)
