@@ -66,6 +66,7 @@ class RetryPolicy:
     jitter: float = 0.5  # the delay is drawn from [(1 - jitter) * d, d]
     permanent_attempts: int = 3
     max_retry_after: float = 3600.0
+    min_retry_after: float = 0.5  # "Retry-After: 0" from a struggling receiver is not a spin loop
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Seconds before attempt `attempts + 1`."""
@@ -398,7 +399,8 @@ class Relay:
             error = str(exc) or "timed out (outcome unknown)"
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
-                delay = min(max(retry_after, 0.0), self.retry.max_retry_after)  # the receiver knows
+                # The receiver knows when it can take more; within sane bounds, believe it.
+                delay = min(max(retry_after, self.retry.min_retry_after), self.retry.max_retry_after)
             else:
                 # Back off as a sink, not per row: a fresh row must not reset the outage's backoff.
                 level = max(attempts, w.health.consecutive_failures + 1)
