@@ -131,11 +131,13 @@ class DiscordAdapter:
         store: CheckpointStore | None = None,
         on_health: HealthListener | None = None,
         claim_inbox: bool = True,
+        backfill_on_connect: bool = True,
     ):
         """`store` keeps checkpoints and triage; with `claim_inbox`, `on_message` sees each
         (message, edit) once. Pass claim_inbox=False when the pipeline claims after its commit."""
         self.settings = settings
         self.claim_inbox = claim_inbox
+        self.backfill_on_connect = backfill_on_connect
         self._token = _Secret(token if token is not None else os.environ.get(settings.token_env, ""))
         if not self._token.reveal():
             raise DiscordConfigError(f"set the Discord bot token in the env var {settings.token_env}")
@@ -264,7 +266,7 @@ class DiscordAdapter:
         # A fresh session (not a RESUME) may follow a gap whose events are gone: backfill.
         self.health.set_connected(True)
         self._continuous.clear()
-        if self.store is None:
+        if self.store is None or not self.backfill_on_connect:
             return
         if self._backfill_task is not None and not self._backfill_task.done():
             self._backfill_task.cancel()

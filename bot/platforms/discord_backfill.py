@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import discord
 
 if TYPE_CHECKING:
-    from bot.platforms.discord import DiscordAdapter
+    from bot.platforms.discord import CheckpointStore, DiscordAdapter, OnMessage
+    from bot.platforms.discord_settings import DiscordSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,29 @@ async def backfill(adapter: DiscordAdapter, *, progress: Progress | None = None)
     log.info("discord backfill: %d channels, %d read, %d new", report.channels, report.read,
              report.delivered)
     return report
+
+
+class BackfillFailed(RuntimeError):
+    """The bot could not connect to run a backfill (the health detail says why)."""
+
+
+async def backfill_once(
+    settings: DiscordSettings,
+    store: CheckpointStore,
+    on_message: OnMessage,
+    *,
+    token: str | None = None,
+    progress: Progress | None = None,
+    connect_timeout: float = 60.0,
+) -> BackfillReport:
+    """Connect, run one backfill pass with `progress`, disconnect (for `leakwarden backfill`)."""
+    from bot.platforms.discord import DiscordAdapter
+
+    adapter = DiscordAdapter(settings, token=token, store=store, backfill_on_connect=False)
+    await adapter.start(on_message)
+    try:
+        if not await adapter.wait_ready(connect_timeout):
+            raise BackfillFailed(adapter.health.detail)
+        return await backfill(adapter, progress=progress)
+    finally:
+        await adapter.close()

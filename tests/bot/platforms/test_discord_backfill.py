@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_discord_support import Inbox, MemoryStore, eventually, running_adapter
+from test_discord_support import Inbox, MemoryStore, eventually, running_adapter, settings_for
 
 from bot.platforms.discord import checkpoint_key
-from bot.platforms.discord_backfill import backfill
+from bot.platforms.discord_backfill import BackfillFailed, backfill, backfill_once
 from bot.sandbox.discord import DiscordSandbox
 
 
@@ -151,3 +151,21 @@ async def test_a_live_edit_of_an_old_message_never_moves_the_checkpoint_back(san
         await sandbox.edit_message(old, "old, edited")
         await eventually(lambda: "old, edited" in counts(inbox))
     assert store.checkpoints[checkpoint_key(sandbox.general.id)] == str(newer.id)
+
+
+async def test_backfill_once_runs_a_single_pass_with_progress_then_disconnects(sandbox):
+    for n in range(5):
+        await sandbox.post_message(sandbox.general, sandbox.alice, f"b{n}", dispatch=False)
+    inbox, store, progress = Inbox(), MemoryStore(), []
+    settings = settings_for(sandbox, backfill_page_size=2)
+    report = await backfill_once(settings, store, inbox, token=sandbox.token,
+                                 progress=lambda name, read: progress.append((name, read)))
+    assert (report.read, report.delivered, report.channels) == (5, 5, 2)
+    assert progress == [("general", 2), ("general", 4)]
+    assert not sandbox.gateway.sockets
+
+
+async def test_backfill_once_reports_why_it_could_not_connect(sandbox):
+    sandbox.set_bad_token()
+    with pytest.raises(BackfillFailed, match="token"):
+        await backfill_once(settings_for(sandbox), MemoryStore(), Inbox(), token=sandbox.token)
