@@ -26,7 +26,8 @@ import ahocorasick
 from rapidfuzz.distance import OSA
 
 from .fuzzyindex import DeletionIndex
-from .normalize import FOLD, SHAPE, Folded, fold, fold_term, needs_leet
+from .normalize import FOLD, SHAPE, Folded, fold, fold_term, readings
+from .ordinary import ordinary_words
 from .watchlist import CodenameEntry
 
 MIN_TERM_CHARS = 3
@@ -136,6 +137,7 @@ class CodenameMatcher:
         self._explicit = explicit
         self._index = DeletionIndex(keys)
         self._maxlen = max((len(k) for k, b in keys if b > 0), default=0)
+        self._ordinary = ordinary_words() if self._index.max_budget else frozenset()
         # Per-token verdicts, shared by scanning threads. They are replaced, never cleared in
         # place, so a reader holding the old objects still sees a consistent pair.
         self._verdicts: dict[str, tuple[tuple[int, int], ...]] = {}
@@ -151,12 +153,15 @@ class CodenameMatcher:
         hits: tuple[tuple[int, int], ...] = ()
         if MIN_TERM_CHARS <= len(token) <= self._maxlen + 2:
             found = []
-            # A written word gets no more typos than its own length allows: "call" (4 letters)
-            # is never a typo of "Cally", however long the term's own budget is.
+            # A written word gets no more typos than its own length allows ("call" is never a
+            # typo of "Cally"), and an ordinary word is no typo at all ("model" is not "Kodel").
+            ordinary = token in self._ordinary
             own = auto_edits(len(token))
             for kid in self._index.candidates(token):
                 key, budget = self._keys[kid]
-                if not self._explicit[kid]:
+                if ordinary:
+                    budget = 0
+                elif not self._explicit[kid]:
                     budget = min(budget, own)
                 d = OSA.distance(token, key, score_cutoff=budget)
                 if d <= budget:
@@ -178,7 +183,7 @@ class CodenameMatcher:
 
     # ---- fast screen ------------------------------------------------------------------------
 
-    def _maybe(self, text: str, shape: str, leet: bool) -> bool:
+    def _maybe(self, text: str, shape: str, leet: int) -> bool:
         """False when no codename can be in `text` in this reading (the common case)."""
         f = text.translate(FOLD[leet])
         compact = f.replace(" ", "")
@@ -229,7 +234,7 @@ class CodenameMatcher:
         for s, e in spans:
             for kid, d in self._lookup(compact[s:e]):
                 fid, j = self._meta[kid]
-                if j < 0 and d > 0:
+                if j < 0 and d > 0 and not _all_digits(fd, s, e):
                     yield fid, s, e, d
         # Word-by-word alignment for multi-word terms.
         word_text = [compact[s:e] for s, e in words]
@@ -250,14 +255,15 @@ class CodenameMatcher:
                     if dd > b or total > form.budget:
                         break
                 else:
-                    if total:
-                        yield fid, words[i0][0], words[i0 + n - 1][1], total
+                    s, e = words[i0][0], words[i0 + n - 1][1]
+                    if total and not _all_digits(fd, s, e):
+                        yield fid, s, e, total
 
     def scan(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, one per entry and place (best match kept)."""
         found: list[CodenameMatch] = []
         shape = text.translate(SHAPE)
-        for leet in (False, True) if needs_leet(text, shape) else (False,):
+        for leet in readings(text, shape):
             if not self._maybe(text, shape, leet):
                 continue
             fd = fold(text, leet)
@@ -268,16 +274,23 @@ class CodenameMatcher:
         return _best_per_place(found)
 
 
+def _all_digits(fd: Folded, s: int, e: int) -> bool:
+    """Whether compact [s, e) was written with digits only: a number is never a typo ("74510")."""
+    start, end = fd.span(s, e)
+    return fd.text[start:end].replace(" ", "").isdigit()
+
+
 def _best_per_place(matches: list[CodenameMatch]) -> list[CodenameMatch]:
-    """Overlapping matches of one entry collapse to the best (fewest edits, then longest)."""
-    matches.sort(key=lambda m: (m.entry.id, m.edits, -(m.end - m.start), m.start))
+    """One match per place: where matches overlap, the longest wins, then the exact one.
+
+    The longest explains the most: "Q u i n C o r s i l" is Quincorsil, not also Corsil inside
+    it, and "Rudor Elmek" is a typo of "Rudtor Elmek", not also the term "Elmek". At equal length
+    an exact spelling beats a typo ("Portal" is not also a typo of "Vortal").
+    """
+    matches.sort(key=lambda m: (-(m.end - m.start), m.edits, m.start, m.entry.id))
     kept: list[CodenameMatch] = []
-    taken: dict[str, list[tuple[int, int]]] = {}
     for m in matches:
-        spans = taken.setdefault(m.entry.id, [])
-        if any(m.start < e and s < m.end for s, e in spans):
-            continue
-        spans.append((m.start, m.end))
-        kept.append(m)
+        if not any(m.start < k.end and k.start < m.end for k in kept):
+            kept.append(m)
     kept.sort(key=lambda m: (m.start, m.end, m.entry.id))
     return kept

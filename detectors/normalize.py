@@ -6,9 +6,10 @@ confusables data, via `confusable_homoglyphs`), and, in the "leet" reading, digi
 standing for letters. Every other character is a separator. Matching then runs on `compact`, the
 folded text with separators removed, and decides word boundaries from the original text.
 
-Two readings exist because leetspeak is ambiguous: in "v1.0" the digits are digits, in "L4rkspur"
-they are letters. The plain reading is always scanned; the leet reading only when the text has a
-digit or symbol glued to a letter.
+Several readings exist because leetspeak is ambiguous: in "v1.0" the digits are digits, in
+"L4rkspur" they are letters, and "1" (like "|" and "!") stands for "l" in "1ark" but for "i" in
+"L1ght". Reading 0 (plain) is always scanned; reading 1 (leet, 1 = l) only when the text has a
+digit or symbol next to a letter; reading 2 (leet, 1 = i) only when it also has a 1, | or !.
 
 Per-character results are computed once and cached in translation tables, so the hot path is a
 single `str.translate` call in C.
@@ -29,11 +30,10 @@ import numpy as np
 # Character classes of ORIGINAL characters, used to find word boundaries (camelCase, scripts).
 SEP, LOWER, UPPER, DIGIT, CASELESS, DROP = range(6)
 
+PLAIN, LEET, LEET_I = 0, 1, 2  # the readings
 LEET_DIGITS = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t"}
 LEET_SYMBOLS = {"@": "a", "$": "s", "!": "l", "|": "l"}
-# 'i' and 'l' are one letter here: 1, I, l, | and ! all stand for either, and the Unicode
-# confusables data itself maps capital I to small l. Merging costs nothing in practice.
-_MERGE = {"i": "l"}
+LEET_AS_I = {"1": "i", "!": "i", "|": "i"}  # the other reading of the i/l-ambiguous glyphs
 
 # Texts that need the leet reading: a digit next to a letter (glued, or one separator away as in
 # "L a r k 5"), or a leet symbol between letters ("L@rk", but not "hi!" or "@user").
@@ -58,18 +58,19 @@ def _confusables() -> dict[str, str]:
     return out
 
 
-def _fold_ascii(c: str, leet: bool) -> str:
+def _fold_ascii(c: str, leet: int) -> str:
     if "a" <= c <= "z" or "A" <= c <= "Z":
-        low = c.lower()
-        return _MERGE.get(low, low)
+        return c.lower()
+    if leet == LEET_I and c in LEET_AS_I:
+        return LEET_AS_I[c]
     if "0" <= c <= "9":
-        return _MERGE.get(LEET_DIGITS.get(c, c), LEET_DIGITS.get(c, c)) if leet else c
+        return LEET_DIGITS.get(c, c) if leet else c
     if leet and c in LEET_SYMBOLS:
         return LEET_SYMBOLS[c]
     return " "
 
 
-def fold_char(c: str, leet: bool) -> str:
+def fold_char(c: str, leet: int) -> str:
     """The folded form of one character: letters/digits, ' ' for a separator, '' to drop it."""
     if c.isascii():
         return _fold_ascii(c, leet)
@@ -93,7 +94,7 @@ def fold_char(c: str, leet: bool) -> str:
     return "".join(out)
 
 
-def char_class(c: str, leet: bool) -> int:
+def char_class(c: str, leet: int) -> int:
     """Boundary class of an original character (see SEP..DROP)."""
     folded = fold_char(c, leet)
     if folded == "":
@@ -131,7 +132,7 @@ class _Table(dict):
         return value
 
 
-def _fold_value(leet: bool):
+def _fold_value(leet: int):
     def fn(c: str):
         f = fold_char(c, leet)
         return None if f == "" else f  # None keeps ASCII text on CPython's fast translate path
@@ -139,9 +140,10 @@ def _fold_value(leet: bool):
     return fn
 
 
-FOLD = {False: _Table(_fold_value(False)), True: _Table(_fold_value(True))}
-_LEN = {leet: _Table(lambda c, leet=leet: chr(len(fold_char(c, leet)))) for leet in (False, True)}
-_CLS = {leet: _Table(lambda c, leet=leet: chr(char_class(c, leet))) for leet in (False, True)}
+READINGS = (PLAIN, LEET, LEET_I)
+FOLD = {r: _Table(_fold_value(r)) for r in READINGS}
+_LEN = {r: _Table(lambda c, r=r: chr(len(fold_char(c, r)))) for r in READINGS}
+_CLS = {r: _Table(lambda c, r=r: chr(char_class(c, r))) for r in READINGS}
 
 
 def _shape_of(c: str) -> str:
@@ -166,12 +168,17 @@ def _shape_of(c: str) -> str:
 SHAPE = _Table(_shape_of)
 
 
-def needs_leet(text: str, shape: str) -> bool:
-    """True when `text` may hide letters behind digits or symbols."""
-    return ("1" in shape or "!" in shape) and LEET_HINT.search(text) is not None
+def readings(text: str, shape: str) -> tuple[int, ...]:
+    """The readings `text` needs: plain always, leet when letters may hide behind digits or
+    symbols, and leet with 1 = i when an i/l-ambiguous glyph is there too."""
+    if ("1" in shape or "!" in shape) and LEET_HINT.search(text) is not None:
+        if "1" in text or "|" in text or "!" in text:
+            return READINGS
+        return (PLAIN, LEET)
+    return (PLAIN,)
 
 
-def fold_fast(text: str, leet: bool = False) -> str:
+def fold_fast(text: str, leet: int = PLAIN) -> str:
     """Folded text with separators as spaces (no offset map): the hot path."""
     return text.translate(FOLD[leet])
 
@@ -209,7 +216,7 @@ def _codes(s: str, dtype=np.uint32) -> np.ndarray:
     return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def fold(text: str, leet: bool = False) -> Folded:
+def fold(text: str, leet: int = PLAIN) -> Folded:
     """Fold `text` and compute the offset map and word boundaries (vectorised for long texts)."""
     f = text.translate(FOLD[leet])
     n = len(text)

@@ -51,6 +51,9 @@ MENTIONS = [
     ("leet", "L4rk5pur", "cn-larkspur", "L4rk5pur"),
     ("leet-symbols", "L@rk$pur", "cn-larkspur", "L@rk$pur"),
     ("leet-one-as-l", "1arkspur", "cn-larkspur", "1arkspur"),
+    ("leet-one-as-i", "1ron Meadow", "cn-iron-meadow", "1ron Meadow"),
+    ("leet-bang-as-i", "Ir0n M3ad0w", "cn-iron-meadow", "Ir0n M3ad0w"),
+    ("capital-i-for-l", "IARKSPUR", "cn-larkspur", "IARKSPUR"),
     ("leet-spaced-confusable", "L a r k 5 p u г", "cn-larkspur", "L a r k 5 p u г"),
     ("markdown-bold", "**Larkspur**", "cn-larkspur", "Larkspur"),
     ("spoiler", "||Larkspur||", "cn-larkspur", "Larkspur"),
@@ -110,9 +113,10 @@ def test_ordinary_text_is_not_a_mention(engine, case, text):
     assert codename_hits(engine, text) == []
 
 
-def test_plural_of_multi_word_term_is_within_budget(engine):
-    # "meadows" is one edit from "meadow": a near-mention teams want to see.
-    assert codename_hits(engine, "iron meadows") == [("cn-iron-meadow", "iron meadows")]
+def test_ordinary_words_are_not_typos(engine):
+    # "meadows" is one edit from "meadow", but an ordinary word: never read as a typo.
+    assert codename_hits(engine, "iron meadows") == []
+    assert codename_hits(engine, "iron meadov") == [("cn-iron-meadow", "iron meadov")]
 
 
 def test_finding_names_the_entry_not_the_alias(engine):
@@ -160,3 +164,24 @@ def test_many_terms_do_not_interfere():
     terms.append({"id": "target", "term": "Larkspur"})
     e = Engine(load_watchlist({"codenames": terms}))
     assert [f.rule_id for f in e.scan_text("L a r k s p u r")] == ["target"]
+
+
+@pytest.mark.parametrize(
+    "terms,text,expected",
+    [
+        # An ordinary word near a codename is not a typo of it.
+        (["Kodel"], "the model is out", []),
+        # A number is never a typo, even read as leetspeak ("74510" ~ "tasio").
+        (["Tallo"], "order 74510 shipped", []),
+        # Written exactly, a term is not also a typo of its neighbour on the list.
+        (["Portal", "Vortal"], "Portal", [("t0", "Portal")]),
+        # The longest exact match wins where terms nest inside one another.
+        (["Corsil", "Quincorsil"], "Q u i n C o r s i l", [("t1", "Q u i n C o r s i l")]),
+        (["Iron", "Iron Meadow"], "Iron Meadow", [("t1", "Iron Meadow")]),
+        # ...but separate places are separate mentions.
+        (["Corsil", "Quincorsil"], "Corsil and Quincorsil", [("t0", "Corsil"), ("t1", "Quincorsil")]),
+    ],
+)
+def test_resolution_rules(terms, text, expected):
+    e = Engine(load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]}))
+    assert codename_hits(e, text) == expected

@@ -1,0 +1,302 @@
+"""Text engine benchmark: throughput, recall per disguise class and precision, in one run.
+
+Workload: a seeded stream of chat-like messages (code blocks, URLs, emoji, several scripts);
+1% mention a watchlist term in one of the disguise classes below. Watchlists of 1k, 10k and 100k
+distinct codename-like terms. Compared in the same run against two baselines:
+  (a) the same folding, then a plain Aho-Corasick exact search (the floor any design pays);
+  (b) naive rapidfuzz.process.extractOne(..., scorer=partial_ratio) on a subset of messages.
+
+    python benchmarks/text.py [--messages 200000] [--sizes 1000,10000,100000] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import statistics
+import time
+from collections import Counter, defaultdict
+
+import ahocorasick
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from detectors import Engine, load_watchlist
+from detectors.normalize import fold_fast
+
+SYLLABLES = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "dra", "zel", "quin", "por", "thu", "bex", "ly", "nor", "cal", "fen", "gri", "hol", "jas", "vor", "mek", "tal", "os", "ur", "ix", "an", "el", "zor", "pha", "ny", "rud", "sil", "wen", "yth", "ko", "bra", "cor", "del", "fal", "gorn", "hesk"]
+ENGLISH = ["the", "a", "to", "and", "of", "is", "in", "it", "you", "that", "for", "on", "was", "with", "he", "as", "have", "be", "at", "one", "this", "had", "by", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write", "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water", "been", "call", "who", "its", "now", "find", "long", "down", "day", "did", "get", "come", "made", "may", "part", "lol", "yeah", "ok", "thanks", "anyone", "know", "why", "model", "weights", "eval", "run", "training", "data", "release", "leak", "link", "download", "server", "channel", "please", "check", "this", "out"]
+OTHER_SCRIPTS = ["привет", "модель", "данные", "你好", "模型", "数据", "مرحبا", "نموذج", "こんにちは", "γεια"]
+EMOJI = ["😀", "🔥", "👀", "🚀", "✅", "🤖", "💀", "🙏"]
+CONFUSABLE = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у", "i": "і"}
+LEET = {"a": "4", "e": "3", "o": "0", "s": "5", "t": "7", "l": "1"}
+FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
+ACCENT = {"a": "á", "e": "é", "o": "ö", "u": "ü", "i": "í", "n": "ñ"}
+
+
+def codename(rng: random.Random) -> str:
+    word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
+    return word.capitalize()
+
+
+def make_terms(n: int, rng: random.Random) -> list[str]:
+    """n distinct codename-like terms; one in five has two words."""
+    out: set[str] = set()
+    while len(out) < n:
+        t = codename(rng)
+        if rng.random() < 0.2:
+            t = f"{t} {codename(rng)}"
+        if len(t.replace(" ", "")) >= 5:
+            out.add(t)
+    return sorted(out)
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One edit (swap, substitute, drop or insert) away from `word`, not at its first letter."""
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(["swap", "sub", "drop", "add"])
+    letters = "bcdfghjkmnpqrvwxz"
+    if kind == "swap" and word[i] != word[i + 1]:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == "drop":
+        return word[:i] + word[i + 1 :]
+    if kind == "add":
+        return word[:i] + rng.choice(letters) + word[i:]
+    return word[:i] + rng.choice([c for c in letters if c != word[i].lower()]) + word[i + 1 :]
+
+
+def _map(s: str, table: dict[str, str], rng: random.Random, p: float = 0.6) -> str:
+    return "".join(table[c] if c in table and rng.random() < p else c for c in s)
+
+
+CLASSES = {
+    "plain": lambda t, r: t,
+    "upper": lambda t, r: t.upper(),
+    "spaced": lambda t, r: " ".join(t.replace(" ", "")),
+    "dotted": lambda t, r: ".".join(t.replace(" ", "")),
+    "line-broken": lambda t, r: "\n".join(t.replace(" ", "")),
+    "hyphen-split": lambda t, r: t[: len(t) // 2] + "-\n" + t[len(t) // 2 :],
+    "zero-width": lambda t, r: "\u200b".join(t),
+    "diacritics": lambda t, r: _map(t.lower(), ACCENT, r, 1.0),
+    "fullwidth": lambda t, r: "".join(FULLWIDTH.get(c, c) for c in t),
+    "confusables": lambda t, r: _map(t.lower(), CONFUSABLE, r, 1.0),
+    "leet": lambda t, r: _map(t.lower(), LEET, r, 1.0),
+    "markdown": lambda t, r: f"||**{t}**||",
+    "hashtag-camel": lambda t, r: "#" + "".join(w.capitalize() for w in t.split()),
+    "url": lambda t, r: f"https://files.example.net/{t.lower().replace(' ', '-')}/model.safetensors",
+    "joined-lower": lambda t, r: t.replace(" ", "").lower(),
+    "typo": lambda t, r: " ".join(typo(w, r) if len(w) >= 6 else w for w in t.split())
+    if any(len(w) >= 6 for w in t.split())
+    else t,
+}
+
+
+def chat_message(rng: random.Random) -> str:
+    """A realistic-ish chat message: words, sometimes code, links, emoji, other scripts."""
+    n = max(1, int(rng.lognormvariate(2.3, 0.8)))
+    words = [rng.choice(ENGLISH) for _ in range(min(n, 120))]
+    roll = rng.random()
+    if roll < 0.05:
+        ident = "_".join(rng.choice(ENGLISH) for _ in range(3))
+        words.append(f"```py\ndef {ident}(x):\n    return {rng.randint(0, 999)} * x\n```")
+    elif roll < 0.12:
+        words.append(f"https://example.com/{rng.choice(ENGLISH)}/{rng.randint(1, 99999)}?ref=chat")
+    elif roll < 0.2:
+        words.insert(rng.randrange(len(words) + 1), rng.choice(OTHER_SCRIPTS))
+    if rng.random() < 0.15:
+        words.append(rng.choice(EMOJI))
+    if rng.random() < 0.05:
+        words.append(f"v{rng.randint(1, 9)}.{rng.randint(0, 9)}")
+    return " ".join(words)
+
+
+def unambiguous_typo(term: str, terms_folded: list[str], rng: random.Random) -> str | None:
+    """A typo of `term` that is not also within two edits of another term on the list
+    (with thousands of similar terms, a typo can land on a neighbour: then it is no test)."""
+    for _ in range(20):
+        t = CLASSES["typo"](term, rng)
+        key = fold_fast(t).replace(" ", "")
+        near = process.extract(key, terms_folded, scorer=OSA.distance, score_cutoff=2, limit=2)
+        if t != term and [m[0] for m in near] == [fold_fast(term).replace(" ", "")]:
+            return t
+    return None
+
+
+def workload(n: int, terms: list[str], rng: random.Random):
+    """(messages, planted) with planted[i] = (term index, class) for 1% of messages."""
+    msgs, planted = [], {}
+    classes = list(CLASSES)
+    folded = [fold_fast(t).replace(" ", "") for t in terms]
+    for i in range(n):
+        text = chat_message(rng)
+        if rng.random() < 0.01:
+            ti = rng.randrange(len(terms))
+            cls = classes[len(planted) % len(classes)]
+            if cls == "typo":
+                disguised = unambiguous_typo(terms[ti], folded, rng)
+                if disguised is None:
+                    msgs.append(text)
+                    continue
+            else:
+                disguised = CLASSES[cls](terms[ti], rng)
+            words = text.split(" ")
+            at = rng.randrange(len(words) + 1)
+            text = " ".join([*words[:at], disguised, *words[at:]])
+            planted[i] = (ti, cls)
+        msgs.append(text)
+    return msgs, planted
+
+
+def score(found: dict[int, set[int]], planted, n_classes=CLASSES):
+    """Recall per class and precision over (message, rule) pairs."""
+    hit = Counter()
+    total = Counter()
+    tp = fp = 0
+    for i, (ti, cls) in planted.items():
+        total[cls] += 1
+        if ti in found.get(i, set()):
+            hit[cls] += 1
+    for i, rules in found.items():
+        for r in rules:
+            if i in planted and planted[i][0] == r:
+                tp += 1
+            else:
+                fp += 1
+    recall = {c: hit[c] / total[c] for c in n_classes if total[c]}
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    return recall, precision, fp
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def timed(fn, msgs, repeats=3):
+    """Median messages/s of `fn` over `msgs` (and the last results)."""
+    rates, out = [], None
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn(msgs)
+        rates.append(len(msgs) / (time.perf_counter() - t0))
+    return statistics.median(rates), out
+
+
+def run_engine(engine: Engine, index: dict[str, int]):
+    def fn(msgs):
+        found = defaultdict(set)
+        for i, m in enumerate(msgs):
+            for f in engine.scan_text(m):
+                if f.kind == "codename":
+                    found[i].add(index[f.rule_id])
+        return found
+
+    return fn
+
+
+def run_baseline_a(terms: list[str]):
+    ac = ahocorasick.Automaton()
+    for ti, t in enumerate(terms):
+        key = fold_fast(t).replace(" ", "")
+        ac.add_word(key, (len(key), ti))
+    ac.make_automaton()
+
+    def fn(msgs):
+        found = defaultdict(set)
+        for i, m in enumerate(msgs):
+            for _end, (_n, ti) in ac.iter(fold_fast(m).replace(" ", "")):
+                found[i].add(ti)
+        return found
+
+    return fn
+
+
+def run_baseline_b(terms: list[str]):
+    lowered = [t.lower() for t in terms]
+
+    def fn(msgs):
+        found = defaultdict(set)
+        for i, m in enumerate(msgs):
+            best = process.extractOne(m.lower(), lowered, scorer=fuzz.partial_ratio, score_cutoff=85)
+            if best:
+                found[i].add(best[2])
+        return found
+
+    return fn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--subset", type=int, default=300, help="messages for baseline (b)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    print(f"# text engine benchmark: {args.messages} messages, seed {args.seed}, medians of {args.repeats}")
+    rates_by_size = {}
+    for size in sizes:
+        rng = random.Random(args.seed)
+        terms = make_terms(size, rng)
+        msgs, planted = workload(args.messages, terms, rng)
+        base_rss = rss_mb()
+        t0 = time.perf_counter()
+        wl = load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]})
+        engine = Engine(wl)
+        build = time.perf_counter() - t0
+        mem = rss_mb() - base_rss
+        index = {f"t{i}": i for i in range(len(terms))}
+        run_engine(engine, index)(msgs[:5000])  # warm the per-token caches like a running bot
+
+        rate_e, found_e = timed(run_engine(engine, index), msgs, args.repeats)
+        rate_a, found_a = timed(run_baseline_a(terms), msgs, args.repeats)
+        sub = sorted(planted)[: args.subset // 3] + list(range(args.subset - args.subset // 3))
+        sub_msgs = [msgs[i] for i in sub]
+        sub_planted = {j: planted[i] for j, i in enumerate(sub) if i in planted}
+        rate_b, found_b = timed(run_baseline_b(terms), sub_msgs, 1)
+        rec_e, prec_e, fp_e = score(found_e, planted)
+        rec_a, prec_a, _ = score(found_a, planted)
+        rec_b, prec_b, _ = score(found_b, sub_planted)
+        rates_by_size[size] = rate_e
+
+        print(f"\n## {size} terms  (build {build:.1f} s, watchlist memory +{mem:.0f} MB RSS)")
+        print(f"{'':22}{'engine':>12}{'(a) AC exact':>14}{'(b) rapidfuzz':>15}")
+        print(f"{'messages/s':22}{rate_e:>12,.0f}{rate_a:>14,.0f}{rate_b:>15,.1f}")
+        print(f"{'engine / baseline':22}{'':>12}{rate_e / rate_a:>14.2f}x{rate_e / rate_b:>14,.0f}x")
+        print(f"{'precision':22}{prec_e:>12.4f}{prec_a:>14.4f}{prec_b:>15.4f}")
+        print(f"{'false positives':22}{fp_e:>12}")
+        for cls in CLASSES:
+            if cls in rec_e:
+                print(
+                    f"{'recall ' + cls:22}{rec_e[cls]:>12.3f}{rec_a.get(cls, 0):>14.3f}"
+                    f"{rec_b.get(cls, float('nan')):>15.3f}"
+                )
+        missed = [(msgs[i], terms[ti], cls) for i, (ti, cls) in planted.items() if ti not in found_e.get(i, ())]
+        for m, t, cls in missed[:5]:
+            print(f"  missed [{cls}] {t!r} in {m[:100]!r}")
+        del engine, wl
+
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+        print(f"\ncost of {lo} -> {hi} terms: {rates_by_size[lo] / rates_by_size[hi]:.2f}x slower")
+
+    rng = random.Random(args.seed)
+    terms = make_terms(10_000, rng)
+    engine = Engine(load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]}))
+    line = " ".join(chat_message(rng) for _ in range(60_000)).replace("\n", " ")
+    line = (line * (10_000_000 // len(line) + 1))[:10_000_000]
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        engine.scan_text(line)
+        times.append(time.perf_counter() - t0)
+    print(f"\n10 MB single-line text: {statistics.median(times):.2f} s (median of 3)")
+
+
+if __name__ == "__main__":
+    main()
