@@ -26,7 +26,7 @@ DIGEST_SIZE = 16  # truncated sha256: 128 bits is plenty against accidental coll
 # 14 bits (1 in 16 Ki) after it: FastCDC's normalisation level 2, which narrows the size spread.
 _STRICT_LIMIT = 1 << (32 - 18)
 _LOOSE_LIMIT = 1 << (32 - 14)
-_BATCH = 4 * 1024 * 1024  # bytes buffered before cutting: amortises the numpy passes
+_BATCH = 2 * 1024 * 1024  # bytes buffered before cutting: amortises numpy passes, bounds memory
 
 # Derived from sha256 rather than an RNG so the table never changes with a library version.
 GEAR = np.array(

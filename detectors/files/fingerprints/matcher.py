@@ -26,7 +26,8 @@ Verdicts, strongest first (one finding per fingerprint, the strongest that holds
   matrices have a registered counterpart and they make up at least half of the registered
   model. Severity low: it says "built like ours", not "is ours".
 * ``torrent-match`` (kind ``torrent``): a .torrent whose v2 pieces roots name a registered file,
-  or whose v1 piece hashes include >= 2 registered pieces (all-zero pieces excluded).
+  or whose v1 piece hashes include >= 2 registered pieces or every piece of a registered file
+  (all-zero pieces are excluded at registration).
 
 Norm vectors (1-D) and small matrices (< 1024 parameters) never count as evidence, and GGUF
 metadata (tokenizers) is header, not chunk evidence: neither can make a match on its own.
@@ -94,7 +95,7 @@ class FingerprintSet:
         self._banks: dict[tuple[int, int], _SketchBank] = defaultdict(_SketchBank)
         self._matrix_params = [0] * len(self.fingerprints)
         self._shapes: list[Counter[tuple[int, int]]] = []
-        self._v1: dict[tuple[int, bytes], list[int]] = defaultdict(list)
+        self._v1: dict[tuple[int, bytes], list[tuple[int, int, int]]] = defaultdict(list)
         self._v2: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
         for i, fp in enumerate(self.fingerprints):
             self._index(i, fp)
@@ -110,8 +111,9 @@ class FingerprintSet:
                 self._chunks[digest].append((i, size))
                 self._chunk_total[i] += size
             for piece_size, hashes in f.v1_pieces:
+                n_pieces = len(hashes) // 20
                 for k in range(0, len(hashes), 20):
-                    self._v1[(piece_size, hashes[k : k + 20])].append(i)
+                    self._v1[(piece_size, hashes[k : k + 20])].append((i, j, n_pieces))
         shapes: Counter[tuple[int, int]] = Counter()
         for t_idx, t in enumerate(fp.tensors):
             if not t.distinctive:
@@ -284,9 +286,14 @@ class Matcher:
             return []
         fps = self._fps
         v1_hits: dict[int, set[bytes]] = defaultdict(set)
+        per_file: dict[tuple[int, int], set[bytes]] = defaultdict(set)
+        whole_files: dict[int, int] = defaultdict(int)  # fingerprint -> files with every piece listed
         for piece in info.pieces:
-            for i in fps._v1.get((info.piece_length, piece), ()):
+            for i, j, n_pieces in fps._v1.get((info.piece_length, piece), ()):
                 v1_hits[i].add(piece)
+                per_file[(i, j)].add(piece)
+                if len(per_file[(i, j)]) == n_pieces:
+                    whole_files[i] += 1
         v2_hits: dict[int, set[int]] = defaultdict(set)
         for _, _, root in info.v2_roots:
             for i, j in fps._v2.get(root, ()):
@@ -295,7 +302,8 @@ class Matcher:
         for i, fp in enumerate(fps.fingerprints):
             v1_bytes = min(len(v1_hits.get(i, ())) * info.piece_length, fp.total_bytes)
             v2_bytes = sum(fp.files[j].size for j in v2_hits.get(i, ()))
-            if len(v1_hits.get(i, ())) < MIN_TORRENT_PIECES and not v2_bytes:
+            # Two pieces, or a whole registered file (one piece when the piece size exceeds it).
+            if len(v1_hits.get(i, ())) < MIN_TORRENT_PIECES and not whole_files.get(i) and not v2_bytes:
                 continue
             coverage = max(v1_bytes, v2_bytes) / max(fp.total_bytes, 1)
             findings.append(self._finding(fp, "torrent-match", coverage, 1.0, {

@@ -102,4 +102,6 @@ def save_gguf(tensors: dict[str, np.ndarray], path: Path, qtype: QT = QT.F16,
 
 def token_list(n: int = 30000) -> list[str]:
     """A tokenizer vocabulary big enough to fill several content-defined chunks."""
-    return [f"tok{i:05d}_{'x' * (i % 7)}" for i in range(n)]
+    rng = np.random.default_rng(7)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"))
+    return [f"{i}{''.join(rng.choice(letters, size=int(rng.integers(2, 10))))}" for i in range(n)]
