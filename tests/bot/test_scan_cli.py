@@ -132,9 +132,10 @@ def test_json_and_sarif(tmp_path, cfg):
     f = tmp_path / "a.txt"
     f.write_text(f"x\nLarkspur {KEY}\n")
     code, out, _ = run("scan", f, "-c", cfg, "-f", "json")
+    assert code == 1
     doc = json.loads(out)
     assert doc["summary"]["findings"] == 2 and doc["errors"] == []
-    code, out, _ = run("scan", f, "-c", cfg, "-f", "sarif")
+    _, out, _ = run("scan", f, "-c", cfg, "-f", "sarif")
     sarif = json.loads(out)
     assert sarif["version"] == "2.1.0"
     results = sarif["runs"][0]["results"]
