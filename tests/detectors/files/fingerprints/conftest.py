@@ -1,29 +1,13 @@
-"""Shared fixtures: one registered tiny checkpoint and helpers to feed uploads to a matcher."""
+"""Shared fixtures: one registered tiny checkpoint (seed 1) and its FingerprintSet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fingerprint_models import make_model, save_safetensors
+from fingerprint_models import make_model, pieces, save_safetensors
 
 from detectors.files.fingerprints import FingerprintSet, build_fingerprint
-from detectors.model import Finding
-
-
-def pieces(data: bytes, size: int = 65536) -> Iterator[bytes]:
-    """`data` in feeds of `size` bytes."""
-    for i in range(0, len(data), size):
-        yield data[i : i + size]
-
-
-def scan(fps: FingerprintSet, data: bytes, name: str = "upload.bin", feed: int = 65536) -> list[Finding]:
-    """Findings for one upload fed in pieces of `feed` bytes."""
-    matcher = fps.open(name)
-    for piece in pieces(data, feed):
-        matcher.feed(piece)
-    return matcher.close()
 
 
 @pytest.fixture(scope="session")

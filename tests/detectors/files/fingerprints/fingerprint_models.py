@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -9,6 +10,9 @@ import numpy as np
 from gguf import GGMLQuantizationType as QT
 from gguf.quants import quantize
 from safetensors.numpy import save_file
+
+from detectors.files.fingerprints import FingerprintSet
+from detectors.model import Finding
 
 HIDDEN, HEADS, FFN, VOCAB = 128, 4, 352, 512
 
@@ -105,3 +109,17 @@ def token_list(n: int = 30000) -> list[str]:
     rng = np.random.default_rng(7)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"))
     return [f"{i}{''.join(rng.choice(letters, size=int(rng.integers(2, 10))))}" for i in range(n)]
+
+
+def pieces(data: bytes, size: int = 65536) -> Iterator[bytes]:
+    """`data` in feeds of `size` bytes."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def scan(fps: FingerprintSet, data: bytes, name: str = "upload.bin", feed: int = 65536) -> list[Finding]:
+    """Findings for one upload fed in pieces of `feed` bytes."""
+    matcher = fps.open(name)
+    for piece in pieces(data, feed):
+        matcher.feed(piece)
+    return matcher.close()

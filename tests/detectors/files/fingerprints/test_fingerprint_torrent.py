@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import scan
+from fingerprint_models import scan
 
 from detectors.files.fingerprints.torrent import BencodeError, bdecode, merkle_root, parse_torrent
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import pieces, scan
 from fingerprint_models import (
     fine_tune,
     make_model,
     permute_qk,
+    pieces,
     save_gguf,
     save_safetensors,
+    scan,
     token_list,
 )
 from gguf import GGMLQuantizationType as QT

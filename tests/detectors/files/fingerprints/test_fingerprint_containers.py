@@ -8,8 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import scan
-from fingerprint_models import make_model, save_gguf, save_safetensors
+from fingerprint_models import make_model, save_gguf, save_safetensors, scan
 from gguf import GGMLQuantizationType as QT
 from hypothesis import given, settings
 from hypothesis import strategies as st
