@@ -85,12 +85,26 @@ class MonitorClient(discord.Client):
     def __init__(self, adapter: DiscordAdapter, **options: Any):
         super().__init__(**options)
         self.adapter = adapter
+        self.tree = discord.app_commands.CommandTree(self)
+        self._commands_synced = False
 
     async def setup_hook(self) -> None:
         # Triage buttons are matched by custom_id pattern: alerts posted before a restart still work.
+        from bot.platforms.discord_commands import command_group
         from bot.platforms.discord_modlog import TriageButton
 
         self.add_dynamic_items(TriageButton)
+        self.tree.add_command(command_group(self.adapter))
+
+    async def sync_commands_once(self) -> None:
+        """Register the slash commands with Discord (once per process: it is rate limited)."""
+        if self._commands_synced or not self.adapter.settings.sync_commands:
+            return
+        self._commands_synced = True
+        try:
+            await self.tree.sync()
+        except discord.HTTPException as error:
+            log.warning("could not register /leakwarden commands (HTTP %s)", error.status)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py waits a fixed 5 s before every re-IDENTIFY; make it a setting.
@@ -99,6 +113,7 @@ class MonitorClient(discord.Client):
 
     async def on_ready(self) -> None:
         await self.adapter._on_new_session()
+        await self.sync_commands_once()
 
     async def on_resumed(self) -> None:
         self.adapter.health.set_connected(True)

@@ -24,6 +24,7 @@ class DiscordSettings(BaseModel):
     blind_after_empty_messages: int = Field(default=20, ge=1)
     modlog_channel: str | None = None  # channel id for the mod-log sink's embeds and buttons
     triage_permission: str = "manage_messages"  # a discord.Permissions flag the clicker needs
+    sync_commands: bool = True  # register /leakwarden (status) with Discord at start
     guild_ready_timeout: float = Field(default=2.0, ge=0)  # wait for GUILD_CREATEs after READY
     identify_delay_seconds: float = Field(default=5.0, ge=0)  # pause before a re-IDENTIFY
     shard_id: int | None = Field(default=None, ge=0)  # this process's shard (with shard_count)

@@ -88,6 +88,7 @@ class DiscordSandbox:
         self.faults: list[Fault] = []
         self.requests: deque[tuple[str, str]] = deque(maxlen=5000)
         self.interaction_responses: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.commands: dict[str, dict[str, Any]] = {}  # registered application commands by name
         self.gateway = Gateway(
             check_token=self._token_ok,
             ready_payload=self._ready_payload,
@@ -116,6 +117,8 @@ class DiscordSandbox:
         api.delete(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._delete_message)
         api.get(f"{API_PREFIX}/guilds/{{guild}}/threads/active")(self._active_threads)
         api.post(f"{API_PREFIX}/interactions/{{interaction}}/{{token}}/callback")(self._callback)
+        api.put(f"{API_PREFIX}/applications/{{app}}/commands")(self._put_commands)
+        api.put(f"{API_PREFIX}/applications/{{app}}/guilds/{{guild}}/commands")(self._put_commands)
         app.add_routes(api)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -230,22 +233,55 @@ class DiscordSandbox:
         timeout: float = 5.0,
     ) -> dict[str, Any]:
         """Send an INTERACTION_CREATE for a button and wait for the bot's callback body."""
+        extra = {
+            "message": message_payload(message, self.base_url, self.signer),
+            "data": {"custom_id": custom_id, "component_type": 2},
+        }
+        return await self._interact(3, message.channel, user, permissions, extra, timeout)
+
+    async def run_command(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        subcommand: str,
+        *,
+        permissions: str = ALL_PERMISSIONS,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Invoke `/name subcommand` as `user` and wait for the bot's callback body."""
+        registered = self.commands.get(name, {})
+        data = {
+            "id": registered.get("id", str(self._ids.next())),
+            "name": name,
+            "type": 1,
+            "options": [{"type": 1, "name": subcommand, "options": []}],
+        }
+        return await self._interact(2, channel, user, permissions, {"data": data}, timeout)
+
+    async def _interact(
+        self,
+        kind: int,
+        channel: Channel,
+        user: User,
+        permissions: str,
+        extra: dict[str, Any],
+        timeout: float,
+    ) -> dict[str, Any]:
         interaction_id = self._ids.next()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.interaction_responses[interaction_id] = future
-        channel = message.channel
         payload = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
-            "type": 3,
+            "type": kind,
             "token": secrets.token_urlsafe(24),
             "version": 1,
             "guild_id": str(channel.guild_id),
             "channel_id": str(channel.id),
             "channel": channel.payload(),
             "member": member_payload(user, permissions),
-            "message": message_payload(message, self.base_url, self.signer),
-            "data": {"custom_id": custom_id, "component_type": 2},
+            **extra,
             "app_permissions": ALL_PERMISSIONS,
             "locale": "en-US",
             "guild_locale": "en-US",
@@ -465,6 +501,21 @@ class DiscordSandbox:
                             "response_message_ephemeral": False},
         }
         return _json(response)
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        """Bulk overwrite of application commands: echo them back with ids."""
+        registered = []
+        for command in await request.json():
+            command = {**command, "id": str(self._ids.next()),
+                       "application_id": str(self.application_id), "version": "1"}
+            if command.get("default_member_permissions") is not None:
+                # Clients may send an int; Discord stores and returns the bitfield as a string.
+                command["default_member_permissions"] = str(command["default_member_permissions"])
+            if "guild" in request.match_info:
+                command["guild_id"] = request.match_info["guild"]
+            self.commands[command["name"]] = command
+            registered.append(command)
+        return _json(registered)
 
     async def _cdn(self, request: web.Request) -> web.StreamResponse:
         """Serve an attachment only for a valid signed URL, streamed with a Content-Length."""
