@@ -400,7 +400,9 @@ class Relay:
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
                 # The receiver knows when it can take more; within sane bounds, believe it.
-                delay = min(max(retry_after, self.retry.min_retry_after), self.retry.max_retry_after)
+                delay = min(
+                    max(retry_after, self.retry.min_retry_after), self.retry.max_retry_after
+                )
             else:
                 # Back off as a sink, not per row: a fresh row must not reset the outage's backoff.
                 level = max(attempts, w.health.consecutive_failures + 1)

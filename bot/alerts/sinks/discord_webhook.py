@@ -32,7 +32,7 @@ def with_wait(url: str) -> str:
 def message(alert: Alert, username: str | None = None) -> dict:
     """The execute-webhook body: one embed, no mentions parsed whatever the text says."""
     embed: dict = {
-        "title": clamp(render.title(alert), TITLE_LIMIT),
+        "title": clamp(discord_markdown(render.title(alert)), TITLE_LIMIT),
         "color": COLOURS.get(alert.severity, 0x9E9E9E),
         "fields": [
             {

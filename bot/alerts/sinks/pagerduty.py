@@ -8,7 +8,7 @@ import aiohttp
 
 from bot.alerts import render
 from bot.alerts.base import Alert
-from bot.alerts.escape import clamp
+from bot.alerts.escape import clamp, display
 from bot.alerts.http import post, raise_for_status
 
 SUMMARY_LIMIT = 1024
@@ -36,9 +36,9 @@ def event(alert: Alert, routing_key: str, source: str) -> dict:
         ),
         "source": source,
         "severity": SEVERITY.get(alert.severity, "warning"),
-        "component": alert.platform or "leakwarden",
-        "group": alert.community_id or "",
-        "class": alert.kind,
+        "component": display(alert.platform or "leakwarden", 100),
+        "group": display(alert.community_id or "", 100),
+        "class": display(alert.kind, 100),
         "custom_details": {
             **dict(render.facts(alert)),
             "excerpt": render.excerpt(alert),

@@ -64,6 +64,10 @@ def payload(alert: Alert, now: float) -> dict:
     data["excerpt"] = render.excerpt(alert)
     data["matched"] = display(alert.matched, 120)
     data["author_name"] = display(alert.author_name, 100) if alert.author_name else None
+    # Names from chats and attachments (a file called "\u202egnp.exe") are shown, not obeyed.
+    for key in ("location", "channel_id", "community_id", "message_id", "rule_id", "kind"):
+        if isinstance(data[key], str):
+            data[key] = display(data[key], 200)
     data["permalink"] = render.safe_url(alert.permalink)
     data["title"] = render.title(alert)
     return {

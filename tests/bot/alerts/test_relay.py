@@ -269,7 +269,7 @@ async def test_restart_resumes_undelivered_rows(outbox, clock, receiver, session
     receiver.mode = "ok"
     second = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
     await second.start()
-    await run_simulated(clock, second, RetryPolicy().cap)
+    await run_simulated(clock, second, RetryPolicy().cap, step=5)
     assert receiver.deliveries == dict.fromkeys(keys, 1)
 
 

@@ -1,0 +1,97 @@
+"""Whatever a chat puts in any field, rendered alerts never ping and stay within limits."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.alerts import render
+from bot.alerts.sinks import discord_webhook, pagerduty, slack_webhook, webhook
+
+from .fakes import make_alert
+
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+nasty = st.lists(
+    st.sampled_from(
+        [
+            "@everyone",
+            "@here",
+            "<!channel>",
+            "<@1>",
+            "<#2>",
+            "\u202e",
+            "\n",
+            "*",
+            "`",
+            "&",
+            "<https://x|y>",
+            "\u0301",
+            "é",
+            "x",
+        ]
+    )
+    | st.text(max_size=3),
+    max_size=400,
+).map("".join)
+alerts = st.builds(
+    lambda ex, m, a, c, g, loc, p: make_alert(
+        1,
+        excerpt=ex,
+        matched=m,
+        author_name=a,
+        channel_id=c,
+        community_id=g,
+        location=loc,
+        permalink=p,
+    ),
+    nasty,
+    nasty,
+    nasty,
+    nasty,
+    nasty,
+    nasty,
+    st.one_of(st.none(), nasty, st.just("https://ok/x")),
+)
+PING = re.compile(r"@(everyone|here|channel)|<[@!#]")
+
+
+def no_ping(text: str) -> bool:
+    return not PING.search(text.replace("\\<", "").replace("\\\\", ""))
+
+
+@settings(max_examples=150, deadline=None)
+@given(alerts)
+def test_slack_webhook_message(alert):
+    text = slack_webhook.message(alert)["text"]
+    ours = f"<{alert.permalink}|Open message>" if render.safe_url(alert.permalink) else ""
+    assert "<" not in text.replace(ours, "")  # only our own link is markup
+    assert no_ping(text) and not set(text) & BIDI
+    assert len(text) <= slack_webhook.TEXT_LIMIT
+
+
+@settings(max_examples=150, deadline=None)
+@given(alerts)
+def test_discord_webhook_message(alert):
+    body = discord_webhook.message(alert)
+    embed = body["embeds"][0]
+    shown = [embed["title"], embed.get("description", "")] + [f["value"] for f in embed["fields"]]
+    assert all(no_ping(t) and not set(t) & BIDI for t in shown)
+    assert body["allowed_mentions"] == {"parse": []}
+    assert discord_webhook.embed_size(embed) <= discord_webhook.EMBED_TOTAL_LIMIT
+    assert len(embed.get("description", "")) <= discord_webhook.DESCRIPTION_LIMIT
+    assert all(len(f["value"]) <= discord_webhook.FIELD_VALUE_LIMIT for f in embed["fields"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(alerts)
+def test_json_sinks_bound_the_excerpt_and_show_invisibles(alert):
+    pd = pagerduty.event(alert, "key", "leakwarden")
+    assert len(pd["payload"]["summary"]) <= pagerduty.SUMMARY_LIMIT
+    data = webhook.payload(alert, 0.0)["data"]
+    for doc in (pd, data):
+        text = json.dumps(doc, ensure_ascii=False)
+        assert not set(text) & BIDI
+    assert len(data["excerpt"]) <= 300
