@@ -159,7 +159,11 @@ class _Worker:
 
 
 def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-    """(rows to send, rows superseded): one row per incident, carrying its newest count."""
+    """(rows to send, rows superseded): one row per incident, carrying its newest count.
+
+    Superseded rows are marked sent only once the row that carries them is delivered; until
+    then they stay pending in the store, so a failed send loses no update.
+    """
     groups: dict[str, list[Any]] = {}
     for row in rows:
         a: Alert = row.alert
@@ -179,8 +183,9 @@ def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
             count=newest.alert.count,
             last_seen=newest.alert.last_seen or keeper.alert.last_seen,
         )
-        keep[id(keeper)] = _RowView(keeper, merged)
-        superseded += [r for r in members if r is not keeper]
+        others = [r for r in members if r is not keeper]
+        keep[id(keeper)] = _RowView(keeper, merged, others)
+        superseded += others
     gone = {id(r) for r in superseded}
     out = [keep.get(id(r), r) for r in rows if id(r) not in gone]
     return out, superseded
@@ -189,11 +194,12 @@ def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
 class _RowView:
     """A store row seen with another alert (the merged one): the row itself is never mutated."""
 
-    __slots__ = ("_row", "alert")
+    __slots__ = ("_row", "alert", "superseded")
 
-    def __init__(self, row: Any, alert: Alert):
+    def __init__(self, row: Any, alert: Alert, superseded: list[Any]):
         self._row = row
         self.alert = alert
+        self.superseded = superseded
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, name)
@@ -270,6 +276,11 @@ class Relay:
     async def stop(self) -> None:
         """Cancel the tasks; an interrupted send is re-sent after restart (keys dedupe it)."""
         self._stopping = True
+        for w in self._workers.values():
+            for fut in w.digest_waiters:  # the digest stays durable in the outbox
+                if not fut.done():
+                    fut.set_result(None)
+            w.digest_waiters.clear()
         tasks = [w.task for w in self._workers.values() if w.task] + list(self._side_tasks)
         for t in tasks:
             t.cancel()
@@ -356,11 +367,7 @@ class Relay:
             w.idle = False
 
     async def _deliver(self, sink_id: str, w: _Worker, rows: list[Any]) -> None:
-        rows, superseded = coalesce(rows)
-        for row in superseded:
-            # Folded into a newer row of the same incident: done, not lost.
-            await self.store.outbox_mark_sent(row.row_id, self.clock.now())
-            w.health.superseded += 1
+        rows, _ = coalesce(rows)
         for row in rows:
             if self._stopping:
                 return
@@ -432,6 +439,10 @@ class Relay:
             return True
         for part in _parts(row):
             await self.store.outbox_mark_sent(part.row_id, self.clock.now())
+        # Rows folded into this one (older updates of its incident) are delivered with it.
+        for part in getattr(row, "superseded", ()):
+            await self.store.outbox_mark_sent(part.row_id, self.clock.now())
+            w.health.superseded += 1
         w.health.sent += 1
         w.health.consecutive_failures = 0
         if w.health.outage_reported:

@@ -218,6 +218,22 @@ async def test_updates_of_one_incident_are_coalesced(outbox, clock, receiver, se
     assert relay.health()["hook"].superseded == 3
 
 
+async def test_coalesced_updates_survive_a_failed_send(outbox, clock, receiver, session, relays):
+    receiver.mode = "down"
+    first = outbox.add("hook", make_alert(1, incident_id="inc-A"))
+    for n in (2, 3):
+        outbox.add("hook", make_alert(f"u{n}", incident_id="inc-A", is_update=True, count=n))
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 5)
+    assert outbox.states() == {"pending": 3}  # nothing marked sent while nothing was delivered
+    receiver.mode = "ok"
+    await run_simulated(clock, relay, 60)
+    assert outbox.states() == {"sent": 3}
+    assert first.idempotency_key in receiver.applied
+    assert max(body["data"]["count"] for body in receiver.applied.values()) == 3
+
+
 @pytest.mark.parametrize(
     ("rows", "sent_counts"),
     [
