@@ -55,9 +55,25 @@ def delete_target(alert: Alert) -> tuple[int, int] | None:
     return None
 
 
-def modlog_message(alert: Alert) -> dict[str, Any]:
-    """The create-message body: embed, no mentions, nonce enforced, triage buttons."""
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def should_enforce(alert: Alert, min_severity: str | None) -> bool:
+    """Enforce mode: delete new hits at or above `min_severity` (None = never)."""
+    if min_severity is None or alert.is_update or delete_target(alert) is None:
+        return False
+    return SEVERITY_RANK.get(alert.severity.lower(), 0) >= SEVERITY_RANK[min_severity]
+
+
+def modlog_message(alert: Alert, enforcement: str | None = None) -> dict[str, Any]:
+    """The create-message body: embed, no mentions, nonce enforced, triage buttons.
+
+    `enforcement` is what enforce mode did ("message deleted automatically", ...).
+    """
     body = embed_message(alert)
+    if enforcement:
+        body["embeds"][0]["fields"].append(
+            {"name": "Enforcement", "value": discord_markdown(enforcement), "inline": False})
     verdict = alert.detail.get("verdict")
     if verdict and alert.location != "text":
         label = f"{alert.location}: {verdict}"
@@ -68,8 +84,8 @@ def modlog_message(alert: Alert) -> dict[str, Any]:
     buttons = []
     for action in ACTIONS:
         target = delete_target(alert) if action == "del" else None
-        if action == "del" and target is None:
-            continue
+        if action == "del" and (target is None or enforcement):
+            continue  # nothing (left) to delete
         cid = custom_id(action, alert.hit_id, target)
         if len(cid) > CUSTOM_ID_LIMIT:
             continue  # an over-long hit id: that button would be rejected by Discord
@@ -154,6 +170,7 @@ class DiscordModlogSink:
         self.id = id
         self.adapter = adapter
         self.channel_id = int(channel_id)
+        self.enforce_min_severity = adapter.settings.enforce_delete_min_severity
 
     def __repr__(self) -> str:
         return f"DiscordModlogSink(id={self.id!r}, channel={self.channel_id})"
@@ -163,9 +180,12 @@ class DiscordModlogSink:
         client = self.adapter.client
         if client is None or client.is_closed() or not client.is_ready():
             raise RetryableError(f"discord sink {self.id}: the bot is not connected")
+        enforcement = None
+        if should_enforce(alert, self.enforce_min_severity):
+            enforcement = await self._enforce(client, alert)
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=self.channel_id)
         try:
-            await client.http.request(route, json=modlog_message(alert))
+            await client.http.request(route, json=modlog_message(alert, enforcement))
         except discord.RateLimited as error:
             raise RetryableError(f"discord sink {self.id}: rate limited", error.retry_after) from None
         except discord.DiscordServerError as error:
@@ -177,6 +197,23 @@ class DiscordModlogSink:
                                  f"(code {error.code}) posting to channel {self.channel_id}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from error
+
+
+    async def _enforce(self, client: discord.Client, alert: Alert) -> str:
+        """Delete the flagged message and record it; the outcome is shown in the embed."""
+        channel_id, message_id = delete_target(alert)  # type: ignore[misc]
+        try:
+            await client.http.delete_message(channel_id, message_id, reason="leakwarden enforce mode")
+        except discord.NotFound:
+            return "message already deleted"  # e.g. this is a retry of an earlier attempt
+        except discord.Forbidden:
+            return "automatic delete failed: the bot lacks Manage Messages in that channel"
+        except discord.HTTPException as error:
+            return f"automatic delete failed (HTTP {error.status})"
+        if self.adapter.store is not None:
+            await self.adapter.store.triage(alert.hit_id, "resolve", "leakwarden:enforce",
+                                            note="message deleted automatically (enforce mode)")
+        return "message deleted automatically (enforce mode)"
 
 
 def sink_factory(adapter: DiscordAdapter) -> Any:

@@ -1,6 +1,6 @@
 """`[discord]` settings (owned by the Discord adapter)."""
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +23,7 @@ class DiscordSettings(BaseModel):
     retry_backoff_seconds: float = Field(default=1.0, gt=0)  # first retry; doubles, capped at 30 s
     blind_after_empty_messages: int = Field(default=20, ge=1)
     modlog_channel: str | None = None  # channel id for the mod-log sink's embeds and buttons
+    enforce_delete_min_severity: Literal["low", "medium", "high", "critical"] | None = None
     triage_permission: str = "manage_messages"  # a discord.Permissions flag the clicker needs
     sync_commands: bool = True  # register /leakwarden (status) with Discord at start
     guild_ready_timeout: float = Field(default=2.0, ge=0)  # wait for GUILD_CREATEs after READY

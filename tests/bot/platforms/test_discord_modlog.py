@@ -156,3 +156,18 @@ async def test_buttons_survive_a_restart(sandbox):
         await sandbox.click_button(message, buttons(message)["False positive"], sandbox.mod,
                                    permissions=MANAGE_MESSAGES)
     assert store.triaged == [("hit-1", "false_positive", f"discord:{sandbox.mod.id}", None)]
+
+
+@pytest.mark.parametrize(("severity", "deleted"), [("critical", True), ("high", False)])
+async def test_enforce_mode_deletes_hits_at_or_above_its_severity(sandbox, severity, deleted):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store,
+                               enforce_delete_min_severity="critical") as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak, severity=severity))
+    fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    assert (sandbox.find_message(sandbox.general) == []) is deleted
+    assert ("Enforcement" in fields) is deleted
+    assert ("Delete message" not in buttons(message)) is deleted
+    assert store.triaged == ([("hit-1", "resolve", "leakwarden:enforce",
+                               "message deleted automatically (enforce mode)")] if deleted else [])
