@@ -6,11 +6,17 @@ import asyncio
 import logging
 
 import pytest
-from test_discord_support import Inbox, MemoryStore, eventually, running_adapter, settings_for
 
 from bot.platforms.discord import DiscordAdapter, DiscordConfigError
 from bot.platforms.discord_health import HealthState
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import (
+    Inbox,
+    MemoryStore,
+    eventually,
+    running_adapter,
+    settings_for,
+)
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_discord_support import Inbox, running_adapter
 
 from bot.platforms.discord_attachments import AttachmentTooLarge, AttachmentUnavailable
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import Inbox, running_adapter
 
 CAP = 100_000
 

@@ -6,11 +6,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_discord_support import Inbox, MemoryStore, eventually, running_adapter, settings_for
 
 from bot.platforms.discord import checkpoint_key
 from bot.platforms.discord_backfill import BackfillFailed, backfill, backfill_once
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import (
+    Inbox,
+    MemoryStore,
+    eventually,
+    running_adapter,
+    settings_for,
+)
 
 
 @pytest.fixture

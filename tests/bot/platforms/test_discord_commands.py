@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_discord_support import Inbox, eventually, running_adapter
 
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import Inbox, eventually, running_adapter
 
 MANAGE_MESSAGES = str(1 << 13)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_discord_support import Inbox, MemoryStore, running_adapter
 
 from bot.alerts.base import Alert
 from bot.events import ChatMessage
 from bot.platforms.discord_modlog import DiscordModlogSink
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import Inbox, MemoryStore, running_adapter
 from detectors import Engine, load_watchlist
 
 MANAGE_MESSAGES = str(1 << 13)

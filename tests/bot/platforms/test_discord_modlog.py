@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_discord_support import Inbox, MemoryStore, running_adapter
 
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.platforms.discord_modlog import DiscordModlogSink, nonce_for
 from bot.sandbox.discord import DiscordSandbox
+from bot.sandbox.discord.harness import Inbox, MemoryStore, running_adapter
 
 NO_PERMISSIONS = "0"
 MANAGE_MESSAGES = str(1 << 13)

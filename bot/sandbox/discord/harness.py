@@ -1,4 +1,4 @@
-"""Shared helpers for the Discord adapter tests: a sandbox, an adapter on it, a recording inbox."""
+"""Test and demo harness for the Discord sandbox: an adapter on it, a recording inbox, a memory store."""
 
 from __future__ import annotations
 
