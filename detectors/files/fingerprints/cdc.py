@@ -26,7 +26,7 @@ DIGEST_SIZE = 16  # truncated sha256: 128 bits is plenty against accidental coll
 # 14 bits (1 in 16 Ki) after it: FastCDC's normalisation level 2, which narrows the size spread.
 _STRICT_LIMIT = 1 << (32 - 18)
 _LOOSE_LIMIT = 1 << (32 - 14)
-_BATCH = 2 * 1024 * 1024  # bytes buffered before cutting: amortises numpy passes, bounds memory
+_BATCH = 512 * 1024  # bytes hashed at a time: big enough for numpy, small enough for cache
 
 # Derived from sha256 rather than an RNG so the table never changes with a library version.
 GEAR = np.array(
@@ -47,7 +47,7 @@ class Chunk:
 
 def gear_hashes(data: np.ndarray) -> np.ndarray:
     """Rolling gear hash at every position of a uint8 array (positions < 32 see a short window)."""
-    h = GEAR[data]
+    h = np.take(GEAR, data)
     width = 1
     while width < 32:
         # h over a window of 2w = h over w + (h over w, w positions back) << w.
@@ -64,19 +64,27 @@ def chunk_digest(data: bytes | memoryview) -> bytes:
 class Chunker:
     """Streaming chunker: `feed` bytes in any pieces, `close` at the end; returns chunks as cut.
 
-    The output depends only on the bytes, never on how they were split into feeds. Memory stays
-    below one batch plus one maximum-size chunk.
+    The output depends only on the bytes, never on how they were split into feeds. The hash is
+    computed once per byte (with 31 bytes of context carried over), in batches small enough to
+    stay in cache; memory stays below one batch plus one maximum-size chunk.
     """
 
     def __init__(self, measure: bool = False) -> None:
         self._measure = measure  # count distinct byte values per chunk (to skip low-entropy ones)
-        self._buf = bytearray()
+        self._pending: list[bytes] = []  # fed bytes not hashed yet
+        self._pending_len = 0
+        self._buf = b""  # hashed bytes from the current chunk start on
         self._offset = 0  # stream offset of _buf[0], always a chunk start
+        self._context = b""  # the last 31 hashed bytes: the gear window reaching back
+        self._strict = np.empty(0, dtype=np.int64)  # candidate cut positions (stream offsets)
+        self._loose = np.empty(0, dtype=np.int64)
 
     def feed(self, data: bytes | memoryview) -> list[Chunk]:
         """Add bytes; returns the chunks that are now final."""
-        self._buf += data
-        if len(self._buf) < _BATCH:
+        if len(data):
+            self._pending.append(bytes(data))
+            self._pending_len += len(data)
+        if self._pending_len < _BATCH:
             return []
         return self._cut(final=False)
 
@@ -84,26 +92,43 @@ class Chunker:
         """Cut what is left; returns the last chunks."""
         return self._cut(final=True)
 
-    def _cut(self, final: bool) -> list[Chunk]:
-        data = bytes(self._buf)
-        n = len(data)
-        arr = np.frombuffer(data, dtype=np.uint8)
-        h = gear_hashes(arr)
+    def _hash_pending(self) -> None:
+        data = b"".join(self._pending)
+        self._pending, self._pending_len = [], 0
+        for i in range(0, len(data), _BATCH):
+            self._hash(data[i : i + _BATCH])
+
+    def _hash(self, new: bytes) -> None:
+        base = self._offset + len(self._buf)  # stream offset of new[0]
+        h = gear_hashes(np.frombuffer(self._context + new, dtype=np.uint8))[len(self._context):]
         loose = np.flatnonzero(h < _LOOSE_LIMIT)  # strict candidates are a subset of these
         strict = loose[h[loose] < _STRICT_LIMIT]
-        del h
-        chunks: list[Chunk] = []
-        start = 0
+        self._loose = np.concatenate((self._loose, loose + base))
+        self._strict = np.concatenate((self._strict, strict + base))
+        self._context = (self._context + new)[-31:]
+        self._buf += new
+
+    def _cut(self, final: bool) -> list[Chunk]:
+        self._hash_pending()
+        data, n, start = self._buf, self._offset + len(self._buf), self._offset
         view = memoryview(data)
+        chunks: list[Chunk] = []
         while start < n:
             if not final and n - start < MAX_SIZE:
                 break  # not enough bytes yet to know where this chunk ends
-            end = self._cut_point(start, n, strict, loose)
-            distinct = int(np.count_nonzero(np.bincount(arr[start:end], minlength=256))) if self._measure else 0
-            chunks.append(Chunk(self._offset + start, end - start, chunk_digest(view[start:end]), distinct))
+            end = self._cut_point(start, n, self._strict, self._loose)
+            piece = view[start - self._offset : end - self._offset]
+            distinct = 0
+            if self._measure:
+                counts = np.bincount(np.frombuffer(piece, dtype=np.uint8), minlength=256)
+                distinct = int(np.count_nonzero(counts))
+            chunks.append(Chunk(start, end - start, chunk_digest(piece), distinct))
             start = end
-        self._buf = bytearray(data[start:])
-        self._offset += start
+        view.release()
+        self._buf = data[start - self._offset :]
+        self._offset = start
+        self._strict = self._strict[self._strict >= start]
+        self._loose = self._loose[self._loose >= start]
         return chunks
 
     @staticmethod

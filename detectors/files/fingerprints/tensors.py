@@ -204,7 +204,7 @@ class StatsObserver:
         if hi > lo:
             self._rowsum[lo:hi] = rows[self._row_idx[lo:hi] - start].sum(axis=1, dtype=np.float64)
         if self._exact:
-            values = _VALUE_HASH[_canonical_bits(rows, self.dtype, piece)]
+            values = np.take(_VALUE_HASH, _canonical_bits(rows, self.dtype, piece))
             with np.errstate(over="ignore"):
                 row_hash = (values * self._col_coef).sum(axis=1, dtype=np.uint64)
                 self._row_set = (self._row_set + int(_splitmix(row_hash).sum(dtype=np.uint64))) % (1 << 64)
