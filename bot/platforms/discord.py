@@ -166,7 +166,9 @@ class DiscordAdapter:
         self._backfill_task: asyncio.Task[Any] | None = None
         self._closing = asyncio.Event()
         self._continuous: set[int] = set()  # channels/threads with no gap since their backfill
-        self._live_marks: dict[int, int] = {}  # newest live message id checkpointed per channel
+        self._live_marks: dict[int, int] = {}  # newest live message id per channel
+        self._marks_saved: dict[int, int] = {}  # ...and the one last written to the store
+        self._marks_written: dict[int, float] = {}  # loop time of that write
         self.backfill_runs = 0
         self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
@@ -262,6 +264,8 @@ class DiscordAdapter:
                 await self._backfill_task
         if self.client is not None and not self.client.is_closed():
             await self.client.close()
+        with contextlib.suppress(Exception):  # a failing store must not block shutdown
+            await self._flush_marks()
         if self._run_task is not None:
             # A run still waiting (e.g. for the IDENTIFY budget) would not notice the close.
             _, pending = await asyncio.wait({self._run_task}, timeout=5)
@@ -296,9 +300,27 @@ class DiscordAdapter:
         if delivered is None or where not in self._continuous or self.store is None:
             return
         # Handlers run as concurrent tasks and edits carry old ids: only ever move forward.
-        if message.id > self._live_marks.get(where, 0):
-            self._live_marks[where] = message.id
-            await self.store.checkpoint_set(checkpoint_key(where), str(message.id))
+        if message.id <= self._live_marks.get(where, 0):
+            return
+        self._live_marks[where] = message.id
+        # At most one write per channel per interval: a stale checkpoint only costs a re-read
+        # that the inbox deduplicates; close() writes the latest marks.
+        now = asyncio.get_running_loop().time()
+        if now - self._marks_written.get(where, -1e9) >= self.settings.checkpoint_interval_seconds:
+            self._marks_written[where] = now
+            await self._write_mark(where)
+
+    async def _write_mark(self, where: int) -> None:
+        assert self.store is not None
+        await self.store.checkpoint_set(checkpoint_key(where), str(self._live_marks[where]))
+        self._marks_saved[where] = self._live_marks[where]
+
+    async def _flush_marks(self) -> None:
+        if self.store is None:
+            return
+        for where, newest in list(self._live_marks.items()):
+            if self._marks_saved.get(where) != newest:
+                await self._write_mark(where)
 
     async def deliver(self, message: discord.Message) -> ChatMessage | None:
         """Filter, build, claim in the inbox (when a store is set) and hand to `on_message`."""

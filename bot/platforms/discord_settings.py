@@ -17,6 +17,7 @@ class DiscordSettings(BaseModel):
     channels_exclude: list[str] = Field(default_factory=list)
     ignore_bots: bool = True  # other bots' messages (our own are always ignored)
     backfill_days: int = Field(default=7, ge=0)
+    checkpoint_interval_seconds: float = Field(default=2.0, ge=0)  # live checkpoint writes
     backfill_page_size: int = Field(default=100, ge=1, le=100)
     max_attachment_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     download_retries: int = Field(default=3, ge=0)

@@ -175,3 +175,23 @@ async def test_backfill_once_reports_why_it_could_not_connect(sandbox):
     sandbox.set_bad_token()
     with pytest.raises(BackfillFailed, match="token"):
         await backfill_once(settings_for(sandbox), MemoryStore(), Inbox(), token=sandbox.token)
+
+
+async def test_live_checkpoints_are_written_at_most_once_per_interval_and_flushed_on_close(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    writes = []
+    original = store.checkpoint_set
+
+    async def counting_set(key, value):
+        writes.append(value)
+        await original(key, value)
+
+    store.checkpoint_set = counting_set
+    async with running_adapter(sandbox, inbox, store=store, checkpoint_interval_seconds=60,
+                               channels_include=[str(sandbox.general.id)]) as adapter:
+        await wait_backfills(adapter, 1)
+        sent = [await sandbox.post_message(sandbox.general, sandbox.alice, f"l{n}") for n in range(5)]
+        await eventually(lambda: len(inbox.messages) == 5)
+        assert len(writes) == 1  # the first live message; the next four wait for the interval
+    assert len(writes) == 2 and writes[-1] == str(sent[-1].id)
+    assert store.checkpoints[checkpoint_key(sandbox.general.id)] == str(sent[-1].id)
