@@ -77,7 +77,10 @@ def fingerprint_file(name: str, stream: Iterable[bytes]) -> tuple[FilePrint, lis
     for size, hashes in sorted(v1.items()):
         kept = b"".join(h for h in (hashes[i : i + 20] for i in range(0, len(hashes), 20)) if h not in zero[size])
         v1_clean.append((size, kept))
-    evidence = _evidence_chunks(chunks, stats, parsed=analysis.container is not None)
+    # Where we know the layout (tensors were read), only matrix bytes are evidence; a container
+    # we cannot read tensors from (a PyTorch pickle, an unknown zip) keeps every varied chunk.
+    parsed = analysis.container in ("safetensors", "gguf") or bool(stats)
+    evidence = _evidence_chunks(chunks, stats, parsed=parsed)
     file_print = FilePrint(
         name=name, size=analysis.size, sha256=sha, container=analysis.container,
         chunks=b"".join(CHUNK_RECORD.pack(c.digest, c.size) for c in evidence),
