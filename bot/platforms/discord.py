@@ -172,7 +172,6 @@ class DiscordAdapter:
         self.backfill_runs = 0
         self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
-        self.setup_hooks: list[Callable[[MonitorClient], None]] = []
 
     def __repr__(self) -> str:
         return f"<DiscordAdapter state={self.health.state.value}>"  # never the token
@@ -195,8 +194,6 @@ class DiscordAdapter:
             shard_id=self.settings.shard_id,
             shard_count=self.settings.shard_count,
         )
-        for hook in self.setup_hooks:
-            hook(self.client)
         self._run_task = asyncio.create_task(self._run(), name="discord-adapter")
 
     async def _run(self) -> None:
