@@ -1,8 +1,20 @@
 """`[discord]` settings (owned by the Discord adapter)."""
 
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import discord
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+
+def _snowflake(value: Any) -> str:
+    # TOML users write ids as numbers or strings; both mean the same Discord id.
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError(f"a Discord id is digits only, got {value!r}")
+    return text
+
+
+Snowflake = Annotated[str, BeforeValidator(_snowflake)]
 
 
 class DiscordSettings(BaseModel):
@@ -11,10 +23,10 @@ class DiscordSettings(BaseModel):
     token_env: str = "DISCORD_TOKEN"  # name of the env var holding the bot token (never the token)
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
-    guilds_allow: list[str] = Field(default_factory=list)  # empty = every server the bot is in
-    guilds_deny: list[str] = Field(default_factory=list)
-    channels_include: list[str] = Field(default_factory=list)  # empty = every channel
-    channels_exclude: list[str] = Field(default_factory=list)
+    guilds_allow: list[Snowflake] = Field(default_factory=list)  # empty = every server joined
+    guilds_deny: list[Snowflake] = Field(default_factory=list)
+    channels_include: list[Snowflake] = Field(default_factory=list)  # channel/thread/category ids
+    channels_exclude: list[Snowflake] = Field(default_factory=list)
     ignore_bots: bool = True  # other bots' messages (our own are always ignored)
     backfill_days: int = Field(default=7, ge=0)
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)  # live checkpoint writes
@@ -23,7 +35,7 @@ class DiscordSettings(BaseModel):
     download_retries: int = Field(default=3, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, gt=0)  # first retry; doubles, capped at 30 s
     blind_after_empty_messages: int = Field(default=20, ge=1)
-    modlog_channel: str | None = None  # channel id for the mod-log sink's embeds and buttons
+    modlog_channel: Snowflake | None = None  # channel for the mod-log sink's embeds and buttons
     enforce_delete_min_severity: Literal["low", "medium", "high", "critical"] | None = None
     triage_permission: str = "manage_messages"  # a discord.Permissions flag the clicker needs
     sync_commands: bool = True  # register /leakwarden (status) with Discord at start
@@ -31,6 +43,13 @@ class DiscordSettings(BaseModel):
     identify_delay_seconds: float = Field(default=5.0, ge=0)  # pause before a re-IDENTIFY
     shard_id: int | None = Field(default=None, ge=0)  # this process's shard (with shard_count)
     shard_count: int | None = Field(default=None, ge=1)  # processes splitting the servers
+
+    @field_validator("triage_permission")
+    @classmethod
+    def _known_permission(cls, value: str) -> str:
+        if value not in discord.Permissions.VALID_FLAGS:
+            raise ValueError(f"unknown Discord permission {value!r} (e.g. manage_messages)")
+        return value
 
     @model_validator(mode="after")
     def _shard_pair(self) -> Self:

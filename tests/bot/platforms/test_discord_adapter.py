@@ -272,3 +272,22 @@ def test_shard_settings_are_validated():
         DiscordSettings(shard_id=0)
     with pytest.raises(ValidationError, match="below shard_count"):
         DiscordSettings(shard_id=2, shard_count=2)
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [({"guilds_allow": [123, "456"]}, None), ({"channels_exclude": ["#general"]}, "digits only"),
+     ({"modlog_channel": 42}, None), ({"triage_permission": "be_nice"}, "unknown Discord permission"),
+     ({"surprise": 1}, "Extra inputs")],
+)
+def test_settings_validate_ids_and_permissions(values, error):
+    from pydantic import ValidationError
+
+    from bot.platforms.discord_settings import DiscordSettings
+    if error is None:
+        settings = DiscordSettings(**values)
+        assert all(isinstance(v, str) for k in values for v in
+                   (getattr(settings, k) if isinstance(getattr(settings, k), list) else [getattr(settings, k)]))
+    else:
+        with pytest.raises(ValidationError, match=error):
+            DiscordSettings(**values)
