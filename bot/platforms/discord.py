@@ -16,7 +16,13 @@ import yarl
 
 from bot.events import ChatMessage
 from bot.platforms.discord_attachments import stream_attachment
-from bot.platforms.discord_convert import WatchFilter, location_of, looks_blind, to_chat_message
+from bot.platforms.discord_convert import (
+    WatchFilter,
+    all_attachments,
+    location_of,
+    looks_blind,
+    to_chat_message,
+)
 from bot.platforms.discord_health import (
     BAD_TOKEN_MESSAGE,
     MISSING_INTENT_MESSAGE,
@@ -407,7 +413,7 @@ class DiscordAdapter:
         async def refresh_url() -> str | None:
             # Signed CDN URLs expire; the message fetched again carries freshly signed ones.
             fresh = await self._fetch(channel_id, message_id)
-            match = [a for a in fresh.attachments if a.id == attachment_id] if fresh else []
+            match = [a for a in all_attachments(fresh) if a.id == attachment_id] if fresh else []
             return match[0].url if match else None
 
         def open_stream() -> AsyncIterator[bytes]:

@@ -65,11 +65,21 @@ def message_text(message: discord.Message) -> str:
     channel = message.channel
     if isinstance(channel, discord.Thread) and channel.id == message.id:
         parts.append(channel.name)  # a forum post's starter message shares the thread's id
-    if message.content:
-        parts.append(message.content)
-    for embed in message.embeds:
-        parts.extend(_embed_texts(embed))
+    for source in (message, *message.message_snapshots):
+        # A forward's own content is empty: what it carries is in its snapshot.
+        if source.content:
+            parts.append(source.content)
+        for embed in source.embeds:
+            parts.extend(_embed_texts(embed))
     return "\n".join(parts)
+
+
+def all_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """The message's files and those of any message it forwards."""
+    found = list(message.attachments)
+    for snapshot in message.message_snapshots:
+        found.extend(snapshot.attachments)
+    return found
 
 
 def _embed_texts(embed: discord.Embed) -> list[str]:
@@ -83,7 +93,8 @@ def looks_blind(message: discord.Message) -> bool:
     """True for a human message with nothing readable: what a bot without MESSAGE CONTENT sees."""
     if message.type not in USER_MESSAGE_TYPES:
         return False
-    return not (message.content or message.embeds or message.attachments or message.stickers)
+    readable = message.content or message.embeds or message.attachments or message.stickers
+    return not (readable or message.message_snapshots)
 
 
 def to_chat_message(message: discord.Message, open_attachment: OpenAttachment) -> ChatMessage:
@@ -97,7 +108,7 @@ def to_chat_message(message: discord.Message, open_attachment: OpenAttachment) -
             open=open_attachment(message, a),
             url=a.url,
         )
-        for a in message.attachments
+        for a in all_attachments(message)
     )
     return ChatMessage(
         platform="discord",

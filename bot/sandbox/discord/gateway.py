@@ -184,7 +184,9 @@ class Gateway:
 def without_content(data: dict[str, Any]) -> dict[str, Any]:
     """What Discord sends a bot without the MESSAGE CONTENT intent: no text, embeds or files."""
     stripped = dict(data)
-    for key, empty in (("content", ""), ("embeds", []), ("attachments", []), ("components", [])):
+    blanks = (("content", ""), ("embeds", []), ("attachments", []), ("components", []),
+              ("message_snapshots", []))
+    for key, empty in blanks:
         if key in stripped:
             stripped[key] = empty
     return stripped

@@ -181,6 +181,7 @@ class Message:
     edited_at: datetime | None = None
     nonce: str | None = None
     allowed_mentions: dict[str, Any] | None = None
+    forwarded: Message | None = None  # a forward carries a snapshot of this message
 
     @property
     def sent_at(self) -> datetime:
@@ -223,20 +224,7 @@ class UrlSigner:
 def message_payload(message: Message, base_url: str, signer: UrlSigner) -> dict[str, Any]:
     """The message object as REST and MESSAGE_CREATE carry it (attachment URLs freshly signed)."""
     channel = message.channel
-    attachments = []
-    for att in message.attachments:
-        path = f"/cdn/attachments/{channel.id}/{att.id}/{att.filename}"
-        url = base_url + signer.sign(path)
-        attachments.append(
-            {
-                "id": str(att.id),
-                "filename": att.filename,
-                "size": len(att.data),
-                "url": url,
-                "proxy_url": url,
-                "content_type": att.content_type,
-            }
-        )
+    attachments = _attachments_payload(message, base_url, signer)
     data: dict[str, Any] = {
         "id": str(message.id),
         "channel_id": str(channel.id),
@@ -259,4 +247,44 @@ def message_payload(message: Message, base_url: str, signer: UrlSigner) -> dict[
     }
     if message.nonce is not None:
         data["nonce"] = message.nonce
+    if (original := message.forwarded) is not None:
+        data["flags"] = 1 << 14  # HAS_SNAPSHOT
+        data["message_reference"] = {
+            "type": 1,  # FORWARD
+            "message_id": str(original.id),
+            "channel_id": str(original.channel.id),
+            "guild_id": str(original.channel.guild_id),
+        }
+        snapshot = {
+            "type": 0,
+            "content": original.content,
+            "embeds": original.embeds,
+            "attachments": _attachments_payload(original, base_url, signer),
+            "timestamp": original.sent_at.isoformat(),
+            "edited_timestamp": original.edited_at.isoformat() if original.edited_at else None,
+            "flags": 0,
+            "mentions": [],
+            "mention_roles": [],
+            "components": [],
+        }
+        data["message_snapshots"] = [{"message": snapshot}]
     return data
+
+
+def _attachments_payload(message: Message, base_url: str, signer: UrlSigner) -> list[dict[str, Any]]:
+    channel = message.channel
+    attachments = []
+    for att in message.attachments:
+        path = f"/cdn/attachments/{channel.id}/{att.id}/{att.filename}"
+        url = base_url + signer.sign(path)
+        attachments.append(
+            {
+                "id": str(att.id),
+                "filename": att.filename,
+                "size": len(att.data),
+                "url": url,
+                "proxy_url": url,
+                "content_type": att.content_type,
+            }
+        )
+    return attachments

@@ -135,14 +135,17 @@ class DiscordSandbox(SandboxHttp):
         embeds: list[dict[str, Any]] | None = None,
         dispatch: bool = True,
         sent_at: datetime | None = None,
+        forward: Message | None = None,
     ) -> Message:
         """Store a message and send MESSAGE_CREATE (unless `dispatch=False`: missed by the bot).
 
         `sent_at` back-dates it (its id encodes the time), for history older than the bot.
+        `forward` makes it a forward of another message (possibly from another server).
         """
         files = [StoredAttachment(self._ids.next(), n, d) for n, d in attachments or []]
         message_id = self._ids.back_dated(sent_at) if sent_at else self._ids.next()
         message = Message(message_id, channel, author, content, files, list(embeds or []))
+        message.forwarded = forward
         self._store(message)
         if dispatch:
             await self._dispatch_message("MESSAGE_CREATE", message)

@@ -280,3 +280,17 @@ def test_ids_may_be_written_as_numbers_or_strings():
 def test_bad_settings_are_refused(values, error):
     with pytest.raises(ValidationError, match=error):
         DiscordSettings(**values)
+
+
+async def test_a_forwarded_message_is_scanned_with_its_snapshot_text_and_files(sandbox):
+    elsewhere = sandbox.add_channel(sandbox.add_guild("Other server"), "leaks")
+    original = await sandbox.post_message(elsewhere, sandbox.alice, "Larkspur weights here",
+                                          attachments=[("w.bin", b"weights")], dispatch=False)
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox):
+        await sandbox.post_message(sandbox.general, sandbox.alice, "", forward=original)
+        got = await inbox.next()
+        sandbox.expire_attachment_urls()  # the snapshot's file URL is refreshed via the forward
+        (ref,) = got.attachments
+        body = b"".join([chunk async for chunk in ref.open()])
+    assert got.text == "Larkspur weights here" and body == b"weights"
