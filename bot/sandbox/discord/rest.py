@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.discord.gateway import Gateway, Session
+from bot.sandbox.discord.gateway import Gateway, Session, without_content
 from bot.sandbox.discord.model import (
     Channel,
     Guild,
@@ -160,7 +160,9 @@ class SandboxHttp:
         return message
 
     def _render(self, message: Message) -> dict[str, Any]:
-        return message_payload(message, self.base_url, self.signer)
+        body = message_payload(message, self.base_url, self.signer)
+        # Without the MESSAGE CONTENT intent, REST reads come back just as empty.
+        return without_content(body) if self.withhold_content else body
 
     async def _me(self, _: web.Request) -> web.Response:
         return _json(self.bot.payload())

@@ -171,3 +171,16 @@ async def test_enforce_mode_deletes_hits_at_or_above_its_severity(sandbox, sever
     assert ("Delete message" not in buttons(message)) is deleted
     assert store.triaged == ([("hit-1", "resolve", "leakwarden:enforce",
                                "message deleted automatically (enforce mode)")] if deleted else [])
+
+
+async def test_the_registry_builds_discord_sinks_through_the_adapter_factory(sandbox):
+    from bot.alerts.registry import SinkContext, build_sinks
+    from bot.alerts.settings import DiscordBotSinkSettings
+    from bot.platforms.discord_modlog import sink_factory
+
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        settings = DiscordBotSinkSettings(id="mods", type="discord", channel=str(sandbox.modlog.id))
+        sinks = build_sinks([settings], SinkContext(), {"discord": sink_factory(adapter)})
+        await sinks["mods"].send(alert_for(sandbox, leak))
+    assert len(sandbox.find_message(sandbox.modlog)) == 1
