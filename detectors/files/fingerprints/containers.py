@@ -19,6 +19,13 @@ from typing import Any, Protocol
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from detectors.files.fingerprints.torchzip import (
+    MAX_PICKLE_BYTES,
+    PickleLayoutError,
+    TensorView,
+    read_layout,
+)
+
 PIECE = 1024 * 1024  # tensor bytes handed over at a time
 MAX_ROW_BYTES = 16 * 1024 * 1024  # rows longer than this are skipped, not buffered
 MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # the format's own limit
@@ -340,8 +347,9 @@ def _npy_member(sink: LayoutSink, name: str) -> Parser:
 
 
 def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
-    """Local file headers of a zip (npz): stored or deflated .npy members are parsed."""
+    """Local file headers of a zip: .npy members (npz) and PyTorch storages are parsed."""
     sink.container = "zip"
+    views: dict[str, list[TensorView]] = {}  # PyTorch: storage path -> tensors viewing it
     sig = head[:4]
     rest = head[4:]
     while sig == b"PK\x03\x04":
@@ -355,7 +363,14 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
         if flags & 0x9:
             return  # encrypted, or sizes only in a trailing descriptor: cannot walk further
         data_start = r.pos
-        if name.endswith(".npy") and method == 0 and csize >= 10:
+        if name.endswith("data.pkl") and method == 0 and csize <= MAX_PICKLE_BYTES:
+            views = _torch_views(name[: -len("data.pkl")], (yield from r.read(csize)))
+            if views:
+                sink.container = "pytorch"
+        elif name in views and method == 0:
+            yield from _torch_storage(r, sink, views[name], csize)
+            yield from r.skip(data_start + csize - r.pos)
+        elif name.endswith(".npy") and method == 0 and csize >= 10:
             magic = yield from r.read(8)
             if magic[:6] == b"\x93NUMPY":
                 yield from _npy(r, sink, name[:-4], magic, stored=True, limit=data_start + csize)
@@ -368,6 +383,36 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
             yield from r.skip(csize)
         sig = yield from r.read(4)
     sink.complete = True
+
+
+def _torch_views(prefix: str, pickle_bytes: bytes) -> dict[str, list[TensorView]]:
+    try:
+        layout = read_layout(pickle_bytes)
+    except (PickleLayoutError, ValueError, IndexError, KeyError, TypeError, RecursionError):
+        return {}  # not a layout we understand: chunks and digests still apply
+    out: dict[str, list[TensorView]] = {}
+    for view in layout:
+        out.setdefault(f"{prefix}data/{view.storage}", []).append(view)
+    return out
+
+
+def _torch_storage(r: _Reader, sink: LayoutSink, views: list[TensorView], size: int) -> Parser:
+    """Stream the tensors of one stored PyTorch storage, in offset order."""
+    base, pos = r.pos, 0
+    for view in sorted(views, key=lambda v: v.offset):
+        item = SAFETENSORS_DTYPES.get(view.dtype)
+        layout = view.layout
+        if item is None or layout is None:
+            continue
+        start, nbytes = view.offset * item, math.prod(view.shape) * item
+        if start < pos or start + nbytes > size:
+            continue  # shared or out-of-range views: skip rather than guess
+        yield from r.skip(base + start - r.pos)
+        # A transposed view streams its storage as the transposed matrix, which is fine:
+        # the canonical digests and sketches do not care about orientation.
+        shape = tuple(reversed(view.shape)) if layout == "cols" else view.shape
+        yield from stream_tensor(r, sink, view.name, shape, view.dtype, base + start, nbytes)
+        pos = start + nbytes
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:

@@ -123,3 +123,84 @@ def scan(fps: FingerprintSet, data: bytes, name: str = "upload.bin", feed: int =
     for piece in pieces(data, feed):
         matcher.feed(piece)
     return matcher.close()
+
+
+class _FakeStorage:
+    def __init__(self, key: str, data: np.ndarray) -> None:
+        self.key, self.data = key, data
+
+
+class _FakeTensor:
+    def __init__(self, storage: _FakeStorage, shape: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        self.storage, self.shape, self.stride = storage, shape, stride
+
+
+def save_torch_zip(tensors: dict[str, np.ndarray], path: Path, transposed: tuple[str, ...] = (),
+                   dtype: str = "float32") -> Path:
+    """A PyTorch zip checkpoint laid out like torch.save (torch itself is not needed).
+
+    Matrices named in `transposed` are stored as column-major views (stride (1, rows)), as a
+    tensor saved after `.t()` would be.
+    """
+    import collections
+    import io
+    import pickle
+    import sys
+    import types
+    import zipfile
+
+    storage_type = {"float32": "FloatStorage", "float16": "HalfStorage"}[dtype]
+    torch_mod, utils_mod = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    storage_cls = type(storage_type, (), {"__module__": "torch", "__qualname__": storage_type})
+
+    def _rebuild_tensor_v2(*args):  # pragma: no cover - only its name is pickled
+        raise AssertionError("never called")
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    setattr(torch_mod, storage_type, storage_cls)
+    torch_mod._utils = utils_mod
+    utils_mod._rebuild_tensor_v2 = _rebuild_tensor_v2
+
+    state = collections.OrderedDict()
+    storages = []
+    for i, (name, a) in enumerate(tensors.items()):
+        a = a.astype(dtype)
+        if name in transposed and a.ndim == 2:
+            st = _FakeStorage(str(i), np.ascontiguousarray(a.T))
+            state[name] = _FakeTensor(st, a.shape, (1, a.shape[0]))
+        else:
+            st = _FakeStorage(str(i), np.ascontiguousarray(a))
+            stride = tuple(int(np.prod(a.shape[k + 1 :])) for k in range(a.ndim))
+            state[name] = _FakeTensor(st, a.shape, stride)
+        storages.append(st)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _FakeStorage):
+                return ("storage", storage_cls, obj.key, "cpu", obj.data.size)
+            return None
+
+        def reducer_override(self, obj):
+            if isinstance(obj, _FakeTensor):
+                return (_rebuild_tensor_v2, (obj.storage, 0, obj.shape, obj.stride, False, collections.OrderedDict()))
+            return NotImplemented
+
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules["torch"], sys.modules["torch._utils"] = torch_mod, utils_mod
+    try:
+        buf = io.BytesIO()
+        Pickler(buf, protocol=2).dump(state)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", buf.getvalue())
+        z.writestr("archive/byteorder", "little")
+        for st in storages:
+            z.writestr(f"archive/data/{st.key}", st.data.tobytes())
+        z.writestr("archive/version", "3\n")
+    return path

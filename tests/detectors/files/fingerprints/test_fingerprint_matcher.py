@@ -16,6 +16,7 @@ from fingerprint_models import (
     pieces,
     save_gguf,
     save_safetensors,
+    save_torch_zip,
     scan,
     token_list,
 )
@@ -118,6 +119,9 @@ DERIVED = {
     "Q/K permuted in place": (lambda w, d: save_safetensors(_qk_permuted(w), d / "p.safetensors", "float16"), 0.999, True),
     "npz": (lambda w, d: _npz({k: v.astype(np.float16) for k, v in w.items()}, d / "w.npz", False), 0.999, True),
     "npz compressed": (lambda w, d: _npz(w, d / "wc.npz", True), 0.999, True),
+    "pytorch zip": (lambda w, d: save_torch_zip(w, d / "pytorch_model.bin"), 0.999, True),
+    "pytorch zip, f16, transposed views": (lambda w, d: save_torch_zip(
+        w, d / "t.bin", transposed=("lm_head.weight", "model.layers.1.mlp.down_proj.weight"), dtype="float16"), 0.999, True),
     "gguf Q8_0": (lambda w, d: save_gguf(w, d / "q8.gguf", QT.Q8_0), 0.99, False),
     "gguf Q4_0": (lambda w, d: save_gguf(w, d / "q4.gguf", QT.Q4_0), 0.97, False),
     "fine-tuned (5% noise)": (lambda w, d: save_safetensors(fine_tune(w, 0.05), d / "ft5.safetensors"), 0.99, False),
@@ -141,6 +145,13 @@ def test_a_quantised_single_shard_is_derived_with_partial_coverage(fps, model_di
     f = only(scan(fps, _bytes(save_gguf(shard, model_dir / "shard-q8.gguf", QT.Q8_0))))
     assert f.detail["verdict"] == "derived"
     assert 0.2 < f.detail["coverage"] < 0.6
+
+
+def test_a_registered_pytorch_checkpoint_recognises_its_safetensors_conversion(model_dir, weights):
+    ckpt = save_torch_zip(weights, model_dir / "internal.bin", dtype="float16")
+    fps = FingerprintSet([build_fingerprint("pt", "high", [(ckpt.name, pieces(ckpt.read_bytes()))])])
+    f = only(scan(fps, _bytes(save_gguf(weights, model_dir / "from-pt.gguf", QT.Q8_0))))
+    assert f.detail["verdict"] == "derived" and f.detail["coverage"] == 1.0
 
 
 # -- decoys ------------------------------------------------------------------------------------
