@@ -137,6 +137,7 @@ class MonitorClient(discord.Client):
 
     async def on_thread_create(self, thread: discord.Thread) -> None:
         self.adapter._continuous.add(thread.id)  # seen from birth: live messages cover it
+        await self.adapter._join_thread(thread)
 
 
 class DiscordAdapter:
@@ -343,6 +344,15 @@ class DiscordAdapter:
         if self._on_message is not None:
             await self._on_message(chat)
         return chat
+
+    async def _join_thread(self, thread: discord.Thread) -> None:
+        # Membership is what gets a bot the messages of private threads; public ones too, cheaply.
+        if not self.settings.join_threads or not self.filter.watches_channel(thread):
+            return
+        try:
+            await thread.join()
+        except discord.HTTPException as error:
+            log.warning("could not join thread %s (HTTP %s)", thread.id, error.status)
 
     # ---- adapter surface -------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class DiscordSettings(BaseModel):
     guilds_deny: list[Snowflake] = Field(default_factory=list)
     channels_include: list[Snowflake] = Field(default_factory=list)  # channel/thread/category ids
     channels_exclude: list[Snowflake] = Field(default_factory=list)
+    join_threads: bool = True  # join new threads (private threads send nothing to non-members)
     ignore_bots: bool = True  # other bots' messages (our own are always ignored)
     backfill_days: int = Field(default=7, ge=0)
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)  # live checkpoint writes

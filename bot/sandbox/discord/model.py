@@ -66,6 +66,7 @@ class Channel:
     owner_id: int | None = None
     archived: bool = False
     last_message_id: int | None = None
+    members: set[int] = field(default_factory=set)  # thread members (user ids)
 
     @property
     def is_thread(self) -> bool:

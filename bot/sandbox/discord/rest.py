@@ -92,6 +92,7 @@ class SandboxHttp:
         api.get(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._get_message)
         api.delete(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._delete_message)
         api.get(f"{API_PREFIX}/guilds/{{guild}}/threads/active")(self._active_threads)
+        api.put(f"{API_PREFIX}/channels/{{channel}}/thread-members/@me")(self._join_thread)
         api.post(f"{API_PREFIX}/interactions/{{interaction}}/{{token}}/callback")(self._callback)
         api.put(f"{API_PREFIX}/applications/{{app}}/commands")(self._put_commands)
         api.put(f"{API_PREFIX}/applications/{{app}}/guilds/{{guild}}/commands")(self._put_commands)
@@ -249,6 +250,13 @@ class SandboxHttp:
             c.payload() for c in guild.channels.values() if c.is_thread and not c.archived
         ]
         return _json({"threads": threads, "members": []})
+
+    async def _join_thread(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if not channel.is_thread or channel.archived:
+            raise _ApiError(400, "Invalid thread", 50024)
+        channel.members.add(self.bot.id)
+        return web.Response(status=204)
 
     async def _callback(self, request: web.Request) -> web.Response:
         interaction_id = int(request.match_info["interaction"])

@@ -294,3 +294,18 @@ async def test_a_forwarded_message_is_scanned_with_its_snapshot_text_and_files(s
         (ref,) = got.attachments
         body = b"".join([chunk async for chunk in ref.open()])
     assert got.text == "Larkspur weights here" and body == b"weights"
+
+
+@pytest.mark.parametrize(("join_threads", "excluded", "joined"),
+                         [(True, False, True), (False, False, False), (True, True, False)])
+async def test_new_threads_are_joined_unless_off_or_not_watched(sandbox, join_threads, excluded,
+                                                               joined):
+    exclude = [str(sandbox.general.id)] if excluded else []
+    async with running_adapter(sandbox, Inbox(), join_threads=join_threads,
+                               channels_exclude=exclude) as adapter:
+        thread, _ = await sandbox.create_thread(sandbox.general, "side", sandbox.alice)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "after the thread")
+        await eventually(lambda: adapter.messages_seen == 1)
+        if joined:
+            await eventually(lambda: sandbox.bot.id in thread.members)
+    assert (sandbox.bot.id in thread.members) is joined
