@@ -81,12 +81,16 @@ class Chunker:
 
     def feed(self, data: bytes | memoryview) -> list[Chunk]:
         """Add bytes; returns the chunks that are now final."""
-        if len(data):
-            self._pending.append(bytes(data))
-            self._pending_len += len(data)
-        if self._pending_len < _BATCH:
-            return []
-        return self._cut(final=False)
+        view = memoryview(data)
+        chunks: list[Chunk] = []
+        # A huge feed is taken a batch at a time, so memory never depends on the caller's pieces.
+        for i in range(0, len(view), _BATCH):
+            piece = bytes(view[i : i + _BATCH])
+            self._pending.append(piece)
+            self._pending_len += len(piece)
+            if self._pending_len >= _BATCH:
+                chunks += self._cut(final=False)
+        return chunks
 
     def close(self) -> list[Chunk]:
         """Cut what is left; returns the last chunks."""

@@ -29,6 +29,7 @@ from detectors.files.fingerprints.torchzip import (
 PIECE = 1024 * 1024  # tensor bytes handed over at a time
 MAX_ROW_BYTES = 16 * 1024 * 1024  # rows longer than this are skipped, not buffered
 MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # the format's own limit
+MAX_SAFETENSORS_TENSORS = 1 << 17  # the largest real checkpoints have tens of thousands
 MAX_GGUF_HEADER = 256 * 1024 * 1024  # metadata + tensor infos (tokenizer vocabularies are large)
 MAX_GGUF_STRING = 64 * 1024 * 1024
 MAX_GGUF_ITEMS = 1 << 24  # tensors, KV pairs and array elements
@@ -200,6 +201,8 @@ def _safetensors(r: _Reader, sink: LayoutSink, n: int) -> Parser:
     raw = yield from r.read(n)
     if raw[:1] != b"{":
         raise FormatError("not a safetensors header")
+    if raw.count(b"data_offsets") > MAX_SAFETENSORS_TENSORS:
+        raise FormatError("absurd number of safetensors tensors")  # before json builds them all
     header = json.loads(raw)  # a deep document raises RecursionError, caught by the Pump
     if not isinstance(header, dict):
         raise FormatError("safetensors header is not an object")

@@ -93,6 +93,9 @@ HOSTILE = {
         h + bytes(16)),
     "safetensors negative shape": st_header(
         len(h := json.dumps({"w": {"dtype": "F32", "shape": [-4, 4], "data_offsets": [0, 64]}}).encode()), h),
+    "safetensors with 200k one-byte tensors": st_header(
+        len(h := json.dumps({f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]}
+                             for i in range(200_000)}).encode()), h + bytes(200_000)),
     "GGUF with 2**60 tensors": gguf_header(2**60, 0),
     "GGUF with 2**40 KV pairs": gguf_header(0, 2**40),
     "GGUF with a 2**62-byte key": gguf_header(1, 1, struct.pack("<Q", 2**62)),
