@@ -1,4 +1,14 @@
-"""The Discord adapter: discord.py gateway events -> ChatMessage, plus history, refetch and delete."""
+"""The Discord adapter: discord.py gateway events -> ChatMessage, plus history, refetch and delete.
+
+    adapter = DiscordAdapter(settings.discord, store=store, on_health=report_health)
+    await adapter.start(pipeline_submit)      # async callable taking a ChatMessage
+    await adapter.wait_ready()                # False when stopped for good: see adapter.health
+    ...
+    await adapter.close()                     # on SIGTERM
+
+With a store, each new session (not a RESUME) starts a backfill from per-channel checkpoints,
+and `on_message` sees each (message, edit) once (inbox claim) unless `claim_inbox=False`.
+"""
 
 from __future__ import annotations
 
