@@ -1,0 +1,447 @@
+"""The Slack adapter: Socket Mode (default) or the HTTP Events API -> ChatMessage.
+
+Nothing lost, nothing twice: each event is claimed in the store's inbox as
+`slack:{team}:{event_id}` (committed) before it is acked, so a retry or a re-delivered envelope
+is processed only when it is the first copy that arrived. At most `backlog_limit` events are in
+flight; beyond that an event is neither claimed nor acked, and Slack keeps it and delivers it
+again (Socket Mode re-sends un-acked envelopes, the Events API retries a 503): the backlog
+overflows to Slack's side, never into our memory. Live messages and backfill also share the
+message key (`ChatMessage.dedupe_key`), so an overlap between them is scanned once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.events import ChatMessage
+from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, unwrap
+from bot.platforms.slack_files import stream_file
+from bot.platforms.slack_http import SlackHttpEndpoints
+from bot.platforms.slack_settings import SlackSettings
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[ChatMessage], Awaitable[None]]
+_NAME_CACHE = 10_000  # users.info answers kept (user -> display name)
+
+
+class SlackStore(Protocol):
+    """The slice of `bot.store.Store` the adapter uses."""
+
+    async def inbox_claim(self, key: str) -> bool: ...
+    async def checkpoint_get(self, key: str) -> str | None: ...
+    async def checkpoint_set(self, key: str, value: str) -> None: ...
+    async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
+                     scope: str | None = None) -> Any: ...
+
+
+class SlackConfigError(RuntimeError):
+    """The adapter cannot start as configured (names the env var, never its value)."""
+
+
+class Secret:
+    """A token that never shows in reprs, logs or tracebacks' locals."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+@dataclass
+class Workspace:
+    """One installed workspace: its tokens, Web API clients and (after start) identity."""
+
+    name: str
+    bot_token: Secret
+    app_token: Secret | None
+    signing_secret: Secret | None
+    admin_token: Secret | None
+    client: AsyncWebClient
+    admin_client: AsyncWebClient | None = None
+    identity: Identity | None = None
+
+    def __repr__(self) -> str:
+        return f"<SlackWorkspace {self.name} team={self.identity and self.identity.team_id}>"
+
+
+def web_client(settings: SlackSettings, token: str | None, *, retries: bool = True) -> AsyncWebClient:
+    """A slack-sdk client on `api_base_url`, retrying 429 (Retry-After) and 5xx when `retries`."""
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(max_retry_count=settings.retry_max)]
+    if retries:
+        backoff = BackoffRetryIntervalCalculator(backoff_factor=settings.retry_backoff_seconds)
+        handlers += [
+            AsyncRateLimitErrorRetryHandler(max_retry_count=settings.retry_max),
+            AsyncServerErrorRetryHandler(max_retry_count=settings.retry_max,
+                                         interval_calculator=backoff),
+        ]
+    return AsyncWebClient(token=token, base_url=settings.api_base_url, retry_handlers=handlers)
+
+
+def event_key(team_id: str, event_id: str) -> str:
+    """Inbox key of one delivered event."""
+    return f"slack:{team_id}:{event_id}"
+
+
+class SlackAdapter:
+    """Watches the configured workspaces and hands each new message or edit to `on_message`."""
+
+    platform = "slack"
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        *,
+        store: SlackStore | None = None,
+        env: Mapping[str, str] | None = None,
+        claim_inbox: bool = True,
+    ):
+        self.settings = settings
+        self.store = store
+        self.claim_inbox = claim_inbox
+        self.workspaces: list[Workspace] = self._load_workspaces(os.environ if env is None else env)
+        self.by_team: dict[str, Workspace] = {}
+        self._on_message: OnMessage | None = None
+        self._socket_clients: list[SocketModeClient] = []
+        self._runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+        self.endpoints: SlackHttpEndpoints | None = None
+        self._files: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(settings.backlog_limit)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict()  # inbox stand-in without a store
+        self.on_interaction: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.stats = {"events": 0, "duplicates": 0, "deferred": 0, "delivered": 0}
+
+    def __repr__(self) -> str:
+        return f"<SlackAdapter mode={self.settings.mode} workspaces={len(self.workspaces)}>"
+
+    # ---- configuration ---------------------------------------------------------------------
+
+    def _load_workspaces(self, env: Mapping[str, str]) -> list[Workspace]:
+        s = self.settings
+
+        def secret(name: str | None, *, required: bool, purpose: str) -> Secret | None:
+            value = (env.get(name) or "").strip() if name else ""
+            if not value and required:
+                raise SlackConfigError(f"set {purpose} in the env var {name}")
+            return Secret(value) if value else None
+
+        entries = [(None, s.bot_token_env, s.app_token_env, s.signing_secret_env,
+                    s.admin_token_env)] if not s.workspaces else [
+            (w.name, w.bot_token_env, w.app_token_env or s.app_token_env,
+             w.signing_secret_env or s.signing_secret_env, w.admin_token_env or s.admin_token_env)
+            for w in s.workspaces
+        ]
+        found = []
+        for name, bot_env, app_env, signing_env, admin_env in entries:
+            bot = secret(bot_env, required=True, purpose="the Slack bot token (xoxb-)")
+            assert bot is not None
+            app = secret(app_env, required=s.mode == "socket",
+                         purpose="the Slack app-level token (xapp-, connections:write)")
+            signing = secret(signing_env, required=s.mode == "http",
+                             purpose="the Slack signing secret")
+            admin = secret(admin_env, required=bool(admin_env), purpose="the Slack admin user token")
+            found.append(Workspace(
+                name or "default", bot, app, signing, admin,
+                client=web_client(s, bot.reveal()),
+                admin_client=web_client(s, admin.reveal()) if admin else None,
+            ))
+        return found
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, on_message: OnMessage) -> None:
+        """Learn each workspace's identity, then connect (Socket Mode) or listen (HTTP)."""
+        self._on_message = on_message
+        self._files = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=30,
+                                                                          sock_read=60))
+        if self.on_interaction is None and self.store is not None:
+            from bot.platforms.slack_alerts import TriageHandler
+
+            self.on_interaction = TriageHandler(self).handle
+        for ws in self.workspaces:
+            auth = await ws.client.auth_test()
+            ws.identity = Identity(auth["team_id"], auth["user_id"], auth.get("bot_id"),
+                                   auth.get("url") or "https://slack.com/")
+            self.by_team[ws.identity.team_id] = ws
+        if self.settings.mode == "socket":
+            await self._connect_sockets()
+        else:
+            await self._listen_http()
+
+    async def _connect_sockets(self) -> None:
+        # One connection per app token: a distributed app's events for every workspace share it.
+        seen: set[str] = set()
+        for ws in self.workspaces:
+            assert ws.app_token is not None
+            if ws.app_token.reveal() in seen:
+                continue
+            seen.add(ws.app_token.reveal())
+            client = SocketModeClient(
+                app_token=ws.app_token.reveal(),
+                web_client=web_client(self.settings, None),
+                ping_interval=self.settings.ping_interval_seconds,
+            )
+            client.socket_mode_request_listeners.append(self._on_socket_request)
+            await client.connect()
+            self._socket_clients.append(client)
+
+    async def _listen_http(self) -> None:
+        secrets = sorted({ws.signing_secret.reveal() for ws in self.workspaces
+                          if ws.signing_secret is not None})
+        self.endpoints = SlackHttpEndpoints(
+            secrets, on_event=self.accept, on_interaction=self._interaction,
+            max_body_bytes=self.settings.max_body_bytes,
+            window=self.settings.replay_window_seconds,
+        )
+        app = web.Application(client_max_size=self.settings.max_body_bytes)
+        app.add_routes(self.endpoints.routes(self.settings.events_path,
+                                             self.settings.interactivity_path))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        host, _, port = self.settings.http_listen.rpartition(":")
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        await site.start()
+        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        """Disconnect, stop listening, and let in-flight events finish (briefly)."""
+        for client in self._socket_clients:
+            await client.close()
+        self._socket_clients.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+        if self._files is not None:
+            await self._files.close()
+            self._files = None
+
+    stop = close
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every accepted event has been handed to `on_message` (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    async def _on_socket_request(self, client: Any, request: SocketModeRequest) -> None:
+        if request.type == "events_api":
+            if await self.accept(request.payload, request.retry_attempt or 0):
+                await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+            return
+        # Interactivity and commands: ack first (Slack's 3 s), act in the background.
+        await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+        if request.type == "interactive":
+            await self._interaction(request.payload)
+
+    async def _interaction(self, payload: dict[str, Any]) -> None:
+        if self.on_interaction is not None:
+            self._spawn(self.on_interaction(payload))
+
+    async def accept(self, body: dict[str, Any], retry: int = 0) -> bool:
+        """Claim an event_callback and start processing it; True when it may be acked."""
+        self.stats["events"] += 1
+        team_id, event_id = body.get("team_id"), body.get("event_id")
+        event = body.get("event")
+        ws = self.by_team.get(str(team_id))
+        if ws is None or not event_id or not isinstance(event, dict):
+            log.warning("slack event from an unknown workspace or without an id: dropped")
+            return True  # acked: it can never be processed, retries would not help
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.settings.ack_deadline_seconds)
+        except TimeoutError:
+            self.stats["deferred"] += 1  # backlog full: Slack keeps it and delivers it again
+            return False
+        try:
+            first = await self._claim(event_key(str(team_id), str(event_id)))
+        except Exception:
+            self._slots.release()
+            log.exception("slack inbox claim failed; leaving the event to Slack's retry")
+            return False
+        if not first:
+            self._slots.release()
+            self.stats["duplicates"] += 1
+            return True
+        if retry:
+            log.info("slack event %s processed from retry %d (first copy to arrive)", event_id, retry)
+        self._spawn(self._process(ws, event), release=True)
+        return True
+
+    async def _claim(self, key: str) -> bool:
+        if not self.claim_inbox:
+            return True
+        if self.store is not None:
+            return await self.store.inbox_claim(key)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > 100_000:
+            self._seen.popitem(last=False)
+        return True
+
+    def _spawn(self, coro: Awaitable[Any], *, release: bool = False) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if release:
+                self._slots.release()
+            if not t.cancelled() and t.exception() is not None:
+                log.error("slack event handling failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def _process(self, ws: Workspace, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "message":
+            found = unwrap(event)
+            if found is not None:
+                message, edited = found
+                await self.deliver(ws, message, str(event.get("channel")), edited=edited)
+        elif kind == "member_joined_channel" and ws.identity and event.get("user") == ws.identity.user_id:
+            await self._joined(ws, str(event.get("channel")))
+        elif kind == "channel_created" and self.settings.auto_join:
+            channel = (event.get("channel") or {}).get("id")
+            if channel:
+                await ws.client.conversations_join(channel=channel)
+
+    async def _joined(self, ws: Workspace, channel: str) -> None:
+        # A channel we just joined has history we never saw: backfill it from its checkpoint.
+        log.info("slack: joined %s in %s; backfilling it", channel, ws.name)
+        if self.store is not None:
+            from bot.platforms.slack_backfill import backfill_channel
+
+            await backfill_channel(self, ws, channel)
+
+    async def deliver(
+        self, ws: Workspace, message: dict[str, Any], channel: str, *, edited: bool = False
+    ) -> ChatMessage | None:
+        """Filter bots, build the ChatMessage, claim its message key, hand it to `on_message`."""
+        me = ws.identity
+        assert me is not None
+        if is_from_bot(message, me) and (self.settings.ignore_bots or message.get("user") == me.user_id):
+            return None
+        user = str(message.get("user") or "")
+        chat = to_chat_message(message, channel, me, author_name=await self._name(ws, user),
+                               opener=partial(self._opener, ws), edited=edited)
+        if not await self._claim(chat.dedupe_key):
+            return None  # the same message and edit came through history or another event
+        self.stats["delivered"] += 1
+        if self._on_message is not None:
+            await self._on_message(chat)
+        return chat
+
+    async def _name(self, ws: Workspace, user: str) -> str:
+        if not user:
+            return "unknown"
+        key = (ws.identity.team_id if ws.identity else "", user)
+        if key in self._names:
+            return self._names[key]
+        try:
+            info = (await ws.client.users_info(user=user))["user"]
+            profile = info.get("profile") or {}
+            name = profile.get("display_name") or info.get("real_name") or info.get("name") or user
+        except SlackApiError:
+            name = user
+        self._names[key] = name
+        if len(self._names) > _NAME_CACHE:
+            self._names.popitem(last=False)
+        return name
+
+    def _opener(self, ws: Workspace, file: dict[str, Any]) -> Callable[[], AsyncIterator[bytes]]:
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+
+        def open_file() -> AsyncIterator[bytes]:
+            if self._files is None:
+                raise RuntimeError("the Slack adapter is not running")
+            return stream_file(
+                self._files, url, ws.bot_token.reveal(),
+                filename=str(file.get("name") or "file"),
+                allowed_hosts=self.settings.file_hosts,
+                max_bytes=self.settings.max_file_bytes,
+                declared_size=file.get("size") if isinstance(file.get("size"), int) else None,
+                expected_type=file.get("mimetype"),
+            )
+
+        return open_file
+
+    # ---- adapter surface -------------------------------------------------------------------
+
+    def workspace(self, team_id: str | None = None) -> Workspace:
+        """The workspace of `team_id` (the first configured one by default)."""
+        if team_id is None:
+            return self.workspaces[0]
+        return self.by_team[team_id]
+
+    async def history(
+        self, channel: str, after: str | datetime | None = None, *, team_id: str | None = None
+    ) -> AsyncIterator[ChatMessage]:
+        """Messages and thread replies of a channel after a ts or time (see slack_backfill)."""
+        from bot.platforms.slack_backfill import history_messages
+
+        ws = self.workspace(team_id)
+        assert ws.identity is not None
+        async for message in history_messages(self, ws, channel, after):
+            yield to_chat_message(message, channel, ws.identity,
+                                  author_name=await self._name(ws, str(message.get("user") or "")),
+                                  opener=partial(self._opener, ws), edited=bool(message.get("edited")))
+
+    async def delete(self, message: ChatMessage) -> str:
+        """Delete a flagged message with the admin user token; returns what happened."""
+        ws = self.by_team.get(message.community_id)
+        if ws is None or ws.admin_client is None:
+            return "no admin user token configured: a bot token can delete only its own messages"
+        try:
+            await ws.admin_client.chat_delete(channel=message.channel_id, ts=message.message_id)
+        except SlackApiError as error:
+            if error.response.get("error") == "message_not_found":
+                return "message was already deleted"
+            raise
+        return "message deleted from Slack"
+
+    async def wait_connected(self, timeout: float = 10.0) -> bool:
+        """True once every Socket Mode client has a live websocket."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all([await c.is_connected() for c in self._socket_clients]):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+

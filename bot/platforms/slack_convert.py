@@ -1,0 +1,113 @@
+"""Slack message events and history messages -> ChatMessage (pure: no network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.events import AttachmentRef, ChatMessage
+
+# Subtypes that carry a human's new or changed content; everything else (joins, topic changes,
+# deletions, bot posts) is not scanned.
+SCANNED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+
+FileOpener = Callable[[dict[str, Any]], Callable[[], AsyncIterator[bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the bot is in one workspace (from auth.test)."""
+
+    team_id: str
+    user_id: str
+    bot_id: str | None
+    url: str  # "https://acme.slack.com/"
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    """Slack "seconds.micros" -> aware UTC datetime."""
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
+def permalink(identity: Identity, channel: str, ts: str, thread_ts: str | None) -> str:
+    """The message's permalink, built like chat.getPermalink's (no API call per message)."""
+    link = f"{identity.url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def unwrap(event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
+    """(the message to scan, is an edit) for a scannable message event, else None."""
+    if event.get("type") != "message":
+        return None
+    subtype = event.get("subtype")
+    if subtype == "message_changed":
+        inner = event.get("message")
+        # Unfurls and reactions also send message_changed, without an "edited" mark.
+        if not isinstance(inner, dict) or not inner.get("edited"):
+            return None
+        return {**inner, "channel": event.get("channel")}, True
+    if subtype not in SCANNED_SUBTYPES:
+        return None
+    return event, False
+
+
+def is_from_bot(message: dict[str, Any], me: Identity) -> bool:
+    """Our own posts and any app's posts (bot_id or bot_message subtype)."""
+    return (
+        message.get("user") == me.user_id
+        or bool(message.get("bot_id"))
+        or message.get("subtype") == "bot_message"
+        or bool(message.get("bot_profile"))
+    )
+
+
+def attachments(files: list[dict[str, Any]], opener: FileOpener) -> tuple[AttachmentRef, ...]:
+    """Lazy refs for the hosted files of a message (tombstones and external links skipped)."""
+    refs = []
+    for f in files:
+        url = f.get("url_private_download") or f.get("url_private")
+        if not url or f.get("mode") in ("tombstone", "hidden_by_limit") or f.get("is_external"):
+            continue
+        refs.append(AttachmentRef(
+            filename=str(f.get("name") or f.get("title") or f.get("id") or "file"),
+            size=f.get("size") if isinstance(f.get("size"), int) else None,
+            content_type=f.get("mimetype"),
+            open=opener(f),
+            url=f.get("url_private"),
+        ))
+    return tuple(refs)
+
+
+def to_chat_message(
+    message: dict[str, Any],
+    channel: str,
+    me: Identity,
+    *,
+    author_name: str,
+    opener: FileOpener,
+    edited: bool = False,
+) -> ChatMessage:
+    """Build the neutral message; `edited` marks a message_changed (rescanned with its edit time)."""
+    ts = str(message["ts"])
+    thread_ts = message.get("thread_ts")
+    thread_id = thread_ts if thread_ts and thread_ts != ts else None
+    edited_ts = (message.get("edited") or {}).get("ts")
+    return ChatMessage(
+        platform="slack",
+        community_id=me.team_id,
+        channel_id=channel,
+        message_id=ts,
+        thread_id=thread_id,
+        author_id=str(message.get("user") or ""),
+        author_name=author_name,
+        author_is_bot=False,
+        text=str(message.get("text") or ""),
+        permalink=permalink(me, channel, ts, thread_ts),
+        sent_at=ts_to_datetime(ts),
+        edited_at=ts_to_datetime(edited_ts) if edited and edited_ts else None,
+        attachments=attachments(message.get("files") or [], opener),
+    )
