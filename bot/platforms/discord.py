@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[ChatMessage], Awaitable[None]]
 
 
-class CheckpointStore(Protocol):
+class AdapterStore(Protocol):
     """The slice of `bot.store.Store` the adapter uses."""
 
     async def inbox_claim(self, key: str) -> bool: ...
@@ -160,7 +160,7 @@ class DiscordAdapter:
         settings: DiscordSettings,
         *,
         token: str | None = None,
-        store: CheckpointStore | None = None,
+        store: AdapterStore | None = None,
         on_health: HealthListener | None = None,
         claim_inbox: bool = True,
         backfill_on_connect: bool = True,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 
 if TYPE_CHECKING:
-    from bot.platforms.discord import CheckpointStore, DiscordAdapter, OnMessage
+    from bot.platforms.discord import AdapterStore, DiscordAdapter, OnMessage
     from bot.platforms.discord_settings import DiscordSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class BackfillFailed(RuntimeError):
 
 async def backfill_once(
     settings: DiscordSettings,
-    store: CheckpointStore,
+    store: AdapterStore,
     on_message: OnMessage,
     *,
     token: str | None = None,
