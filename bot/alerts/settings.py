@@ -75,14 +75,16 @@ class SlackBotSinkSettings(_SinkBase):
     """Slack bot message with buttons (built by bot/platforms, not here)."""
 
     type: Literal["slack"]
-    channel: str = Field(min_length=1)
+    # Unset: the adapter's own alert channel ([slack] settings).
+    channel: str | None = Field(default=None, min_length=1)
 
 
 class DiscordBotSinkSettings(_SinkBase):
     """Discord bot channel message with buttons (built by bot/platforms, not here)."""
 
     type: Literal["discord"]
-    channel: str = Field(min_length=1)
+    # Unset: the adapter's own mod-log channel ([discord] settings).
+    channel: str | None = Field(default=None, min_length=1)
 
 
 class SlackWebhookSinkSettings(_SinkBase):
