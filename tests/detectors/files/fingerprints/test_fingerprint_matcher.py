@@ -124,6 +124,8 @@ DERIVED = {
         w, d / "t.bin", transposed=("lm_head.weight", "model.layers.1.mlp.down_proj.weight"), dtype="float16"), 0.999, True),
     "gguf Q8_0": (lambda w, d: save_gguf(w, d / "q8.gguf", QT.Q8_0), 0.99, False),
     "gguf Q4_0": (lambda w, d: save_gguf(w, d / "q4.gguf", QT.Q4_0), 0.97, False),
+    "gguf Q4_1": (lambda w, d: save_gguf(w, d / "q41.gguf", QT.Q4_1), 0.97, False),
+    "gguf Q5_0": (lambda w, d: save_gguf(w, d / "q50.gguf", QT.Q5_0), 0.99, False),
     "fine-tuned (5% noise)": (lambda w, d: save_safetensors(fine_tune(w, 0.05), d / "ft5.safetensors"), 0.99, False),
     "fine-tuned (30% noise) and quantised": (lambda w, d: save_gguf(fine_tune(w, 0.3), d / "ft30.gguf", QT.Q8_0), 0.9, False),
 }
@@ -193,6 +195,21 @@ def test_a_shared_tokenizer_block_never_matches(model_dir, weights):
     assert theirs.stat().st_size - ours.stat().st_size == 0  # same layout, same vocabulary bytes
     f = only(scan(fps, theirs.read_bytes()))
     assert f.detail["verdict"] == "same-architecture"
+
+
+def test_with_several_registered_models_each_upload_names_the_right_one(model_dir, weights, fingerprint):
+    other = make_model(seed=8)
+    other_file = save_safetensors(other, model_dir / "other-internal.safetensors")
+    fps = FingerprintSet([fingerprint, build_fingerprint("ckpt-other", "medium", [(other_file.name, [other_file.read_bytes()])])])
+    for tensors, expected in ((weights, "ckpt-internal"), (other, "ckpt-other")):
+        q = save_gguf(tensors, model_dir / f"{expected}-q4.gguf", QT.Q4_0)
+        f = only(scan(fps, q.read_bytes()))
+        assert (f.rule_id, f.detail["verdict"]) == (expected, "derived")
+    # Neither registered model: both are the same architecture, both are named, both low.
+    decoy = save_gguf(make_model(seed=9), model_dir / "decoy-9.gguf", QT.Q8_0)
+    found = scan(fps, decoy.read_bytes())
+    assert sorted((f.rule_id, f.detail["verdict"], f.severity) for f in found) == [
+        ("ckpt-internal", "same-architecture", Severity.LOW), ("ckpt-other", "same-architecture", Severity.LOW)]
 
 
 # -- streaming ---------------------------------------------------------------------------------
