@@ -252,7 +252,7 @@ class SlackSandbox:
                           bot_id=user.bot_id)
         self._store(team, message)
         if dispatch:
-            await self.send_event(team, self._message_event(team, message))
+            await self.send_event(team, self.message_event(team, message))
         return message
 
     async def edit_message(self, message: Message, text: str) -> Message:
@@ -504,7 +504,7 @@ class SlackSandbox:
             if parent is not None:
                 parent.replies.append(message.ts)
 
-    def _message_event(self, team: Workspace, message: Message) -> dict[str, Any]:
+    def message_event(self, team: Workspace, message: Message) -> dict[str, Any]:
         event = {**message.payload(team.url), "channel": message.channel,
                  "event_ts": message.ts, "channel_type": "channel",
                  "client_msg_id": str(uuid.uuid4())}
@@ -709,7 +709,7 @@ class SlackSandbox:
         message = Message(channel.id, team.next_ts(), user.id, str(args.get("text") or ""),
                           args.get("thread_ts"), bot_id=user.bot_id, blocks=blocks)
         self._store(team, message)
-        self._spawn(self.send_event(team, self._message_event(team, message)))
+        self._spawn(self.send_event(team, self.message_event(team, message)))
         return {"channel": channel.id, "ts": message.ts, "message": message.payload(team.url)}
 
     async def _m_chat_update(self, team: Workspace, kind: str, args: dict) -> dict:
