@@ -168,11 +168,13 @@ class Matcher:
             return
         self._analysis.feed(data)
         if self._torrent is not None:
-            self._torrent += data
             # Only bencoded dictionaries are kept, and only up to the size a .torrent can have.
-            n = len(self._torrent)
-            if n > MAX_TORRENT_BYTES or (n >= 2 and not looks_like_torrent(bytes(self._torrent[:2]))):
+            head = (bytes(self._torrent[:2]) + bytes(data[:2]))[:2]
+            too_big = len(self._torrent) + len(data) > MAX_TORRENT_BYTES
+            if too_big or (len(head) == 2 and not looks_like_torrent(head)):
                 self._torrent = None
+            else:
+                self._torrent += data
 
     def close(self) -> list[Finding]:
         """End of upload: the verdict for each fingerprint that matched."""

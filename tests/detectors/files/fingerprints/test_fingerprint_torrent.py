@@ -112,3 +112,9 @@ def test_bdecode_round_trips_and_refuses_junk():
         with pytest.raises((BencodeError, ValueError)):
             bdecode(junk)
     assert parse_torrent(b"not a torrent") is None
+
+
+def test_a_torrent_fed_one_byte_at_a_time_still_matches(fps, registered_file):
+    torrent = v1_torrent("model.safetensors", registered_file.read_bytes(), 262144)
+    (f,) = scan(fps, torrent, "leak.torrent", feed=1)
+    assert f.detail["verdict"] == "torrent-match"
