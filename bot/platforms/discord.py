@@ -206,6 +206,7 @@ class DiscordAdapter:
             self,
             intents=monitor_intents(),
             guild_ready_timeout=self.settings.guild_ready_timeout,
+            heartbeat_timeout=self.settings.heartbeat_timeout_seconds,
             max_messages=None,  # no message cache: edits arrive whole via raw events
             chunk_guilds_at_startup=False,
             shard_id=self.settings.shard_id,

@@ -40,6 +40,7 @@ class DiscordSettings(BaseModel):
     enforce_delete_min_severity: Literal["low", "medium", "high", "critical"] | None = None
     triage_permission: str = "manage_messages"  # a discord.Permissions flag the clicker needs
     sync_commands: bool = True  # register /leakwarden (status) with Discord at start
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)  # silence before reconnecting
     guild_ready_timeout: float = Field(default=2.0, ge=0)  # wait for GUILD_CREATEs after READY
     identify_delay_seconds: float = Field(default=5.0, ge=0)  # pause before a re-IDENTIFY
     shard_id: int | None = Field(default=None, ge=0)  # this process's shard (with shard_count)

@@ -66,6 +66,7 @@ class Gateway:
         self.resume_count = 0
         self.heartbeats = 0
         self.replayed = 0  # events re-sent on RESUME
+        self.stalled: set[web.WebSocketResponse] = set()  # open but silent ("zombie") sockets
         self.connected = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -82,6 +83,7 @@ class Gateway:
                 session = await self._on_packet(socket, packet, session)
         finally:
             self.sockets.discard(socket)
+            self.stalled.discard(socket)
             if session is not None and session.socket is socket:
                 session.socket = None
             if not self.sockets:
@@ -158,6 +160,10 @@ class Gateway:
         if session.socket is not None and not session.socket.closed:
             await self._send(session.socket, packet)
 
+    def stall(self) -> None:
+        """Keep today's sockets open but send nothing on them (no acks, no events)."""
+        self.stalled.update(self.sockets)
+
     async def drop(self, code: int = 4000) -> None:
         """Close every socket with `code`; sessions stay resumable unless invalidated."""
         for socket in list(self.sockets):
@@ -173,8 +179,9 @@ class Gateway:
     async def close(self) -> None:
         await self.drop(code=1001)
 
-    @staticmethod
-    async def _send(socket: web.WebSocketResponse, packet: dict[str, Any]) -> None:
+    async def _send(self, socket: web.WebSocketResponse, packet: dict[str, Any]) -> None:
+        if socket in self.stalled:
+            return  # the packet is still in the session backlog, for a RESUME to replay
         try:
             await socket.send_str(json.dumps(packet))
         except ConnectionError:

@@ -270,6 +270,10 @@ class DiscordSandbox(SandboxHttp):
         """Close the gateway sockets; the session stays resumable (events are kept for replay)."""
         await self.gateway.drop(code)
 
+    def stall_connection(self) -> None:
+        """A zombie connection: open but silent; the client must notice and RESUME."""
+        self.gateway.stall()
+
     async def invalidate_session(self) -> None:
         """Send op 9 (not resumable) and forget the session: the client must IDENTIFY again."""
         await self.gateway.invalidate(tell_client=True)

@@ -195,3 +195,19 @@ async def test_live_checkpoints_are_written_at_most_once_per_interval_and_flushe
         assert len(writes) == 1  # the first live message; the next four wait for the interval
     assert len(writes) == 2 and writes[-1] == str(sent[-1].id)
     assert store.checkpoints[checkpoint_key(sandbox.general.id)] == str(sent[-1].id)
+
+
+async def test_a_silent_zombie_connection_is_noticed_and_resumed_with_nothing_lost():
+    async with DiscordSandbox(heartbeat_interval_ms=50) as sandbox:
+        general = sandbox.add_channel(sandbox.add_guild("Acme"), "general")
+        alice = sandbox.add_user("alice")
+        inbox = Inbox()
+        async with running_adapter(sandbox, inbox, store=MemoryStore(),
+                                   heartbeat_timeout_seconds=0.3) as adapter:
+            await wait_backfills(adapter, 1)
+            sandbox.stall_connection()
+            for n in range(3):
+                await sandbox.post_message(general, alice, f"into the void {n}")
+            await eventually(lambda: len(inbox.messages) == 3)
+        assert sandbox.gateway.resume_count == 1 and adapter.backfill_runs == 1  # no gap
+        assert sorted(m.text for m in inbox.messages) == [f"into the void {n}" for n in range(3)]
