@@ -1,0 +1,245 @@
+"""The Slack adapter, driven by the real slack-sdk clients against the sandbox Slack.
+
+Every behaviour runs in both delivery modes where it applies: Socket Mode (default) and the
+HTTP Events API (signed requests from the sandbox to the adapter's own endpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.platforms.slack import SlackAdapter, SlackConfigError, event_key
+from bot.platforms.slack_files import NotAFileHost, SignInPage
+from bot.sandbox.slack import SlackSandbox
+from bot.sandbox.slack.harness import (
+    Inbox,
+    MemoryStore,
+    env_for,
+    eventually,
+    running_adapter,
+    settings_for,
+)
+
+MODES = ["socket", "http"]
+
+
+@pytest.fixture
+async def sandbox():
+    async with SlackSandbox(retry_delays=(0.02, 0.02, 0.02), http_timeout=1.0) as fake:
+        fake.general = fake.add_channel("general")
+        fake.alice = fake.add_user("alice")
+        fake.other_bot = fake.add_user("deploybot", bot=True)
+        yield fake
+
+
+async def read_all(ref) -> bytes:
+    return b"".join([chunk async for chunk in ref.open()])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_message_becomes_a_chat_message(sandbox, mode):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore(), mode=mode):
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "Project Larkspur ships")
+        got = await inbox.next()
+    assert (got.platform, got.community_id, got.channel_id) == ("slack", sandbox.team.id,
+                                                                sandbox.general.id)
+    assert (got.message_id, got.thread_id, got.author_id) == (sent.ts, None, sandbox.alice.id)
+    assert (got.author_name, got.author_is_bot, got.text) == ("alice", False,
+                                                              "Project Larkspur ships")
+    assert got.permalink == sandbox.team.permalink(sandbox.general.id, sent.ts)
+    assert got.sent_at.timestamp() == pytest.approx(float(sent.ts))
+    assert got.edited_at is None and got.attachments == ()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_thread_replies_edits_and_files_are_scanned(sandbox, mode):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore(), mode=mode):
+        parent = await sandbox.post_message(sandbox.general, sandbox.alice, "parent")
+        await inbox.next()
+        await sandbox.post_message(sandbox.general, sandbox.alice, "in thread",
+                                   thread_ts=parent.ts)
+        reply = await inbox.next()
+        await sandbox.edit_message(parent, "parent, now with Lark-spur")
+        edit = await inbox.next()
+        await sandbox.post_message(sandbox.general, sandbox.alice, "weights",
+                                   files=[("model.safetensors", b"\x01" * 150_000)])
+        shared = await inbox.next()
+        assert await read_all(shared.attachments[0]) == b"\x01" * 150_000
+    assert reply.thread_id == parent.ts and "thread_ts=" in (reply.permalink or "")
+    assert (edit.message_id, edit.text) == (parent.ts, "parent, now with Lark-spur")
+    assert edit.edited_at is not None and edit.dedupe_key != reply.dedupe_key
+    ref = shared.attachments[0]
+    assert (ref.filename, ref.size, ref.content_type) == ("model.safetensors", 150_000,
+                                                          "application/octet-stream")
+
+
+async def test_own_and_other_bots_messages_and_unfurls_are_ignored(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore()) as adapter:
+        await adapter.workspace().client.chat_postMessage(channel=sandbox.general.id, text="own")
+        await sandbox.post_message(sandbox.general, sandbox.other_bot, "a bot's Larkspur")
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "human")
+        assert (await inbox.next()).text == "human"
+        # A message_changed without an "edited" mark is an unfurl: not a new version.
+        await sandbox.send_event(sandbox.team, {
+            "type": "message", "subtype": "message_changed", "channel": sandbox.general.id,
+            "ts": sandbox.team.next_ts(), "message": {**sent.payload(sandbox.team.url)}})
+        await sandbox.wait_acked()
+        await inbox.quiet()
+    assert adapter.stats["events"] == 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_same_event_four_times_is_processed_once(sandbox, mode):
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store, mode=mode) as adapter:
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "Larkspur",
+                                          dispatch=False)
+        body = sandbox.envelope_payload(sandbox.team, sandbox.message_event(sandbox.team, sent))
+        await sandbox.deliver(body, copies=4)
+        await sandbox.wait_acked()
+        await inbox.next()
+        await inbox.quiet()
+    assert adapter.stats["duplicates"] == 3
+    assert event_key(sandbox.team.id, body["event_id"]) in store.claimed
+    if mode == "http":  # every copy answered 200: Slack stops retrying
+        assert {d.status for d in sandbox.deliveries} == {200}
+
+
+async def test_a_retry_after_a_lost_first_delivery_is_processed(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore(), mode="http"):
+        sandbox.lose_next_deliveries = 1
+        await sandbox.post_message(sandbox.general, sandbox.alice, "only the retry arrives")
+        assert (await inbox.next()).text == "only the retry arrives"
+    assert [(d.attempt, d.status) for d in sandbox.deliveries] == [(0, None), (1, 200)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_event_is_not_acked_while_the_store_cannot_commit_it(sandbox, mode):
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store, mode=mode):
+        store.fail_claims = 1
+        await sandbox.post_message(sandbox.general, sandbox.alice, "during an outage")
+        await sandbox.wait_acked()  # Socket Mode: re-delivered after the ack timeout
+        assert (await inbox.next()).text == "during an outage"
+    if mode == "http":
+        assert [(d.attempt, d.status) for d in sandbox.deliveries] == [(0, 503), (1, 200)]
+
+
+async def test_acks_come_within_three_seconds_even_with_a_slow_pipeline(sandbox):
+    inbox = Inbox(delay=0.3)
+    async with running_adapter(sandbox, inbox, store=MemoryStore()):
+        for i in range(5):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"m{i}")
+        await sandbox.wait_acked()
+        assert max(a["latency"] for a in sandbox.acks.values()) < 0.5
+        await eventually(lambda: len(inbox.messages) == 5)
+
+
+async def test_a_full_backlog_leaves_events_with_slack_and_loses_none(sandbox):
+    inbox = Inbox(delay=0.2)
+    async with running_adapter(sandbox, inbox, store=MemoryStore(), backlog_limit=2,
+                               ack_deadline_seconds=0.1) as adapter:
+        for i in range(6):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"m{i}")
+        await sandbox.wait_acked(timeout=10)
+        await eventually(lambda: len(inbox.messages) == 6, timeout=10)
+        await asyncio.sleep(0.3)
+        assert len(inbox.messages) == 6
+    assert adapter.stats["deferred"] > 0
+    assert sorted(m.text for m in inbox.messages) == [f"m{i}" for i in range(6)]
+
+
+async def test_socket_mode_reconnects_on_refresh_and_after_a_drop_mid_burst(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore()) as adapter:
+        await sandbox.refresh_socket()
+        await sandbox.wait_connected(count=2)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "after refresh")
+        assert (await inbox.next()).text == "after refresh"
+        for i in range(20):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"burst {i}")
+            if i == 9:
+                sandbox.drop_socket()
+        await sandbox.wait_connected(count=3, timeout=10)
+        assert await adapter.wait_connected()
+        await sandbox.wait_acked(timeout=10)
+        await eventually(lambda: len(inbox.messages) == 21, timeout=10)
+        await asyncio.sleep(0.3)
+        assert len(inbox.messages) == 21
+    burst = sorted(int(m.text.split()[1]) for m in inbox.messages[1:])
+    assert burst == list(range(20))
+
+
+async def test_joining_a_channel_backfills_what_the_bot_missed(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    later = sandbox.add_channel("later", bot_member=False)
+    await sandbox.post_message(later, sandbox.alice, "old Larkspur talk", dispatch=False)
+    async with running_adapter(sandbox, inbox, store=store):
+        await sandbox.invite_bot(later)
+        got = await inbox.next()
+    assert (got.channel_id, got.text) == (later.id, "old Larkspur talk")
+    assert f"slack:history:{sandbox.team.id}:{later.id}" in store.checkpoints
+
+
+async def test_several_workspaces_share_one_app_connection(sandbox):
+    second = sandbox.add_workspace("globex")
+    lab = sandbox.add_channel("lab", team=second)
+    bob = sandbox.add_user("bob", team=second)
+    env = {**env_for(sandbox), "GLOBEX_BOT": second.bot_token}
+    workspaces = [{"name": "acme", "bot_token_env": "SLACK_BOT_TOKEN"},
+                  {"name": "globex", "bot_token_env": "GLOBEX_BOT"}]
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore(), env=env,
+                               workspaces=workspaces) as adapter:
+        await sandbox.post_message(sandbox.general, sandbox.alice, "in acme")
+        await sandbox.post_message(lab, bob, "in globex")
+        await eventually(lambda: len(inbox.messages) == 2)
+        assert len(adapter.by_team) == 2
+    assert {(m.community_id, m.author_name) for m in inbox.messages} == {
+        (sandbox.team.id, "alice"), (second.id, "bob")}
+    assert sandbox.connections_opened == 1
+
+
+async def test_files_outside_the_slack_file_hosts_never_get_the_token(sandbox):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, store=MemoryStore()):
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "f",
+                                          files=[("a.txt", b"data")], dispatch=False)
+        event = sandbox.message_event(sandbox.team, sent)
+        event["files"][0]["url_private"] = "https://attacker.example/steal"
+        event["files"][0]["url_private_download"] = "https://attacker.example/steal?dl=1"
+        await sandbox.send_event(sandbox.team, event)
+        got = await inbox.next()
+        with pytest.raises(NotAFileHost):
+            await read_all(got.attachments[0])
+        sandbox.sign_in_page_for_all = True
+        await sandbox.post_message(sandbox.general, sandbox.alice, "g", files=[("b.bin", b"x")])
+        with pytest.raises(SignInPage):
+            await read_all((await inbox.next()).attachments[0])
+
+
+@pytest.mark.parametrize("mode, missing, env_var", [
+    ("socket", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+    ("socket", "SLACK_APP_TOKEN", "SLACK_APP_TOKEN"),
+    ("http", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+])
+async def test_a_missing_secret_names_its_env_var_but_never_a_value(sandbox, mode, missing,
+                                                                    env_var):
+    env = {k: v for k, v in env_for(sandbox).items() if k != missing}
+    with pytest.raises(SlackConfigError) as caught:
+        SlackAdapter(settings_for(sandbox, mode=mode), env=env)
+    assert env_var in str(caught.value)
+    assert not any(v in str(caught.value) for v in env.values())
+
+
+async def test_tokens_never_show_in_reprs(sandbox):
+    adapter = SlackAdapter(settings_for(sandbox), env=env_for(sandbox))
+    shown = repr(adapter) + repr(adapter.workspaces) + repr(vars(adapter.workspaces[0]))
+    assert sandbox.bot_token not in shown and sandbox.app_token not in shown
+    await asyncio.sleep(0)
