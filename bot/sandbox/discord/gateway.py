@@ -66,6 +66,7 @@ class Gateway:
         self.resume_count = 0
         self.heartbeats = 0
         self.replayed = 0  # events re-sent on RESUME
+        self.replay_limit = 1000  # events a session keeps for RESUME
         self.stalled: set[web.WebSocketResponse] = set()  # open but silent ("zombie") sockets
         self.connected = asyncio.Event()
 
@@ -132,9 +133,14 @@ class Gateway:
             # Not resumable: the client must IDENTIFY afresh (and anything missed is gone).
             await self._send(socket, {"op": INVALID_SESSION, "d": False})
             return None
+        last_seen = int(data.get("seq") or 0)
+        if session.backlog and last_seen < session.backlog[0]["s"] - 1:
+            # The replay buffer no longer reaches back that far: like Discord, refuse.
+            del self.sessions[session.id]
+            await self._send(socket, {"op": INVALID_SESSION, "d": False})
+            return None
         self.resume_count += 1
         session.socket = socket
-        last_seen = int(data.get("seq") or 0)
         for packet in [p for p in session.backlog if p["s"] > last_seen]:
             self.replayed += 1
             await self._send(socket, packet)
@@ -156,7 +162,7 @@ class Gateway:
         session.seq += 1
         packet = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.backlog.append(packet)
-        del session.backlog[:-1000]  # a bounded replay buffer, like the real one
+        del session.backlog[: -self.replay_limit]  # a bounded replay buffer, like the real one
         if session.socket is not None and not session.socket.closed:
             await self._send(session.socket, packet)
 

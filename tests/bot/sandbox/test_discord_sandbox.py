@@ -161,3 +161,18 @@ async def test_enforced_nonce_returns_the_first_message(sandbox, http):
     other = (await api(http, sandbox, "POST", path, json={**body, "nonce": "n2"}))[2]
     assert first["id"] == again["id"] != other["id"]
     assert len(sandbox.find_message(sandbox.channel)) == 2
+
+
+async def test_resume_from_beyond_the_replay_buffer_is_refused(sandbox, http):
+    sandbox.gateway.replay_limit = 3
+    async with http.ws_connect(sandbox.gateway_url) as ws:
+        await receive(ws)
+        session = (await identify(ws, sandbox))["d"]["session_id"]
+        await receive(ws)
+    for n in range(5):
+        await sandbox.post_message(sandbox.channel, sandbox.alice, f"m{n}")
+    async with http.ws_connect(sandbox.gateway_url) as ws:
+        await receive(ws)
+        await ws.send_json({"op": 6, "d": {"token": sandbox.token, "session_id": session, "seq": 2}})
+        assert await receive(ws) == {"op": 9, "d": False}
+    assert session not in sandbox.gateway.sessions
