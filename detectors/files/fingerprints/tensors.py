@@ -8,10 +8,12 @@ Two things are computed for every matrix, in one pass and O(rows + cols) memory:
   columns*. A set sum of per-row hashes does not care about row order, so llama.cpp's Q/K row
   permutation keeps the row digest; the column digest of a matrix is the row digest of its
   transpose, so transposed storage matches too.
-* A **value sketch**: the column sums (and, for transposed copies, sampled row sums) at up to
-  1024 fixed positions, z-scored. Column sums do not change when rows are permuted, and
-  quantisation noise or a light fine-tune barely moves them (Q4_0 keeps r > 0.99), while two
-  independently trained matrices give r ~ N(0, 1/sqrt(n)). Sketches are compared by correlation.
+* A **value sketch**: per column, sum / sqrt(sum of squares) (for transposed copies the same
+  per sampled row), at up to 1024 fixed positions, z-scored. It does not change when rows are
+  permuted or a column is scaled by a positive factor (AWQ-style scaling, a norm folded into the
+  next layer), and quantisation noise or a light fine-tune barely moves it (Q4_0 keeps
+  r > 0.99), while two independently trained matrices give r ~ N(0, 1/sqrt(n)). Sketches are
+  compared by correlation.
 """
 
 from __future__ import annotations
@@ -155,6 +157,13 @@ class TensorStats:
         return (math.prod(self.shape[:-1]) if len(self.shape) > 1 else 1, cols)
 
 
+def _scale_free(sums: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """sum / sqrt(sum of squares) per column: a column scaled by s > 0 (AWQ, a norm folded
+    into the next layer) keeps its value, and it is still blind to row order."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(squares > 0, sums / np.sqrt(squares), 0.0)
+
+
 def _set_digest(total: int, items: int, length: int) -> bytes:
     head = f"{items}x{length}:".encode()
     return hashlib.blake2b(head + total.to_bytes(8, "little"), digest_size=16).digest()
@@ -178,8 +187,10 @@ class StatsObserver:
         self._readable = True
         if self._matrix:
             self._colsum = np.zeros(self.cols, dtype=np.float64)
+            self._colsq = np.zeros(self.cols, dtype=np.float64)
             self._row_idx = sample_indices(self.rows)
             self._rowsum = np.zeros(len(self._row_idx), dtype=np.float64)
+            self._rowsq = np.zeros(len(self._row_idx), dtype=np.float64)
             if self._exact:
                 self._col_coef = _splitmix(np.arange(self.cols, dtype=np.uint64) + _POS_SEED)
                 self._col_acc = np.zeros(self.cols, dtype=np.uint64)
@@ -200,9 +211,12 @@ class StatsObserver:
             self._lo = min(self._lo, float(rows.min()))
             self._hi = max(self._hi, float(rows.max()))
         self._colsum += rows.sum(axis=0, dtype=np.float64)
+        self._colsq += np.square(rows, dtype=np.float64).sum(axis=0)
         lo, hi = np.searchsorted(self._row_idx, [start, stop])
         if hi > lo:
-            self._rowsum[lo:hi] = rows[self._row_idx[lo:hi] - start].sum(axis=1, dtype=np.float64)
+            picked = rows[self._row_idx[lo:hi] - start]
+            self._rowsum[lo:hi] = picked.sum(axis=1, dtype=np.float64)
+            self._rowsq[lo:hi] = np.square(picked, dtype=np.float64).sum(axis=1)
         if self._exact:
             values = np.take(_VALUE_HASH, _canonical_bits(rows, self.dtype, piece))
             with np.errstate(over="ignore"):
@@ -216,8 +230,9 @@ class StatsObserver:
         row_digest = col_digest = sk_cols = sk_rows = None
         complete = self._matrix and self._readable and self._row == self.rows
         if complete:
-            sk_cols = normalise_sketch(self._colsum[sample_indices(self.cols)])
-            sk_rows = normalise_sketch(self._rowsum)
+            idx = sample_indices(self.cols)
+            sk_cols = normalise_sketch(_scale_free(self._colsum[idx], self._colsq[idx]))
+            sk_rows = normalise_sketch(_scale_free(self._rowsum, self._rowsq))
             if self._exact:
                 col_set = int(_splitmix(self._col_acc).sum(dtype=np.uint64))
                 row_digest = _set_digest(self._row_set, self.rows, self.cols)
