@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.sandbox.discord.gateway import Gateway, Session, without_content
 from bot.sandbox.discord.model import (
+    PRIVATE_THREAD,
     Channel,
     Guild,
     Message,
@@ -118,6 +119,9 @@ class SandboxHttp:
         message.channel.last_message_id = message.id
 
     async def _dispatch_message(self, event: str, message: Message) -> None:
+        channel = message.channel
+        if channel.type == PRIVATE_THREAD and self.bot.id not in channel.members:
+            return  # private thread the bot has not joined: no events for it
         body = message_payload(message, self.base_url, self.signer)
         await self.gateway.dispatch(event, body, strip_content=self.withhold_content)
 

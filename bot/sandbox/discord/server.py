@@ -14,6 +14,7 @@ from bot.sandbox.discord.gateway import Gateway
 from bot.sandbox.discord.model import (
     ALL_PERMISSIONS,
     FORUM_CHANNEL,
+    PRIVATE_THREAD,
     PUBLIC_THREAD,
     TEXT_CHANNEL,
     Channel,
@@ -159,11 +160,22 @@ class DiscordSandbox(SandboxHttp):
         return message
 
     async def create_thread(
-        self, channel: Channel, name: str, author: User, content: str | None = None
+        self,
+        channel: Channel,
+        name: str,
+        author: User,
+        content: str | None = None,
+        *,
+        private: bool = False,
     ) -> tuple[Channel, Message | None]:
-        """A thread under a text channel, or a post (thread + starter message) in a forum."""
+        """A thread under a text channel, or a post (thread + starter message) in a forum.
+
+        A private thread's messages reach the bot only once it has joined the thread.
+        """
         thread_id = self._ids.next()
-        thread = Channel(thread_id, channel.guild_id, name, PUBLIC_THREAD, channel.id, author.id)
+        kind = PRIVATE_THREAD if private else PUBLIC_THREAD
+        thread = Channel(thread_id, channel.guild_id, name, kind, channel.id, author.id)
+        thread.members.add(author.id)
         self.guilds[channel.guild_id].channels[thread.id] = thread
         self.channels[thread.id] = thread
         self.messages[thread.id] = {}

@@ -309,3 +309,17 @@ async def test_new_threads_are_joined_unless_off_or_not_watched(sandbox, join_th
         if joined:
             await eventually(lambda: sandbox.bot.id in thread.members)
     assert (sandbox.bot.id in thread.members) is joined
+
+
+@pytest.mark.parametrize(("join_threads", "seen"), [(True, True), (False, False)])
+async def test_private_thread_messages_arrive_once_the_thread_is_joined(sandbox, join_threads, seen):
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, join_threads=join_threads):
+        thread, _ = await sandbox.create_thread(sandbox.general, "secret", sandbox.alice,
+                                                private=True)
+        if join_threads:
+            await eventually(lambda: sandbox.bot.id in thread.members)
+        await sandbox.post_message(thread, sandbox.alice, "in private")
+        await sandbox.post_message(sandbox.general, sandbox.alice, "marker")
+        await eventually(lambda: "marker" in {m.text for m in inbox.messages})
+    assert ("in private" in {m.text for m in inbox.messages}) is seen
