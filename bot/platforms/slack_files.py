@@ -44,7 +44,7 @@ def is_file_host(url: str, allowed: list[str]) -> bool:
     """True for https URLs on an allowed host (http only for explicit host:port test entries)."""
     parsed = yarl.URL(url)
     host = host_of(url)
-    if parsed.scheme == "https" and (parsed.host or "").lower() in allowed:
+    if parsed.scheme == "https" and parsed.port == 443 and (parsed.host or "").lower() in allowed:
         return True
     # "127.0.0.1:PORT" style entries name the sandbox exactly, scheme and port included.
     return parsed.scheme in ("http", "https") and ":" in host and host in allowed
