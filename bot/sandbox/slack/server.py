@@ -55,6 +55,7 @@ class Fault:
     status: int
     times: int
     retry_after: int = 0
+    after: int = 0  # let this many calls through first
 
 
 @dataclass
@@ -456,13 +457,13 @@ class SlackSandbox:
             if conn.request.transport is not None:
                 conn.request.transport.abort()
 
-    def rate_limit(self, method: str, times: int = 1, retry_after: int = 0) -> None:
-        """The next `times` calls of `method` answer 429 with Retry-After."""
-        self.faults.append(Fault(method, 429, times, retry_after))
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 0, after: int = 0) -> None:
+        """After `after` calls, the next `times` calls of `method` answer 429 with Retry-After."""
+        self.faults.append(Fault(method, 429, times, retry_after, after))
 
-    def fail(self, method: str, status: int = 500, times: int = 1) -> None:
-        """The next `times` calls of `method` answer `status`."""
-        self.faults.append(Fault(method, status, times))
+    def fail(self, method: str, status: int = 500, times: int = 1, after: int = 0) -> None:
+        """After `after` calls, the next `times` calls of `method` answer `status`."""
+        self.faults.append(Fault(method, status, times, after=after))
 
     # ---- queries for tests -----------------------------------------------------------------
 
@@ -595,6 +596,9 @@ class SlackSandbox:
         kind, team = self._token_kind(token)
         self.calls.append((method, kind))
         for fault in self.faults:
+            if fault.method == method and fault.after > 0:
+                fault.after -= 1
+                continue
             if fault.method == method and fault.times > 0:
                 fault.times -= 1
                 headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
