@@ -361,9 +361,10 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
         _, flags, method, _, _, _, csize, usize, name_len, extra_len = struct.unpack("<HHHHHIIIHH", fixed)
         name = (yield from r.read(name_len)).decode("utf-8", "replace")
         extra = yield from r.read(extra_len)
-        if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+        zip64 = csize == 0xFFFFFFFF or usize == 0xFFFFFFFF
+        if zip64:
             usize, csize = _zip64_sizes(extra, usize, csize)
-        if flags & 0x9:
+        if flags & 0x1 or (flags & 0x8 and csize == 0):
             return  # encrypted, or sizes only in a trailing descriptor: cannot walk further
         data_start = r.pos
         if name.endswith("data.pkl") and method == 0 and csize <= MAX_PICKLE_BYTES:
@@ -384,6 +385,10 @@ def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
             yield from _inflate_member(r, sink, name[:-4], csize, usize)
         else:
             yield from r.skip(csize)
+        if flags & 0x8:  # sizes were in the header too; skip the descriptor after the data
+            size_bytes = 16 if zip64 else 8
+            tail = yield from r.read(4)
+            yield from r.skip(4 + size_bytes if tail == b"PK\x07\x08" else size_bytes)
         sig = yield from r.read(4)
     sink.complete = True
 

@@ -150,3 +150,48 @@ def test_matching_memory_does_not_grow_with_the_upload(fps):
     small, large = _peak_while_matching(fps, 1024), _peak_while_matching(fps, 12 * 1024)  # 16 MB, 192 MB
     assert large < small + 4 * 1024 * 1024
     assert large < 48 * 1024 * 1024
+
+
+def _descriptor_zip() -> bytes:
+    """A zip written to an unseekable stream: flag 8, zero sizes in the local headers."""
+    import io
+    import zipfile
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.buf = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.buf += b
+            return len(b)
+
+    npy = io.BytesIO()
+    np.save(npy, np.random.default_rng(2).standard_normal((64, 96)).astype(np.float32))
+    out = Unseekable()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("first.npy", npy.getvalue())
+        z.writestr("second.npy", npy.getvalue())
+    data = bytes(out.buf)
+    assert struct.unpack_from("<H", data, 6)[0] & 0x8  # the flag is really set
+    return data
+
+
+def test_zip_members_with_sizes_only_in_descriptors_stop_the_walk_quietly():
+    sink, _ = parse(_descriptor_zip())
+    assert sink.tensors == [] and not sink.complete
+
+
+def test_zip_members_with_sizes_in_the_header_and_a_descriptor_are_walked():
+    import io
+    import zipfile
+
+    data = bytearray(_descriptor_zip())
+    # Put the real sizes in the local headers too, as miniz (PyTorch's writer) can.
+    for info in zipfile.ZipFile(io.BytesIO(bytes(data))).infolist():
+        struct.pack_into("<III", data, info.header_offset + 14, info.CRC, info.compress_size, info.file_size)
+    sink, pump = parse(bytes(data))
+    assert [t.name for t in sink.tensors] == ["first", "second"]
+    assert sink.complete and not pump.failed
