@@ -164,7 +164,7 @@ class CodenameMatcher:
                 elif not self._explicit[kid]:
                     budget = min(budget, own)
                 d = OSA.distance(token, key, score_cutoff=budget)
-                if d <= budget:
+                if 0 < d <= budget:  # exact spellings are the automaton's job
                     found.append((kid, d))
             hits = tuple(found)
         if len(self._verdicts) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
@@ -261,6 +261,8 @@ class CodenameMatcher:
 
     def scan(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, one per entry and place (best match kept)."""
+        if not self._forms:
+            return []
         found: list[CodenameMatch] = []
         shape = text.translate(SHAPE)
         for leet in readings(text, shape):

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .codenames import CodenameMatcher
 from .digests import DigestMatcher
 from .excerpt import make_excerpt
 from .model import Finding, Severity
+from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
+from .screen import JOIN, Owners, screen
 from .unicode_checks import suspicious_runs
 from .watchlist import Watchlist
 
 CHUNK_CHARS = 1 << 20
 CHUNK_OVERLAP = 4096  # a finding up to half of this long is seen whole by some chunk
+BATCH = 256  # messages screened together by scan_many
 
 
 class Engine:
@@ -36,6 +39,38 @@ class Engine:
         if len(text) > CHUNK_CHARS + CHUNK_OVERLAP:
             return list(self.scan_text_chunked(text, location))
         return self._scan(text, location)
+
+    def scan_many(self, texts: Sequence[str], location: str = "text") -> list[list[Finding]]:
+        """`scan_text` of each text, screened as a batch: the same findings, much faster.
+
+        Most messages mention nothing; screening a batch as one string pays the per-message
+        interpreter overhead once per batch, and only the candidates get a full scan.
+        """
+        out: list[list[Finding]] = [[] for _ in texts]
+        for lo in range(0, len(texts), BATCH):
+            part = texts[lo : lo + BATCH]
+            for i in self._screen(part):
+                out[lo + i] = self.scan_text(part[i], location)
+        return out
+
+    def _screen(self, texts: Sequence[str]) -> set[int]:
+        """Indices that may have findings (a superset; never misses one `scan_text` finds)."""
+        hits = {i for i, t in enumerate(texts) if SENTINEL in t or len(t) > CHUNK_CHARS}
+        clean = [t if i not in hits else "" for i, t in enumerate(texts)]
+        hits |= screen(self._codenames, clean)
+        joined = JOIN.join(clean)
+        owner = Owners(joined)
+        if self._patterns.entries:
+            if self._patterns.anchored:  # ^ and $ mean one message: screen them one by one
+                hits |= {i for i, t in enumerate(clean) if self._patterns.scan(t)}
+            else:
+                for a, b in self._patterns.spans(joined):
+                    hits.update(range(owner(a), owner(max(a, b - 1)) + 1))
+        if self.watchlist.digests:
+            hits |= {owner(m.start) for m in self._digests.scan(joined)}
+        if not joined.isascii():
+            hits |= {owner(r.start) for r in suspicious_runs(joined)}
+        return hits
 
     def scan_text_chunked(
         self, text: str, location: str = "text", chunk: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP
@@ -71,6 +106,8 @@ class Engine:
     def _scan(self, text: str, location: str) -> list[Finding]:
         if not text:
             return []
+        if SENTINEL in text:
+            text = text.replace(SENTINEL, " ")  # NUL separates batches; here it is a separator
         pats = self._patterns.scan(text)
         secrets = [(m.start, m.end) for m in pats if m.entry.secret]
         out: list[Finding] = []

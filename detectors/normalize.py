@@ -58,7 +58,14 @@ def _confusables() -> dict[str, str]:
     return out
 
 
+# Separates messages when a batch is screened as one string: folding keeps it, so no match and
+# no token can straddle two messages. Texts are scanned with NUL replaced by a space.
+SENTINEL = "\x00"
+
+
 def _fold_ascii(c: str, leet: int) -> str:
+    if c == SENTINEL:
+        return SENTINEL
     if "a" <= c <= "z" or "A" <= c <= "Z":
         return c.lower()
     if leet == LEET_I and c in LEET_AS_I:
@@ -194,6 +201,7 @@ class Folded:
     """
 
     text: str
+    folded: str  # the folded text with separators as spaces
     compact: str
     orig: np.ndarray
     bound: np.ndarray
@@ -202,6 +210,12 @@ class Folded:
     def span(self, cstart: int, cend: int) -> tuple[int, int]:
         """Original [start, end) of compact [cstart, cend)."""
         return int(self.orig[cstart]), int(self.orig[cend - 1]) + 1
+
+    def spaced(self, which: np.ndarray) -> str:
+        """`compact` with a space inserted at each True entry of a boundary array (vectorised)."""
+        cuts = np.flatnonzero(which[1:-1]) + 1
+        codes = _codes(self.compact)
+        return np.insert(codes, cuts, 32).astype(np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
 
     def segments(self, which: np.ndarray) -> list[tuple[int, int]]:
         """Compact [start, end) runs between the True entries of a boundary array."""
@@ -248,7 +262,7 @@ def fold(text: str, leet: int = PLAIN) -> Folded:
         digit = (c1 == DIGIT) != (c2 == DIGIT)
         sepbound[1:m] = sep | script
         bound[1:m] = sep | script | ((camel | acronym | digit) & ~same_char)
-    return Folded(text, compact, orig, bound, sepbound)
+    return Folded(text, f, compact, orig, bound, sepbound)
 
 
 def fold_term(term: str) -> tuple[str, tuple[str, ...]]:

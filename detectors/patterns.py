@@ -69,6 +69,8 @@ class PatternMatcher:
         self.entries = tuple(entries)
         opts = _options()
         self._compiled = [re2.compile(e.regex, opts) for e in self.entries]
+        # ^ and $ anchor to one message: a batch screen cannot use them on joined messages.
+        self.anchored = any(re.search(r"(?<!\\)[\^$]|\\[AzZ]", e.regex) for e in self.entries)
         self._any = (
             re2.compile("|".join(f"(?:{e.regex})" for e in self.entries), opts)
             if self.entries
@@ -93,6 +95,15 @@ class PatternMatcher:
                 if m.end() > m.start():
                     out.append(PatternMatch(entry, m.start(), m.end()))
         return out
+
+    def spans(self, text: str) -> Iterable[tuple[int, int]]:
+        """Spans of the combined pattern's matches (a screen: which parts of `text` to scan)."""
+        if self._any is None:
+            return ()
+        try:
+            return [m.span() for m in self._any.finditer(text)]
+        except UnicodeEncodeError:
+            return [m.span() for m in self._any.finditer(_SURROGATE.sub("\ufffd", text))]
 
     def secret_spans(self, text: str) -> Iterable[tuple[int, int]]:
         """Spans of secret matches, for masking them in excerpts."""

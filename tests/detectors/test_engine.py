@@ -150,3 +150,24 @@ def test_long_text_is_chunked_with_the_same_result():
     text = filler + "Larkspur " + filler
     [f] = e.scan_text(text)
     assert text[f.start : f.end] == "Larkspur"
+
+
+messages = st.lists(words, max_size=12).map(" ".join) | st.text(max_size=60)
+
+
+@given(st.lists(messages, max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_batch_scan_equals_one_by_one(engine, texts):
+    assert engine.scan_many(texts) == [engine.scan_text(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "regex,texts",
+    [
+        (r"^LEAK-\d+$", ["x", "LEAK-12", "y LEAK-3"]),  # anchors mean one message
+        (r"(?s).{5,}", ["ab", "cd", "efghij"]),  # a pattern that would span messages
+    ],
+)
+def test_batch_scan_with_awkward_patterns(regex, texts):
+    e = Engine(load_watchlist({"patterns": [{"id": "p", "regex": regex, "secret": False}]}))
+    assert e.scan_many(texts) == [e.scan_text(t) for t in texts]

@@ -195,3 +195,26 @@ def test_zip_members_with_sizes_in_the_header_and_a_descriptor_are_walked():
     sink, pump = parse(bytes(data))
     assert [t.name for t in sink.tensors] == ["first", "second"]
     assert sink.complete and not pump.failed
+
+
+PREFIXES = [b"GGUF\x03\x00\x00\x00", b"PK\x03\x04", b"\x93NUMPY\x01\x00", struct.pack("<Q", 200), b"d8:announce"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), body=st.binary(min_size=0, max_size=4000))
+def test_random_bytes_behind_any_magic_never_raise_or_match(fps, prefix, body):
+    assert scan(fps, prefix + body, "x.safetensors", feed=97) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 3999), st.integers(1, 255)), min_size=1, max_size=8))
+def test_a_gguf_with_a_corrupted_header_never_raises(fps, tmp_path_factory, flips):
+    path = tmp_path_factory.getbasetemp() / "corrupt-base.gguf"
+    if not path.exists():
+        save_gguf(make_model(seed=33, layers=1, vocab=256), path, QT.Q8_0)
+    data = bytearray(path.read_bytes())
+    for pos, xor in flips:
+        data[pos] ^= xor
+    for f in scan(fps, bytes(data), feed=4096):  # whatever survives is still a well-formed finding
+        assert f.detail["verdict"] in {"same-architecture", "derived", "partial"}
+        assert 0.0 <= f.detail["coverage"] <= 1.0

@@ -1,0 +1,101 @@
+"""Opening the database file: mode 0600, refuse anything corrupt or foreign, pragmas, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.store.schema import SchemaTooNew, migrate
+
+log = logging.getLogger("leakwarden.store")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked."""
+
+
+class CorruptDatabaseError(StoreError):
+    """The file is not a usable leakwarden database; it was left untouched."""
+
+
+def _refuse(path: Path, why: str) -> CorruptDatabaseError:
+    return CorruptDatabaseError(
+        f"{path}: {why}; refusing to open it. The file was not modified: restore a backup, "
+        f"or move it aside to start an empty store."
+    )
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only (SQLite gives -wal/-shm the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _check_header(path: Path) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise _refuse(path, "not an SQLite database")
+
+
+def connect(path: str | Path, *, check: bool = True, readonly: bool = False,
+            synchronous: str = "normal") -> sqlite_utils.Database:
+    """A checked, migrated connection (autocommit; callers BEGIN their own transactions)."""
+    path = Path(path)
+    if readonly:
+        if not path.exists():
+            raise StoreError(f"{path}: no such database")
+    else:
+        _create_private(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077 and not readonly:
+        log.warning("%s was readable by others (mode %o); tightening to 0600", path, mode)
+        path.chmod(0o600)
+    _check_header(path)
+    uri = f"file:{path.resolve()}?mode=ro" if readonly else str(path)
+    conn = sqlite3.connect(uri, uri=readonly, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if check:
+            _integrity(conn, path)
+        if not readonly:
+            # Only after the checks: switching to WAL writes to the file.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            conn.execute("PRAGMA secure_delete = ON")  # purged rows are overwritten, not left
+            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                migrate(conn)
+            except SchemaTooNew as err:
+                raise StoreError(f"{path}: {err}") from None
+        else:
+            conn.execute("PRAGMA query_only = ON")
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise _refuse(path, f"corrupt ({err})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return sqlite_utils.Database(conn)
+
+
+def _integrity(conn: sqlite3.Connection, path: Path) -> None:
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        first = "; ".join(str(r[0]) for r in rows[:3])
+        raise _refuse(path, f"integrity check failed ({first})")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if tables and version == 0:
+        raise _refuse(path, "an SQLite database that is not leakwarden's")

@@ -1,0 +1,183 @@
+"""Schema migrations: an ordered list, applied once each, tracked in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Append only: never edit a migration that has shipped, add the next one instead.
+MIGRATIONS: list[str] = [
+    # 1: the whole first schema.
+    """
+    CREATE TABLE inbox (
+        key TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX inbox_seen ON inbox(seen_at);
+
+    CREATE TABLE incidents (
+        seq INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL UNIQUE,
+        rule_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        match_key TEXT NOT NULL,
+        matched TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        assignee TEXT,
+        hit_count INTEGER NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX incidents_match ON incidents(rule_id, match_key, last_seen);
+    CREATE INDEX incidents_last ON incidents(last_seen);
+
+    CREATE TABLE hits (
+        seq INTEGER PRIMARY KEY,
+        hit_id TEXT NOT NULL UNIQUE,
+        incident_id TEXT,
+        rule_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        location TEXT NOT NULL,
+        span_start INTEGER,
+        span_end INTEGER,
+        matched TEXT NOT NULL,
+        match_key TEXT NOT NULL,
+        excerpt TEXT NOT NULL DEFAULT '',
+        score REAL NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        platform TEXT NOT NULL,
+        community_id TEXT NOT NULL DEFAULT '',
+        channel_id TEXT NOT NULL DEFAULT '',
+        thread_id TEXT,
+        message_id TEXT,
+        author_id TEXT,
+        author_name TEXT,
+        permalink TEXT,
+        path TEXT,
+        content_digest TEXT,
+        watchlist_version TEXT NOT NULL,
+        event_at REAL NOT NULL,
+        found_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        suppressed_by INTEGER
+    );
+    CREATE INDEX hits_event ON hits(event_at);
+    CREATE INDEX hits_found ON hits(found_at);
+    CREATE INDEX hits_incident ON hits(incident_id, event_at);
+    CREATE INDEX hits_rule ON hits(rule_id, event_at);
+    CREATE INDEX hits_channel ON hits(channel_id, event_at);
+    CREATE INDEX hits_author ON hits(author_id, event_at);
+
+    CREATE VIRTUAL TABLE hits_fts USING fts5(
+        excerpt, matched, author_name, content='hits', content_rowid='seq'
+    );
+    CREATE TRIGGER hits_fts_insert AFTER INSERT ON hits BEGIN
+        INSERT INTO hits_fts(rowid, excerpt, matched, author_name)
+        VALUES (new.seq, new.excerpt, new.matched, coalesce(new.author_name, ''));
+    END;
+    CREATE TRIGGER hits_fts_delete AFTER DELETE ON hits BEGIN
+        INSERT INTO hits_fts(hits_fts, rowid, excerpt, matched, author_name)
+        VALUES ('delete', old.seq, old.excerpt, old.matched, coalesce(old.author_name, ''));
+    END;
+
+    CREATE TABLE triage (
+        event_id INTEGER PRIMARY KEY,
+        hit_id TEXT NOT NULL,
+        incident_id TEXT,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        note TEXT,
+        scope TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX triage_hit ON triage(hit_id);
+    CREATE INDEX triage_incident ON triage(incident_id);
+
+    CREATE TABLE suppressions (
+        suppression_id INTEGER PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        match_key TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        platform TEXT,
+        community_id TEXT,
+        channel_id TEXT,
+        hit_id TEXT NOT NULL,
+        incident_id TEXT,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        note TEXT,
+        revoked_by TEXT,
+        revoked_at REAL,
+        suppressed_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX suppressions_match ON suppressions(rule_id, match_key);
+
+    CREATE TABLE outbox (
+        row_id INTEGER PRIMARY KEY,
+        sink_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        hit_id TEXT NOT NULL,
+        incident_id TEXT,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        sent_at REAL
+    );
+    CREATE INDEX outbox_due ON outbox(sink_id, state, next_attempt_at);
+    CREATE INDEX outbox_created ON outbox(state, created_at);
+
+    CREATE TABLE checkpoints (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer leakwarden."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks, each in its own transaction; returns the version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(f"schema version {current} is newer than this leakwarden ({SCHEMA_VERSION})")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        # executescript would COMMIT on its own; run statements one by one inside BEGIN IMMEDIATE
+        # so a crash mid-migration leaves the previous version, never half of this one.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
+                conn.execute("ROLLBACK")  # another process migrated meanwhile
+                continue
+            for statement in _statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (triggers contain inner semicolons)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
