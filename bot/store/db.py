@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from bot.store.schema import SchemaTooNew, migrate
+from bot.store.schema import MigrationFailed, SchemaTooNew, migrate
 
 log = logging.getLogger("leakwarden.store")
 
@@ -77,7 +77,7 @@ def connect(path: str | Path, *, check: bool = True, readonly: bool = False,
             conn.execute("PRAGMA foreign_keys = ON")
             try:
                 migrate(conn)
-            except SchemaTooNew as err:
+            except (SchemaTooNew, MigrationFailed) as err:
                 raise StoreError(f"{path}: {err}") from None
         else:
             conn.execute("PRAGMA query_only = ON")
@@ -88,6 +88,15 @@ def connect(path: str | Path, *, check: bool = True, readonly: bool = False,
         conn.close()
         raise
     return sqlite_utils.Database(conn)
+
+
+def open_reader(path: str | Path) -> sqlite3.Connection:
+    """A query-only connection for a reader thread (the writer already checked and migrated)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only = ON")
+    return conn
 
 
 def _integrity(conn: sqlite3.Connection, path: Path) -> None:

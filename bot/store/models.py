@@ -1,11 +1,59 @@
-"""Values the store hands back: hit records, outbox rows, triage results, and its errors."""
+"""Values the store takes and hands back: batches, hits, incidents, triage, outbox rows, errors.
+
+Plain frozen dataclasses with no database types in them, so another backend (PostgreSQL) can
+return the same values (docs/store.md).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.alerts.base import Alert
+from bot.events import ChatMessage
 from bot.store.db import StoreError
+from bot.store.source import Source
+from detectors import Finding
+
+STATUSES = ("open", "acknowledged", "resolved", "false_positive", "suppressed")
+SCOPES = ("channel", "community", "everywhere")
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (what exports and alerts show)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+class _Dict:
+    """`to_dict()` for exports: times as ISO 8601, nested values as dicts."""
+
+    __slots__ = ()
+    _times: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name in self._times:
+                value = iso(value)
+            elif isinstance(value, tuple):
+                value = [v.to_dict() if isinstance(v, _Dict) else v for v in value]
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """One message's (or one offline item's) findings to record, and the sinks they route to."""
+
+    source: ChatMessage | Source
+    findings: Sequence[Finding]
+    sinks: Sequence[str] = ()
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +65,7 @@ class HitRecord:
     is_new_incident: bool
     suppressed: bool  # matched a false-positive suppression: stored, never alerted
     duplicate: bool = False  # this exact hit was already recorded (a replay): nothing new written
+    count: int = 0  # hits in the incident after this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +88,238 @@ class TriageResult:
     incident_id: str | None
     status: str
     suppression_id: int | None = None
+    event_id: int | None = None
+    changed: bool = True  # False when the action repeated the current state (a double click)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit(_Dict):
+    """A stored hit: coordinates, rule, masked match, redacted excerpt; never the message."""
+
+    hit_id: str
+    incident_id: str | None
+    rule_id: str
+    kind: str
+    severity: str
+    location: str
+    span_start: int | None
+    span_end: int | None
+    matched: str
+    excerpt: str
+    score: float
+    platform: str
+    community_id: str
+    channel_id: str
+    thread_id: str | None
+    message_id: str | None
+    author_id: str | None
+    author_name: str | None
+    permalink: str | None
+    path: str | None
+    content_digest: str | None
+    watchlist_version: str
+    event_at: float
+    found_at: float
+    status: str
+    suppressed_by: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    _times = ("event_at", "found_at")
+
+
+@dataclass(frozen=True, slots=True)
+class TriageEvent(_Dict):
+    """Who did what to a hit (and its incident), when."""
+
+    event_id: int
+    hit_id: str
+    incident_id: str | None
+    action: str
+    actor: str
+    note: str | None
+    scope: str | None
+    at: float
+    _times = ("at",)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(_Dict):
+    """An alert for a hit and what became of it at one sink."""
+
+    sink_id: str
+    state: str  # pending | sent | dead
+    attempts: int
+    error: str | None
+    sent_at: float | None
+    _times = ("sent_at",)
+
+
+@dataclass(frozen=True, slots=True)
+class Place(_Dict):
+    """One channel an incident reached."""
+
+    platform: str
+    community_id: str
+    channel_id: str
+    hit_count: int
+    first_seen: float
+    last_seen: float
+    _times = ("first_seen", "last_seen")
+
+
+@dataclass(frozen=True, slots=True)
+class Incident(_Dict):
+    """Hits of one rule and one normalised match within the window, wherever they were posted."""
+
+    incident_id: str
+    rule_id: str
+    kind: str
+    severity: str
+    matched: str
+    match_key: str
+    status: str
+    assignee: str | None
+    hit_count: int
+    first_seen: float
+    last_seen: float
+    updated_at: float
+    places: tuple[Place, ...] = ()
+    _times = ("first_seen", "last_seen", "updated_at")
+
+    @property
+    def spread(self) -> dict[str, int]:
+        """How many distinct platforms, communities and channels it reached."""
+        return {
+            "platforms": len({p.platform for p in self.places}),
+            "communities": len({(p.platform, p.community_id) for p in self.places}),
+            "channels": len(self.places),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HitDetail:
+    """A hit with its triage history and alert deliveries."""
+
+    hit: Hit
+    triage: tuple[TriageEvent, ...]
+    deliveries: tuple[Delivery, ...]
+    incident: Incident | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            **self.hit.to_dict(),
+            "triage": [t.to_dict() for t in self.triage],
+            "deliveries": [d.to_dict() for d in self.deliveries],
+            "incident": self.incident.to_dict() if self.incident else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry(_Dict):
+    """One line of an incident's timeline: a hit seen, or a triage event."""
+
+    at: float
+    what: str  # "hit" | a triage action
+    hit_id: str
+    summary: str
+    _times = ("at",)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """An incident, its hits (oldest first) and its triage, merged into one timeline."""
+
+    incident: Incident
+    hits: tuple[Hit, ...]
+    triage: tuple[TriageEvent, ...]
+    hits_truncated: bool = False
+
+    def timeline(self) -> list[TimelineEntry]:
+        """Hits and triage events in time order."""
+        entries = [
+            TimelineEntry(h.event_at, "hit", h.hit_id,
+                          f"{h.platform}/{h.community_id}/{h.channel_id} by "
+                          f"{h.author_name or h.author_id or '?'}: {h.matched}")
+            for h in self.hits
+        ]
+        entries += [
+            TimelineEntry(t.at, t.action, t.hit_id,
+                          f"{t.actor}" + (f" ({t.scope})" if t.scope else "")
+                          + (f": {t.note}" if t.note else ""))
+            for t in self.triage
+        ]
+        return sorted(entries, key=lambda e: (e.at, e.what != "hit"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            **self.incident.to_dict(),
+            "spread": self.incident.spread,
+            "hits": [h.to_dict() for h in self.hits],
+            "hits_truncated": self.hits_truncated,
+            "timeline": [e.to_dict() for e in self.timeline()],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression(_Dict):
+    """False-positive memory: future identical matches in `scope` are stored but never alerted."""
+
+    suppression_id: int
+    rule_id: str
+    match_key: str
+    scope: str
+    platform: str | None
+    community_id: str | None
+    channel_id: str | None
+    hit_id: str
+    incident_id: str | None
+    created_by: str
+    created_at: float
+    note: str | None
+    revoked_by: str | None
+    revoked_at: float | None
+    suppressed_count: int
+    _times = ("created_at", "revoked_at")
+
+    @property
+    def active(self) -> bool:
+        """Not undone."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class HitFilter:
+    """What `list_hits` / `list_incidents` select; every field narrows (None = any)."""
+
+    since: float | None = None  # event time, epoch seconds
+    until: float | None = None
+    min_severity: int | None = None
+    rules: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    communities: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()  # author id or name
+    statuses: tuple[str, ...] = ()
+    incident_id: str | None = None
+    query: str | None = None  # full-text search over excerpt, match and author name
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """Rows removed by a retention purge."""
+
+    hits: int = 0
+    incidents: int = 0
+    triage: int = 0
+    inbox: int = 0
+    outbox: int = 0
+    suppressions: int = 0
 
 
 class HitNotFound(StoreError, LookupError):
-    """No hit has this id."""
+    """No hit (or incident, or suppression) has this id."""
 
 
 class TriageError(StoreError, ValueError):

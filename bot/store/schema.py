@@ -31,6 +31,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX incidents_match ON incidents(rule_id, match_key, last_seen);
     CREATE INDEX incidents_last ON incidents(last_seen);
+    CREATE INDEX incidents_status ON incidents(status, last_seen);
+
+    -- Where an incident spread: one row per (incident, platform, community, channel).
+    CREATE TABLE incident_places (
+        incident_id TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        community_id TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        hit_count INTEGER NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (incident_id, platform, community_id, channel_id)
+    ) WITHOUT ROWID;
 
     CREATE TABLE hits (
         seq INTEGER PRIMARY KEY,
@@ -69,17 +82,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX hits_rule ON hits(rule_id, event_at);
     CREATE INDEX hits_channel ON hits(channel_id, event_at);
     CREATE INDEX hits_author ON hits(author_id, event_at);
+    CREATE INDEX hits_status ON hits(status, event_at);
 
     CREATE VIRTUAL TABLE hits_fts USING fts5(
-        excerpt, matched, author_name, content='hits', content_rowid='seq'
+        excerpt, matched, match_key, author_name, content='hits', content_rowid='seq',
+        tokenize='unicode61 remove_diacritics 2'
     );
     CREATE TRIGGER hits_fts_insert AFTER INSERT ON hits BEGIN
-        INSERT INTO hits_fts(rowid, excerpt, matched, author_name)
-        VALUES (new.seq, new.excerpt, new.matched, coalesce(new.author_name, ''));
+        INSERT INTO hits_fts(rowid, excerpt, matched, match_key, author_name)
+        VALUES (new.seq, new.excerpt, new.matched, new.match_key, coalesce(new.author_name, ''));
     END;
     CREATE TRIGGER hits_fts_delete AFTER DELETE ON hits BEGIN
-        INSERT INTO hits_fts(hits_fts, rowid, excerpt, matched, author_name)
-        VALUES ('delete', old.seq, old.excerpt, old.matched, coalesce(old.author_name, ''));
+        INSERT INTO hits_fts(hits_fts, rowid, excerpt, matched, match_key, author_name)
+        VALUES ('delete', old.seq, old.excerpt, old.matched, old.match_key,
+                coalesce(old.author_name, ''));
     END;
 
     CREATE TABLE triage (
@@ -129,7 +145,8 @@ MIGRATIONS: list[str] = [
         sent_at REAL
     );
     CREATE INDEX outbox_due ON outbox(sink_id, state, next_attempt_at);
-    CREATE INDEX outbox_created ON outbox(state, created_at);
+    CREATE INDEX outbox_created ON outbox(created_at);
+    CREATE INDEX outbox_hit ON outbox(hit_id);
 
     CREATE TABLE checkpoints (
         key TEXT PRIMARY KEY,
@@ -144,6 +161,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class SchemaTooNew(Exception):
     """The database was written by a newer leakwarden."""
+
+
+class MigrationFailed(Exception):
+    """A migration could not be applied; the database keeps the previous version."""
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -163,6 +184,11 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            conn.execute("ROLLBACK")
+            raise MigrationFailed(
+                f"migration to schema version {version} failed ({err}); the database was "
+                f"left at version {version - 1}") from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise

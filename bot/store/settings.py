@@ -11,3 +11,7 @@ class StorageSettings(BaseModel):
     path: str = "leakwarden.db"
     store_content: Literal["excerpt", "none"] = "excerpt"
     retention_days: int = Field(default=365, ge=1)
+    # Hits of one rule and match this close in time join one incident.
+    incident_window_hours: float = Field(default=24.0, gt=0)
+    # "normal" survives a crash of the process (not of the machine) without fsync per commit.
+    synchronous: Literal["normal", "full"] = "normal"

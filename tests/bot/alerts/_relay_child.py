@@ -1,6 +1,6 @@
 """A leakwarden-like process for the kill tests: records hits and relays them until killed.
 
-argv: db_path receiver_url n_writes store_kind(real|standin)
+argv: db_path receiver_url n_writes
 Prints "ready" once relaying, then "committed <hit_id>" after each record_hits returns.
 """
 
@@ -16,23 +16,14 @@ import aiohttp
 from bot.alerts.relay import Relay, RetryPolicy
 from bot.alerts.sinks.webhook import WebhookSink
 from bot.events import ChatMessage
+from bot.store import Store
 from detectors import Finding, Severity
 
 SECRET = "whsec_c2VjcmV0LWtpbGw="
 
 
-async def open_store(path: str, kind: str):
-    if kind == "real":
-        from bot.store import Store
-
-        return await Store.open(path)
-    from sqlite_outbox import SqliteOutbox  # next to this script
-
-    return await SqliteOutbox.open(path)
-
-
-async def main(db: str, url: str, n_writes: int, kind: str) -> None:
-    store = await open_store(db, kind)
+async def main(db: str, url: str, n_writes: int) -> None:
+    store = await Store.open(db)
     async with aiohttp.ClientSession() as session:
         relay = Relay(
             store,
@@ -78,4 +69,4 @@ async def main(db: str, url: str, n_writes: int, kind: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

@@ -1,6 +1,8 @@
 import aiohttp
 import pytest
 
+from bot.store import Store
+
 from .fakes import FakeClock, MemoryOutbox, Receiver
 
 
@@ -43,11 +45,7 @@ def outbox():
 
 @pytest.fixture
 async def durable_store(tmp_path):
-    """bot.store.Store when it exists, else the durable SQLite stand-in with the same names."""
-    try:
-        from bot.store import Store
-    except ImportError:
-        from .sqlite_outbox import SqliteOutbox as Store
-    store = await Store.open(str(tmp_path / "leakwarden.db"))
+    """The real SQLite store in a temporary folder."""
+    store = await Store.open(tmp_path / "leakwarden.db")
     yield store
     await store.close()

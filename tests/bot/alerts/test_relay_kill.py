@@ -7,20 +7,13 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
 CHILD = Path(__file__).with_name("_relay_child.py")
-
-
-def store_kind() -> str:
-    try:
-        from bot.store import Store  # noqa: F401
-    except ImportError:
-        return "standin"  # tests/bot/alerts/sqlite_outbox.py until bot.store lands
-    return "real"
 
 
 async def spawn(db: Path, url: str, n_writes: int) -> asyncio.subprocess.Process:
@@ -31,7 +24,6 @@ async def spawn(db: Path, url: str, n_writes: int) -> asyncio.subprocess.Process
         str(db),
         url,
         str(n_writes),
-        store_kind(),
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
@@ -80,3 +72,10 @@ async def test_kill_minus_nine_at_random_points_loses_no_alert(tmp_path, receive
     assert len(receiver.applied) == len(set(receiver.applied))
     keys = [r["key"] for r in receiver.requests if r["accepted"]]
     assert set(keys) == set(receiver.applied)
+    # And the file itself: sound, every committed hit whole with its outbox row.
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        orphans = conn.execute("SELECT count(*) FROM outbox WHERE hit_id NOT IN "
+                               "(SELECT hit_id FROM hits)").fetchone()[0]
+        stored = {r[0] for r in conn.execute("SELECT hit_id FROM hits")}
+    assert orphans == 0 and committed <= stored

@@ -1,0 +1,65 @@
+"""The alert outbox as the relay sees it: due rows, and the outcome of each delivery attempt."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from bot.alerts.base import Alert
+from bot.store.models import OutboxRow
+
+_ALERT_FIELDS = set(Alert.__dataclass_fields__)
+
+
+def alert_of(payload: str) -> Alert:
+    """The Alert a payload holds (fields a newer leakwarden added are ignored)."""
+    data: dict[str, Any] = json.loads(payload)
+    return Alert(**{k: v for k, v in data.items() if k in _ALERT_FIELDS})
+
+
+def due(conn: sqlite3.Connection, sink_id: str, now: float, limit: int) -> list[OutboxRow]:
+    """Pending rows for `sink_id` whose time has come, oldest first."""
+    rows = conn.execute(
+        "SELECT row_id, sink_id, idempotency_key, payload, attempts, next_attempt_at FROM outbox "
+        "WHERE sink_id = ? AND state = 'pending' AND next_attempt_at <= ? "
+        "ORDER BY next_attempt_at, row_id LIMIT ?", (sink_id, now, int(limit))).fetchall()
+    return [OutboxRow(r[0], r[1], r[2], alert_of(r[3]), r[4], r[5]) for r in rows]
+
+
+def mark_sent(conn: sqlite3.Connection, row_id: int, at: float) -> None:
+    """Delivered: the excerpt leaves the payload (the hit row keeps what `[storage]` allows)."""
+    conn.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = ?, error = NULL, "
+        "payload = json_set(payload, '$.excerpt', '') WHERE row_id = ?", (at, row_id))
+
+
+def mark_retry(conn: sqlite3.Connection, row_id: int, attempts: int, next_attempt_at: float,
+               error: str) -> None:
+    """Failed for now: try again at `next_attempt_at`."""
+    conn.execute(
+        "UPDATE outbox SET attempts = ?, next_attempt_at = ?, error = ? "
+        "WHERE row_id = ? AND state = 'pending'",
+        (attempts, next_attempt_at, (error or "")[:2000], row_id))
+
+
+def mark_dead(conn: sqlite3.Connection, row_id: int, error: str) -> None:
+    """Failed for good: kept as a dead letter (listable, re-queueable)."""
+    conn.execute("UPDATE outbox SET state = 'dead', error = ? WHERE row_id = ?",
+                 ((error or "")[:2000], row_id))
+
+
+def requeue_dead(conn: sqlite3.Connection, sink_id: str | None, now: float) -> int:
+    """Dead letters back to pending (after fixing a sink's config); returns how many."""
+    cur = conn.execute(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? "
+        "WHERE state = 'dead' AND (? IS NULL OR sink_id = ?)", (now, sink_id, sink_id))
+    return cur.rowcount
+
+
+def counts(conn: sqlite3.Connection, sink_id: str | None = None) -> dict[str, int]:
+    """Rows per state (pending, sent, dead), for one sink or all."""
+    rows = conn.execute(
+        "SELECT state, count(*) FROM outbox WHERE (? IS NULL OR sink_id = ?) GROUP BY state",
+        (sink_id, sink_id)).fetchall()
+    return {state: n for state, n in rows}

@@ -1,0 +1,238 @@
+"""Reading the history: filtered hit and incident lists, full-text search, details, facets.
+
+Every list is keyset-friendly (newest first, LIMIT/OFFSET over indexed columns) so it stays
+fast on millions of hits; benchmarks/store.py measures it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+from bot.store.models import (
+    Delivery,
+    Hit,
+    HitDetail,
+    HitFilter,
+    HitNotFound,
+    Incident,
+    IncidentDetail,
+    Place,
+    Suppression,
+    TriageEvent,
+)
+from detectors import Severity
+
+HIT_COLUMNS = (
+    "hit_id, incident_id, rule_id, kind, severity, location, span_start, span_end, matched, "
+    "excerpt, score, platform, community_id, channel_id, thread_id, message_id, author_id, "
+    "author_name, permalink, path, content_digest, watchlist_version, event_at, found_at, "
+    "status, suppressed_by, detail"
+)
+INCIDENT_COLUMNS = (
+    "incident_id, rule_id, kind, severity, matched, match_key, status, assignee, hit_count, "
+    "first_seen, last_seen, updated_at"
+)
+FACETS = ("rule_id", "kind", "severity", "platform", "community_id", "channel_id", "status")
+FACET_SAMPLE = 20_000  # facets count the newest matching hits, so a page never scans 1M rows
+_TOKEN = re.compile(r"[^\s\"]+\*?")
+
+
+def severity_name(value: int) -> str:
+    """Stored integer -> "high"."""
+    try:
+        return str(Severity(value))
+    except ValueError:
+        return str(value)
+
+
+def hit_of(row: sqlite3.Row | tuple) -> Hit:
+    """A `HIT_COLUMNS` row as a Hit."""
+    values = list(row)
+    values[4] = severity_name(values[4])
+    detail = values.pop()
+    return Hit(*values, detail=json.loads(detail) if detail else {})
+
+
+def incident_of(row: tuple, places: tuple[Place, ...] = ()) -> Incident:
+    """An `INCIDENT_COLUMNS` row as an Incident."""
+    values = list(row)
+    values[3] = severity_name(values[3])
+    return Incident(*values, places=places)
+
+
+def fts_query(text: str) -> str:
+    """Free text as a safe FTS5 query: every word must appear; a trailing * is a prefix."""
+    terms = []
+    for token in _TOKEN.findall(text):
+        star = token.endswith("*") and len(token) > 1
+        word = token.rstrip("*")
+        if word:
+            terms.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
+    return " ".join(terms)
+
+
+def _in(column: str, values: tuple[str, ...], clauses: list[str], params: list[Any]) -> None:
+    if values:
+        clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+        params.extend(values)
+
+
+def where(f: HitFilter, alias: str = "h") -> tuple[str, list[Any]]:
+    """The SQL condition (and parameters) a filter means over `hits AS alias`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    a = alias + "."
+    if f.since is not None:
+        clauses.append(f"{a}event_at >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append(f"{a}event_at < ?")
+        params.append(f.until)
+    if f.min_severity is not None:
+        clauses.append(f"{a}severity >= ?")
+        params.append(int(f.min_severity))
+    _in(a + "rule_id", f.rules, clauses, params)
+    _in(a + "kind", f.kinds, clauses, params)
+    _in(a + "platform", f.platforms, clauses, params)
+    _in(a + "community_id", f.communities, clauses, params)
+    _in(a + "channel_id", f.channels, clauses, params)
+    _in(a + "status", f.statuses, clauses, params)
+    if f.authors:
+        marks = ",".join("?" * len(f.authors))
+        clauses.append(f"({a}author_id IN ({marks}) OR {a}author_name IN ({marks}))")
+        params.extend(f.authors * 2)
+    if f.incident_id:
+        clauses.append(f"{a}incident_id = ?")
+        params.append(f.incident_id)
+    if f.query and (q := fts_query(f.query)):
+        clauses.append(f"{a}seq IN (SELECT rowid FROM hits_fts WHERE hits_fts MATCH ?)")
+        params.append(q)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def list_hits(conn: sqlite3.Connection, f: HitFilter, limit: int, offset: int) -> list[Hit]:
+    """Hits matching `f`, newest event first."""
+    cond, params = where(f)
+    cols = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
+    # Searches order by record order (seq, the FTS rowid): sorting every match by event time
+    # would read all of them; seq follows event time except for backfills.
+    order = "h.seq DESC" if f.query else "h.event_at DESC, h.seq DESC"
+    rows = conn.execute(f"SELECT {cols} FROM hits AS h WHERE {cond} ORDER BY {order} "
+                        f"LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]).fetchall()
+    return [hit_of(r) for r in rows]
+
+
+def count_hits(conn: sqlite3.Connection, f: HitFilter, cap: int = 100_000) -> tuple[int, bool]:
+    """(matches, capped?): counting stops at `cap` so a page stays quick on a huge store."""
+    cond, params = where(f)
+    n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM hits AS h WHERE {cond} LIMIT ?)",
+                     [*params, cap + 1]).fetchone()[0]
+    return min(n, cap), n > cap
+
+
+def facets(conn: sqlite3.Connection, f: HitFilter, top: int = 12) -> dict[str, list[tuple[str, int]]]:
+    """Value counts per facet column over the newest FACET_SAMPLE matching hits."""
+    cond, params = where(f)
+    out: dict[str, list[tuple[str, int]]] = {}
+    sample = (f"SELECT h.* FROM hits AS h WHERE {cond} "
+              f"ORDER BY h.event_at DESC LIMIT {FACET_SAMPLE}")
+    for column in FACETS:
+        rows = conn.execute(
+            f"SELECT {column}, count(*) AS n FROM ({sample}) GROUP BY {column} "
+            f"ORDER BY n DESC, {column} LIMIT ?", [*params, top]).fetchall()
+        if column == "severity":
+            rows = [(severity_name(v), n) for v, n in rows]
+        out[column] = [(str(v), n) for v, n in rows]
+    return out
+
+
+def get_hit(conn: sqlite3.Connection, hit_id: str) -> HitDetail:
+    """One hit with its triage history, deliveries and incident."""
+    row = conn.execute(f"SELECT {HIT_COLUMNS} FROM hits WHERE hit_id = ?", (hit_id,)).fetchone()
+    if row is None:
+        raise HitNotFound(f"no hit {hit_id!r}")
+    hit = hit_of(row)
+    events = triage_events(conn, "hit_id", hit_id)
+    deliveries = tuple(Delivery(*r) for r in conn.execute(
+        "SELECT sink_id, state, attempts, error, sent_at FROM outbox WHERE hit_id = ? "
+        "ORDER BY row_id", (hit_id,)))
+    incident = get_incident_row(conn, hit.incident_id) if hit.incident_id else None
+    return HitDetail(hit, events, deliveries, incident)
+
+
+def triage_events(conn: sqlite3.Connection, column: str, value: str) -> tuple[TriageEvent, ...]:
+    """Triage events of a hit (`hit_id`) or an incident (`incident_id`), oldest first."""
+    assert column in ("hit_id", "incident_id")
+    return tuple(TriageEvent(*r) for r in conn.execute(
+        "SELECT event_id, hit_id, incident_id, action, actor, note, scope, at FROM triage "
+        f"WHERE {column} = ? ORDER BY at, event_id", (value,)))
+
+
+def places(conn: sqlite3.Connection, incident_id: str) -> tuple[Place, ...]:
+    """The channels an incident reached, busiest first."""
+    return tuple(Place(*r) for r in conn.execute(
+        "SELECT platform, community_id, channel_id, hit_count, first_seen, last_seen "
+        "FROM incident_places WHERE incident_id = ? ORDER BY hit_count DESC, first_seen",
+        (incident_id,)))
+
+
+def get_incident_row(conn: sqlite3.Connection, incident_id: str) -> Incident:
+    """One incident with its places (no hits)."""
+    row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_id = ?",
+                       (incident_id,)).fetchone()
+    if row is None:
+        raise HitNotFound(f"no incident {incident_id!r}")
+    return incident_of(row, places(conn, incident_id))
+
+
+def get_incident(conn: sqlite3.Connection, incident_id: str, max_hits: int) -> IncidentDetail:
+    """An incident, its first `max_hits` hits in time order, and its triage."""
+    incident = get_incident_row(conn, incident_id)
+    rows = conn.execute(f"SELECT {HIT_COLUMNS} FROM hits WHERE incident_id = ? "
+                        "ORDER BY event_at, seq LIMIT ?", (incident_id, max_hits + 1)).fetchall()
+    hits = tuple(hit_of(r) for r in rows[:max_hits])
+    return IncidentDetail(incident, hits, triage_events(conn, "incident_id", incident_id),
+                          hits_truncated=len(rows) > max_hits)
+
+
+def list_incidents(conn: sqlite3.Connection, f: HitFilter, limit: int,
+                   offset: int) -> list[Incident]:
+    """Incidents matching `f` (hit-level filters select incidents with such a hit), newest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.since is not None:
+        clauses.append("i.last_seen >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("i.first_seen < ?")
+        params.append(f.until)
+    if f.min_severity is not None:
+        clauses.append("i.severity >= ?")
+        params.append(int(f.min_severity))
+    _in("i.rule_id", f.rules, clauses, params)
+    _in("i.kind", f.kinds, clauses, params)
+    _in("i.status", f.statuses, clauses, params)
+    hit_level = HitFilter(platforms=f.platforms, communities=f.communities, channels=f.channels,
+                          authors=f.authors, query=f.query)
+    if hit_level != HitFilter():
+        cond, extra = where(hit_level)
+        clauses.append(f"EXISTS (SELECT 1 FROM hits AS h WHERE h.incident_id = i.incident_id "
+                       f"AND {cond})")
+        params.extend(extra)
+    cond = " AND ".join(clauses) or "1"
+    rows = conn.execute(f"SELECT {', '.join('i.' + c.strip() for c in INCIDENT_COLUMNS.split(','))} "
+                        f"FROM incidents AS i WHERE {cond} ORDER BY i.last_seen DESC, i.seq DESC "
+                        "LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]).fetchall()
+    return [incident_of(r, places(conn, r[0])) for r in rows]
+
+
+def suppressions(conn: sqlite3.Connection, include_revoked: bool) -> list[Suppression]:
+    """False-positive memory, newest first."""
+    cond = "1" if include_revoked else "revoked_at IS NULL"
+    return [Suppression(*r) for r in conn.execute(
+        "SELECT suppression_id, rule_id, match_key, scope, platform, community_id, channel_id, "
+        "hit_id, incident_id, created_by, created_at, note, revoked_by, revoked_at, "
+        f"suppressed_count FROM suppressions WHERE {cond} ORDER BY suppression_id DESC")]

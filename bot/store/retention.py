@@ -1,0 +1,69 @@
+"""Retention: remove hits, their triage and outbox rows, inbox keys and old undone suppressions.
+
+`PRAGMA secure_delete` (set by db.connect) overwrites freed pages; the full-text index keeps
+deleted tokens in old segments until they merge, so the purge ends with an FTS5 'optimize', and a
+WAL checkpoint(TRUNCATE) so no copy of a purged page lingers in the -wal file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.store.models import PurgeReport
+
+BATCH = 2000  # rows per transaction: the writer is never held for long
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> PurgeReport:
+    """One transaction's worth of purging; an empty report means nothing older is left."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute("SELECT seq, hit_id, incident_id FROM hits WHERE found_at < ? "
+                            "ORDER BY found_at LIMIT ?", (cutoff, batch)).fetchall()
+        hits = triage = outbox = incidents = 0
+        if rows:
+            seqs = [r[0] for r in rows]
+            ids = [r[1] for r in rows]
+            triage = conn.execute(f"DELETE FROM triage WHERE hit_id IN ({_marks(len(ids))})",
+                                  ids).rowcount
+            outbox = conn.execute(f"DELETE FROM outbox WHERE hit_id IN ({_marks(len(ids))})",
+                                  ids).rowcount
+            hits = conn.execute(f"DELETE FROM hits WHERE seq IN ({_marks(len(seqs))})",
+                                seqs).rowcount
+            for incident_id in {r[2] for r in rows if r[2] is not None}:
+                if conn.execute("SELECT 1 FROM hits WHERE incident_id = ? LIMIT 1",
+                                (incident_id,)).fetchone() is None:
+                    conn.execute("DELETE FROM incident_places WHERE incident_id = ?",
+                                 (incident_id,))
+                    conn.execute("DELETE FROM triage WHERE incident_id = ?", (incident_id,))
+                    incidents += conn.execute("DELETE FROM incidents WHERE incident_id = ?",
+                                              (incident_id,)).rowcount
+        inbox = conn.execute("DELETE FROM inbox WHERE key IN (SELECT key FROM inbox "
+                             "WHERE seen_at < ? LIMIT ?)", (cutoff, batch)).rowcount
+        outbox += conn.execute("DELETE FROM outbox WHERE row_id IN (SELECT row_id FROM outbox "
+                               "WHERE created_at < ? LIMIT ?)", (cutoff, batch)).rowcount
+        suppressions = conn.execute("DELETE FROM suppressions WHERE revoked_at < ?",
+                                    (cutoff,)).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return PurgeReport(hits, incidents, triage, inbox, outbox, suppressions)
+
+
+def compact(conn: sqlite3.Connection) -> None:
+    """Merge the full-text index (dropping deleted tokens) and empty the WAL file."""
+    conn.execute("INSERT INTO hits_fts(hits_fts) VALUES ('optimize')")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def add(a: PurgeReport, b: PurgeReport) -> PurgeReport:
+    """Field-wise sum."""
+    return PurgeReport(*(x + y for x, y in zip(
+        (a.hits, a.incidents, a.triage, a.inbox, a.outbox, a.suppressions),
+        (b.hits, b.incidents, b.triage, b.inbox, b.outbox, b.suppressions), strict=True)))

@@ -1,0 +1,181 @@
+"""Triage: who acknowledged, resolved, reopened, noted, assigned or marked a false positive.
+
+A triage names a hit and acts on its incident (every hit of the incident takes its status).
+A false positive also remembers the match at a scope, so identical matches there stay quiet;
+reopening the incident, or revoking the suppression, undoes that.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from bot.alerts.base import Alert
+from bot.store.models import SCOPES, HitNotFound, TriageError, TriageResult
+from bot.store.record import enqueue
+from bot.store.text import safe_text
+from detectors import Severity
+
+# Accepted spellings (the chat buttons send "false_positive") -> the action recorded.
+ACTIONS = {
+    "ack": "ack", "acknowledge": "ack", "acknowledged": "ack",
+    "fp": "fp", "false_positive": "fp", "false-positive": "fp",
+    "resolve": "resolve", "resolved": "resolve",
+    "reopen": "reopen", "note": "note", "assign": "assign",
+}
+# action -> (statuses it may start from, status it leaves); None keeps the status.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "ack": (("open", "acknowledged"), "acknowledged"),
+    "resolve": (("open", "acknowledged", "resolved"), "resolved"),
+    "fp": (("open", "acknowledged", "resolved", "false_positive"), "false_positive"),
+    "reopen": (("acknowledged", "resolved", "false_positive"), "open"),
+    "note": (("open", "acknowledged", "resolved", "false_positive", "suppressed"), None),
+    "assign": (("open", "acknowledged", "resolved", "false_positive"), None),
+}
+# What incident-keeping receivers (PagerDuty, webhooks) are told, when `sinks` are given.
+MIRRORED = {"ack": "acknowledge", "resolve": "resolve", "fp": "resolve"}
+NOTE_LIMIT = 2000
+
+
+def canonical(action: str) -> str:
+    """The recorded action for any accepted spelling; TriageError names the valid ones."""
+    try:
+        return ACTIONS[action.strip().lower()]
+    except (KeyError, AttributeError):
+        valid = ", ".join(sorted(set(ACTIONS.values())))
+        raise TriageError(f"unknown triage action {action!r} (expected one of: {valid})") from None
+
+
+def triage(conn: sqlite3.Connection, hit_id: str, action: str, actor: str, *,
+           note: str | None, scope: str | None, assignee: str | None,
+           sinks: Sequence[str], now: float) -> TriageResult:
+    """Apply one triage action in one transaction."""
+    act = canonical(action)
+    note = safe_text(note, NOTE_LIMIT) if note else None
+    actor = safe_text(actor, 200) or "unknown"
+    if act == "note" and not note:
+        raise TriageError("a note needs text")
+    if act == "fp":
+        scope = (scope or "channel").strip().lower()
+        if scope not in SCOPES:
+            raise TriageError(f"unknown scope {scope!r} (expected one of: {', '.join(SCOPES)})")
+    elif act != "reopen":
+        scope = None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> TriageResult:
+    hit = conn.execute(
+        "SELECT incident_id, status, rule_id, match_key, platform, community_id, channel_id, "
+        "suppressed_by, severity FROM hits WHERE hit_id = ?", (hit_id,)).fetchone()
+    if hit is None:
+        raise HitNotFound(f"no hit {hit_id!r}")
+    incident_id, hit_status, rule_id, key, platform, community, channel, by, severity = hit
+    status = hit_status
+    if incident_id is not None:
+        status = conn.execute("SELECT status FROM incidents WHERE incident_id = ?",
+                              (incident_id,)).fetchone()[0]
+    allowed, target = TRANSITIONS[act]
+    if status not in allowed:
+        if status == "suppressed":
+            raise TriageError(f"hit {hit_id} was silenced by false-positive suppression #{by}; "
+                              f"undo it with `leakwarden hits unsuppress {by}`")
+        raise TriageError(f"cannot {act} hit {hit_id}: its incident is {status}"
+                          + ("; reopen it first" if status in ("resolved", "false_positive")
+                             else ""))
+    changed = target is not None and target != status
+    suppression_id = None
+    if act == "fp":
+        suppression_id, created = _suppress(conn, hit_id, incident_id, rule_id, key, scope,
+                                            platform, community, channel, actor, note, now)
+        changed = changed or created
+    elif act == "reopen":
+        revoked = _revoke_for_incident(conn, incident_id, actor, now)
+        suppression_id = revoked[0] if revoked else None
+    if act == "assign":
+        who = safe_text((assignee if assignee is not None else note) or "", 200) or None
+        conn.execute("UPDATE incidents SET assignee = ?, updated_at = ? WHERE incident_id = ?",
+                     (who, now, incident_id))
+        note = who
+        changed = True
+    if target is not None and target != status and incident_id is not None:
+        conn.execute("UPDATE incidents SET status = ?, updated_at = ? WHERE incident_id = ?",
+                     (target, now, incident_id))
+        conn.execute("UPDATE hits SET status = ? WHERE incident_id = ?", (target, incident_id))
+    if act == "note":
+        changed = True
+    event_id = conn.execute(
+        "INSERT INTO triage(hit_id, incident_id, action, actor, note, scope, at) "
+        "VALUES (?,?,?,?,?,?,?)", (hit_id, incident_id, act, actor, note, scope, now)).lastrowid
+    if changed and act in MIRRORED:
+        for sink in dict.fromkeys(sinks):
+            enqueue(conn, sink, Alert(
+                idempotency_key=f"triage:{event_id}:{sink}", hit_id=hit_id,
+                incident_id=incident_id, rule_id=rule_id, kind="triage",
+                severity=str(Severity(severity)), matched="", excerpt="",
+                action=MIRRORED[act]), now)
+    return TriageResult(hit_id, incident_id, target or status, suppression_id, event_id, changed)
+
+
+def _suppress(conn, hit_id, incident_id, rule_id, key, scope, platform, community, channel,
+              actor, note, now) -> tuple[int, bool]:
+    """(suppression id, created?): an identical active suppression is reused."""
+    where = {
+        "channel": (platform, community, channel),
+        "community": (platform, community, None),
+        "everywhere": (None, None, None),
+    }[scope]
+    row = conn.execute(
+        "SELECT suppression_id FROM suppressions WHERE rule_id = ? AND match_key = ? "
+        "AND scope = ? AND platform IS ? AND community_id IS ? AND channel_id IS ? "
+        "AND revoked_at IS NULL", (rule_id, key, scope, *where)).fetchone()
+    if row is not None:
+        return row[0], False
+    cur = conn.execute(
+        "INSERT INTO suppressions(rule_id, match_key, scope, platform, community_id, channel_id, "
+        "hit_id, incident_id, created_by, created_at, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (rule_id, key, scope, *where, hit_id, incident_id, actor, now, note))
+    return cur.lastrowid, True
+
+
+def _revoke_for_incident(conn, incident_id, actor, now) -> list[int]:
+    """Undo the suppressions this incident's false-positive marks created."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT suppression_id FROM suppressions WHERE incident_id = ? AND revoked_at IS NULL",
+        (incident_id,))]
+    conn.executemany("UPDATE suppressions SET revoked_by = ?, revoked_at = ? "
+                     "WHERE suppression_id = ?", [(actor, now, i) for i in ids])
+    return ids
+
+
+def revoke(conn: sqlite3.Connection, suppression_id: int, actor: str, now: float) -> bool:
+    """Undo one suppression (recorded on the hit that created it); False if already undone."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT hit_id, incident_id, revoked_at FROM suppressions "
+                           "WHERE suppression_id = ?", (suppression_id,)).fetchone()
+        if row is None:
+            raise HitNotFound(f"no suppression #{suppression_id}")
+        if row[2] is not None:
+            conn.execute("ROLLBACK")
+            return False
+        actor = safe_text(actor, 200) or "unknown"
+        conn.execute("UPDATE suppressions SET revoked_by = ?, revoked_at = ? "
+                     "WHERE suppression_id = ?", (actor, now, suppression_id))
+        conn.execute("INSERT INTO triage(hit_id, incident_id, action, actor, note, scope, at) "
+                     "VALUES (?,?,'unsuppress',?,?,NULL,?)",
+                     (row[0], row[1], actor, f"suppression #{suppression_id} undone", now))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True
