@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bot.alerts.settings import RouteSettings, SinkSettings
+from bot.files_settings import FilesSettings
+from bot.fingerprints_db import WeightsSettings
 from bot.platforms.discord_settings import DiscordSettings
 from bot.platforms.slack_settings import SlackSettings
 from bot.store.settings import StorageSettings
@@ -40,8 +42,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
-    weights: dict[str, Any] = Field(default_factory=dict)
-    files: dict[str, Any] = Field(default_factory=dict)
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     discord: DiscordSettings | None = None
     slack: SlackSettings | None = None
     sinks: list[SinkSettings] = Field(default_factory=list)

@@ -6,6 +6,7 @@
 """
 
 from .engine import Engine
+from .files import FileLimits, FileScan
 from .files.fingerprints import (
     FilePrint,
     Fingerprint,
@@ -31,7 +32,9 @@ __all__ = [
     "CodenameEntry",
     "DigestRule",
     "Engine",
+    "FileLimits",
     "FilePrint",
+    "FileScan",
     "Finding",
     "Fingerprint",
     "FingerprintSet",

@@ -26,10 +26,12 @@ class Engine:
     Thread-safe: scans share only per-token caches that are safe to race on.
     """
 
-    def __init__(self, watchlist: Watchlist, *, fingerprints: Any = None, file_limits: Any = None):
+    def __init__(self, watchlist: Watchlist, *, fingerprints: Any = None, file_limits: Any = None,
+                 clock: Any = None):
         self.watchlist = watchlist
         self.fingerprints = fingerprints  # detectors.files.fingerprints.FingerprintSet or None
         self.file_limits = file_limits  # detectors.files.limits.FileLimits or None (defaults)
+        self.clock = clock  # () -> seconds for FileLimits.max_scan_seconds; detectors/ has no clock
         self._codenames = CodenameMatcher(watchlist.codenames)
         self._patterns = PatternMatcher(watchlist.patterns)
         self._digests = DigestMatcher(watchlist.digests)

@@ -16,6 +16,7 @@ from bot import report
 from bot.config import ConfigError, load_config
 from bot.inputs import InputError, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
+from bot.scanning import build_engine
 from detectors import Engine, Severity
 
 READ_CHUNK = 1 << 20
@@ -64,12 +65,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--fail-on: {err}", err=True)
             raise typer.Exit(2) from None
         try:
-            cfg = load_config(config)
+            engine = build_engine(load_config(config))
         except ConfigError as err:
             for line in err.lines:
                 typer.echo(line, err=True)
             raise typer.Exit(2) from None
-        engine = Engine(cfg.watchlist)
 
         results: list[Result] = []
         errors: list[str] = []

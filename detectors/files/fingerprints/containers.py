@@ -14,7 +14,7 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -35,6 +35,8 @@ MAX_GGUF_STRING = 64 * 1024 * 1024
 MAX_GGUF_ITEMS = 1 << 24  # tensors, KV pairs and array elements
 MAX_NPY_HEADER = 1024 * 1024
 MAX_DIMS = 8
+MAX_METADATA_BYTES = 1024 * 1024  # metadata strings kept for the text scan
+MAX_JSON_DEPTH = 3  # safetensors: {name: {key: [ints]}}; anything deeper is not the format
 
 Parser = Generator[int, bytes, None]
 
@@ -67,6 +69,40 @@ class LayoutSink(Protocol):
     def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
               nbytes: int) -> TensorObserver | None: ...
 
+    def meta(self, key: str, value: str) -> None: ...
+
+
+Observe = Callable[[str, tuple[int, ...], str, "int | None", int], "TensorObserver | None"]
+
+
+class Layout:
+    """A LayoutSink that remembers what the parser found: container, tensors, metadata.
+
+    Metadata strings (safetensors `__metadata__`, GGUF string values such as general.name) are
+    kept up to MAX_METADATA_BYTES so the file scanner can read them as text.
+    """
+
+    def __init__(self, observe: Observe | None = None) -> None:
+        self.container: str | None = None
+        self.complete = False
+        self.tensor_count = 0
+        self.parameters = 0
+        self.metadata: list[tuple[str, str]] = []
+        self.metadata_bytes = 0
+        self._observe = observe
+
+    def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
+              nbytes: int) -> TensorObserver | None:
+        self.tensor_count += 1
+        self.parameters += math.prod(shape)
+        return self._observe(name, shape, dtype, offset, nbytes) if self._observe else None
+
+    def meta(self, key: str, value: str) -> None:
+        size = len(key) + len(value)
+        if self.metadata_bytes + size <= MAX_METADATA_BYTES:
+            self.metadata.append((key, value))
+            self.metadata_bytes += size
+
 
 class Pump:
     """Drives a pull parser with a byte stream fed in arbitrary pieces."""
@@ -77,6 +113,7 @@ class Pump:
         self._partial = bytearray()
         self.finished = False
         self.failed = False
+        self.error: str | None = None  # why the parser stopped early (bad or truncated input)
         self._need = 0
         self._advance(None)
 
@@ -103,7 +140,13 @@ class Pump:
         if not self.finished:
             self._parser.close()
             self.finished = True
+            self.error = f"truncated: the stream ended {self._need - len(self._partial)} bytes early"
         self._partial = bytearray()
+
+    def _fail(self, why: object) -> None:
+        self.failed = self.finished = True
+        self.error = str(why)[:200]
+        self._parser.close()
 
     def _advance(self, piece: bytes | None) -> None:
         try:
@@ -112,14 +155,12 @@ class Pump:
             self.finished = True
             return
         except (FormatError, ValueError, KeyError, TypeError, IndexError, OverflowError,
-                RecursionError, MemoryError, struct.error, zlib.error, SyntaxError):
+                RecursionError, MemoryError, struct.error, zlib.error, SyntaxError) as err:
             # Hostile or unknown input: stop tensor-level parsing, never raise to the scanner.
-            self.failed = self.finished = True
-            self._parser.close()
+            self._fail(err if isinstance(err, FormatError) else f"{type(err).__name__}: {err}")
             return
         if not isinstance(need, int) or not 0 < need <= self._max_request:
-            self.failed = self.finished = True
-            self._parser.close()
+            self._fail(f"a field asks for {need} bytes")
             return
         self._need = need
 
@@ -189,6 +230,7 @@ def container_parser(sink: LayoutSink) -> Parser:
     elif head[:4] == b"PK\x03\x04":
         yield from _zip(r, sink, head)
     elif head[:6] == b"\x93NUMPY":
+        sink.container = "npy"
         yield from _npy(r, sink, "array", head, stored=True)
         sink.complete = True
     else:
@@ -203,13 +245,22 @@ def _safetensors(r: _Reader, sink: LayoutSink, n: int) -> Parser:
         raise FormatError("not a safetensors header")
     if raw.count(b"data_offsets") > MAX_SAFETENSORS_TENSORS:
         raise FormatError("absurd number of safetensors tensors")  # before json builds them all
-    header = json.loads(raw)  # a deep document raises RecursionError, caught by the Pump
+    # The C decoder's recursion guard bounds nesting while parsing (RecursionError, caught by
+    # the Pump); the checks below then refuse anything deeper than the format's three levels.
+    header = json.loads(raw)
     if not isinstance(header, dict):
         raise FormatError("safetensors header is not an object")
+    sink.container = "safetensors"
     spans = []
     for name, info in header.items():
         if name == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise FormatError("__metadata__ must map strings to strings")
+            for key, value in info.items():
+                sink.meta(str(key), value)
             continue
+        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
+            raise FormatError(f"bad tensor entry {name!r}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if dtype not in SAFETENSORS_DTYPES or len(shape) > MAX_DIMS or len(offsets) != 2:
             raise FormatError(f"bad tensor entry {name!r}")
@@ -220,12 +271,10 @@ def _safetensors(r: _Reader, sink: LayoutSink, n: int) -> Parser:
             raise FormatError(f"tensor {name!r} size does not match its shape")
         spans.append((start, end, str(name), dtype, tuple(shape)))
     spans.sort()
-    sink.container = "safetensors"
     base, pos = r.pos, 0
     for start, end, name, dtype, shape in spans:
-        if start < pos:
-            continue  # overlaps the previous tensor: not a layout we trust
-        yield from r.skip(start - pos)
+        if start != pos:  # the format requires tensors back to back from offset 0
+            raise FormatError(f"tensor {name!r} data at {start} does not follow the previous at {pos}")
         yield from stream_tensor(r, sink, name, shape, dtype, base + start, end - start)
         pos = end
     sink.complete = True
@@ -250,7 +299,7 @@ def _gguf_value(r: _Reader, vtype: int, depth: int = 0) -> Generator[int, bytes,
     if vtype != 9 or depth > 2:
         raise FormatError(f"bad GGUF value type {vtype}")
     etype, count = yield from r.unpack("<IQ")
-    if count > MAX_GGUF_ITEMS:
+    if count > MAX_GGUF_ITEMS or r.pos + count * (8 if etype == 8 else 1) > MAX_GGUF_HEADER:
         raise FormatError("GGUF array too long")
     if etype in _GGUF_SCALARS:  # fixed-size elements: skip them in one go, bounded
         size = count * struct.calcsize(_GGUF_SCALARS[etype])
@@ -268,8 +317,12 @@ def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
     if version not in (2, 3):
         raise FormatError(f"GGUF version {version}")
     n_tensors, n_kv = yield from r.unpack("<QQ")
-    if n_tensors > MAX_GGUF_ITEMS or n_kv > MAX_GGUF_ITEMS:
-        raise FormatError("absurd GGUF counts")
+    # Each tensor info takes >= 32 bytes and each KV pair >= 13: counts the header cannot hold
+    # are refused before a single entry is read.
+    if (n_tensors > MAX_GGUF_ITEMS or n_kv > MAX_GGUF_ITEMS
+            or 24 + 32 * n_tensors + 13 * n_kv > MAX_GGUF_HEADER):
+        raise FormatError(f"absurd GGUF counts ({n_tensors} tensors, {n_kv} KV pairs)")
+    sink.container = "gguf"
     alignment = 32
     for _ in range(n_kv):
         key = yield from _gguf_string(r)
@@ -277,6 +330,8 @@ def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
         value = yield from _gguf_value(r, vtype)
         if key == b"general.alignment" and isinstance(value, int):
             alignment = value
+        elif isinstance(value, bytes):
+            sink.meta(key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
     if alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 20:
         raise FormatError("bad GGUF alignment")
     infos = []
@@ -299,12 +354,11 @@ def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
         if r.pos > MAX_GGUF_HEADER:
             raise FormatError("GGUF header too large")
     yield from r.skip(-r.pos % alignment)
-    sink.container = "gguf"
     infos.sort()
     base, pos = r.pos, 0
     for offset, nbytes, name, dtype, shape in infos:
         if offset < pos:
-            continue
+            raise FormatError(f"GGUF tensor {name!r} overlaps the previous one")
         yield from r.skip(offset - pos)
         yield from stream_tensor(r, sink, name, shape, dtype, base + offset, nbytes)
         pos = offset + nbytes

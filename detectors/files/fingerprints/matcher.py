@@ -133,9 +133,12 @@ class FingerprintSet:
     def __len__(self) -> int:
         return len(self.fingerprints)
 
-    def open(self, filename: str, location: str | None = None) -> Matcher:
-        """Start matching one uploaded file (or archive member); feed it every byte."""
-        return Matcher(self, filename, location or f"attachment:{filename}")
+    def open(self, filename: str, location: str | None = None, *, digest: bool = True) -> Matcher:
+        """Start matching one uploaded file (or archive member); feed it every byte.
+
+        `digest=False`: the caller hashes the stream itself and passes the sha256 to `close`.
+        """
+        return Matcher(self, filename, location or f"attachment:{filename}", digest=digest)
 
 
 @dataclass
@@ -152,7 +155,7 @@ class _FpEvidence:
 class Matcher:
     """Streams one upload past the fingerprint indexes; `close` returns the findings."""
 
-    def __init__(self, fps: FingerprintSet, filename: str, location: str) -> None:
+    def __init__(self, fps: FingerprintSet, filename: str, location: str, digest: bool = True) -> None:
         self._fps = fps
         self.filename = filename
         self.location = location
@@ -160,7 +163,13 @@ class Matcher:
         self._upload_matrix_params = 0
         self._upload_shapes: Counter[tuple[int, int]] = Counter()
         self._torrent: bytearray | None = bytearray()  # buffered while it may be a .torrent
-        self._analysis = StreamAnalysis(self._on_chunk, self._on_tensor) if len(fps) else None
+        self._analysis = (StreamAnalysis(self._on_chunk, self._on_tensor, digest=digest)
+                          if len(fps) else None)
+
+    @property
+    def analysis(self) -> StreamAnalysis | None:
+        """The stream's layout analysis (None without fingerprints)."""
+        return self._analysis
 
     def feed(self, data: bytes | memoryview) -> None:
         """Consume the next bytes of the upload."""
@@ -176,11 +185,11 @@ class Matcher:
             else:
                 self._torrent += data
 
-    def close(self) -> list[Finding]:
+    def close(self, sha256: bytes | None = None) -> list[Finding]:
         """End of upload: the verdict for each fingerprint that matched."""
         if self._analysis is None:
             return []
-        sha = self._analysis.close()
+        sha = self._analysis.close() or sha256 or b""
         findings = self._weight_findings(sha)
         if self._torrent:
             findings += self._torrent_findings(bytes(self._torrent))

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 
 from detectors.files.fingerprints.cdc import Chunk, Chunker, chunk_digest
-from detectors.files.fingerprints.containers import Pump, container_parser, row_bytes_for
+from detectors.files.fingerprints.containers import Layout, Pump, container_parser, row_bytes_for
 from detectors.files.fingerprints.records import CHUNK_RECORD, FilePrint, Fingerprint, TensorPrint
 from detectors.files.fingerprints.tensors import StatsObserver, TensorStats
 from detectors.files.fingerprints.torrent import PieceHasher
@@ -19,41 +19,62 @@ MIN_CHUNK_DISTINCT_BYTES = 32
 
 
 class StreamAnalysis:
-    """One pass over a stream: sha256, content-defined chunks, container layout, tensor stats."""
+    """One pass over a stream: sha256, content-defined chunks, container layout, tensor stats.
 
-    def __init__(self, on_chunk: Callable[[Chunk], None], on_tensor: Callable[[TensorStats], None],
-                 measure_chunks: bool = False) -> None:
-        self._sha = hashlib.sha256()
+    Each part is optional: the file scanner computes the digests itself (only those the watchlist
+    needs, once), and without fingerprints it only wants the layout (format, metadata, errors).
+    """
+
+    def __init__(self, on_chunk: Callable[[Chunk], None] | None,
+                 on_tensor: Callable[[TensorStats], None] | None,
+                 measure_chunks: bool = False, digest: bool = True) -> None:
+        self._sha = hashlib.sha256() if digest else None
         self.size = 0
-        self._chunker = Chunker(measure=measure_chunks)
+        self._chunker = Chunker(measure=measure_chunks) if on_chunk is not None else None
         self._on_chunk = on_chunk
         self._on_tensor = on_tensor
-        self.container: str | None = None
-        self.complete = False  # set by the parser once every declared tensor has streamed past
-        self._pump = Pump(container_parser(self))
+        self.layout = Layout(self._observer if on_tensor is not None else None)
+        self._pump = Pump(container_parser(self.layout))
 
-    # LayoutSink: the container parser reports each tensor here.
-    def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
-              nbytes: int) -> StatsObserver | None:
+    @property
+    def container(self) -> str | None:
+        """The container the parser recognised (safetensors, gguf, npy, zip, pytorch) or None."""
+        return self.layout.container
+
+    @property
+    def complete(self) -> bool:
+        """Every declared tensor streamed past."""
+        return self.layout.complete
+
+    @property
+    def failed(self) -> str | None:
+        """Why the layout parser gave up on a recognised container, or None."""
+        return self._pump.error
+
+    def _observer(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
+                  nbytes: int) -> StatsObserver | None:
         row = row_bytes_for(shape, dtype)
-        if row is None:
+        if row is None or self._on_tensor is None:
             return None
         return StatsObserver(name, shape, dtype, offset, nbytes, row, self._on_tensor)
 
     def feed(self, data: bytes | memoryview) -> None:
         """Consume the next bytes of the stream."""
-        self._sha.update(data)
+        if self._sha is not None:
+            self._sha.update(data)
         self.size += len(data)
-        for chunk in self._chunker.feed(data):
-            self._on_chunk(chunk)
+        if self._chunker is not None:
+            for chunk in self._chunker.feed(data):
+                self._on_chunk(chunk)
         self._pump.feed(data)
 
-    def close(self) -> bytes:
-        """End of stream; returns the sha256."""
-        for chunk in self._chunker.close():
-            self._on_chunk(chunk)
+    def close(self) -> bytes | None:
+        """End of stream; returns the sha256 (None when the caller computes it)."""
+        if self._chunker is not None:
+            for chunk in self._chunker.close():
+                self._on_chunk(chunk)
         self._pump.close()
-        return self._sha.digest()
+        return self._sha.digest() if self._sha is not None else None
 
 
 def _zero_piece_hashes() -> dict[int, set[bytes]]:

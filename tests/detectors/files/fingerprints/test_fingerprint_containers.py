@@ -13,19 +13,18 @@ from gguf import GGMLQuantizationType as QT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.files.fingerprints.containers import Pump, container_parser, row_bytes_for
+from detectors.files.fingerprints.containers import Layout, Pump, container_parser, row_bytes_for
 from detectors.files.fingerprints.tensors import StatsObserver
 
 
-class Sink:
-    """Collects what a parser reports."""
+class Sink(Layout):
+    """Collects what a parser reports, tensor stats included."""
 
     def __init__(self) -> None:
-        self.container = None
-        self.complete = False
+        super().__init__(self._observe)
         self.tensors = []
 
-    def begin(self, name, shape, dtype, offset, nbytes):
+    def _observe(self, name, shape, dtype, offset, nbytes):
         row = row_bytes_for(shape, dtype)
         return None if row is None else StatsObserver(name, shape, dtype, offset, nbytes, row, self.tensors.append)
 

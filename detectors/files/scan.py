@@ -1,0 +1,180 @@
+"""The streaming scan of one attachment: `feed(bytes)` as it downloads, `close()` for findings.
+
+Every stream (the attachment, and each archive member inside it) gets, in ONE pass:
+its digests (only the algorithms the watchlist needs), a kind sniffed from its first bytes,
+fingerprint matching on the same bytes, and a handler for its kind: text to the text engine,
+archives expanded member by member, weight formats parsed without executing anything. Its name
+is scanned as text too. Memory is bounded by a few windows per nesting level, whatever the size.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from detectors.files.context import Clock, ScanContext, file_finding
+from detectors.files.hashing import FileHasher, digest_findings
+from detectors.files.limits import FileLimits
+from detectors.files.sniff import SNIFF_BYTES, declared_kinds, sniff
+from detectors.files.text import TextStream
+from detectors.model import Finding, Severity
+
+FEED_PIECE = 1024 * 1024  # larger feeds are cut, so no buffer depends on the caller's pieces
+
+
+class Handler(Protocol):
+    """What a stream's kind does with its bytes."""
+
+    def feed(self, data: memoryview) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamScan:
+    """One stream: the attachment itself or a member at some depth inside it."""
+
+    def __init__(self, ctx: ScanContext, location: str, path: str, name: str, depth: int) -> None:
+        self.ctx, self.location, self.path, self.name, self.depth = ctx, location, path, name, depth
+        engine = ctx.engine
+        fps = engine.fingerprints
+        algorithms = set(engine.watchlist.digest_algorithms)
+        self.matcher = None
+        if fps is not None and len(fps):
+            algorithms.add("sha256")  # shared with the matcher's exact verdict: hashed once
+            self.matcher = fps.open(name, location, digest=False)
+        self.hasher = FileHasher(algorithms)
+        self.kind: str | None = None
+        self._head = bytearray()
+        self._handler: Handler | None = None
+        self._scan_name()
+
+    @property
+    def size(self) -> int:
+        return self.hasher.size
+
+    def child(self, member: str, display: str | None = None) -> StreamScan:
+        """A nested stream for an archive member (its name is scanned on creation)."""
+        shown = display or member
+        return StreamScan(self.ctx, f"{self.location}/{shown}", f"{self.path}/{shown}", member,
+                          self.depth + 1)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """The next bytes of this stream."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        for i in range(0, len(view), FEED_PIECE):
+            self._feed(view[i : i + FEED_PIECE])
+
+    def _feed(self, piece: memoryview) -> None:
+        self.hasher.update(piece)
+        if self.matcher is not None:
+            self.matcher.feed(piece)
+        if self._handler is None:
+            self._head += piece
+            if len(self._head) >= SNIFF_BYTES:
+                self._start()
+        elif not self.ctx.out_of_time(self.location):
+            self._handler.feed(piece)
+
+    def close(self) -> None:
+        """End of this stream: its findings go to the context."""
+        if self._handler is None:
+            self._start()
+        if self._handler is not None:
+            self._handler.close()
+        ctx = self.ctx
+        ctx.extend(digest_findings(self.hasher.hexdigests(), ctx.engine.watchlist.digests,
+                                   self.location, self.name, self.size))
+        if self.matcher is not None:
+            ctx.extend(self.matcher.close(self.hasher.digest("sha256")))
+
+    # -- kinds ----------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        head = bytes(self._head)
+        self._head = bytearray()
+        self.kind = sniff(head)
+        self._check_extension()
+        self._handler = self._make_handler(head)
+        if head and not self.ctx.out_of_time(self.location):
+            self._handler.feed(memoryview(head))
+
+    def _make_handler(self, head: bytes) -> Handler:
+        from detectors.files.handlers import handler_for  # handlers build on StreamScan
+
+        return handler_for(self, head)
+
+    def _check_extension(self) -> None:
+        promised = declared_kinds(self.name)
+        kind = self.kind
+        if promised is None or kind in promised or kind == "binary" or (kind == "text" and
+                                                                        "torrent" in promised):
+            return
+        ext = self.name[self.name.rfind("."):]
+        self.ctx.add(file_finding(
+            "file-type-mismatch", Severity.LOW, self.location, self.name,
+            f"{self.name} is named {ext} but its bytes are {kind}",
+            {"extension": ext, "detected": kind}))
+
+    def _scan_name(self) -> None:
+        name = self.name
+        limit = self.ctx.limits.max_name_bytes
+        if len(name) > limit:
+            name = name[:limit]
+            self.ctx.limit("max_name_bytes", self.location, limit, "a long name was scanned cut")
+        if name:
+            self.ctx.extend(self.ctx.engine.scan_text(name, f"filename:{self.path}"))
+
+    def text(self, encoding: str) -> TextStream:
+        """A text stream for this stream's content (used by handlers)."""
+        return TextStream(self.ctx.engine.scan_text, self.location, encoding)
+
+
+class FileScan:
+    """The scan of one attachment: `feed(bytes)` any number of times, then `close()` once."""
+
+    def __init__(self, engine, location: str, filename: str, limits: FileLimits | None = None,
+                 clock: Clock | None = None) -> None:
+        self._ctx = ScanContext(engine, limits or FileLimits(), clock)
+        path = filename or location.partition(":")[2] or location
+        self._ctx.enter()
+        try:
+            self._root = StreamScan(self._ctx, location, path, filename, depth=0)
+        finally:
+            self._ctx.leave()
+        self._closed = False
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """The next bytes of the attachment, in any pieces."""
+        if self._closed:
+            raise ValueError("feed() after close()")
+        self._ctx.enter()
+        try:
+            self._root.feed(data)
+        finally:
+            self._ctx.leave()
+
+    def close(self) -> list[Finding]:
+        """Every finding of the attachment, members included (call once)."""
+        if self._closed:
+            raise ValueError("close() called twice")
+        self._closed = True
+        self._ctx.enter()
+        try:
+            self._root.close()
+        finally:
+            self._ctx.leave()
+        return sorted(self._ctx.findings, key=_order)
+
+
+def _order(f: Finding) -> tuple:
+    # Content before names, the attachment before its members, then by span.
+    return (f.location.startswith("filename:"), f.location.count("/"), f.location,
+            f.start or 0, -int(f.severity), f.rule_id)
+
+
+def open_file_scan(engine, location: str, filename: str) -> FileScan:
+    """`Engine.open_stream`: a FileScan with the engine's limits, fingerprints and clock."""
+    return FileScan(engine, location, filename, getattr(engine, "file_limits", None),
+                    getattr(engine, "clock", None))
+
+
+__all__ = ["FileScan", "StreamScan", "open_file_scan"]
