@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from bot.alerts.settings import RouteSettings, SinkSettings
+from bot.alerts.settings import RouteSettings, SinkSettings, alert_problems
 from bot.files_settings import FilesSettings
 from bot.fingerprints_db import WeightsSettings
 from bot.platforms.discord_settings import DiscordSettings
@@ -184,6 +184,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             elif len(loc) == 1 and e["type"] == "extra_forbidden":
                 msg, key = "unknown section", None
             lines.append(_describe(Problem(section, entry_id, key, msg, index=index), file, raw_text))
+    if settings is not None:
+        # Checks across entries (a route naming an unknown sink ...) need the whole file.
+        homes = {"discord": settings.discord, "slack": settings.slack}
+        for p in alert_problems(settings.sinks, settings.routes, platforms=homes):
+            problem = Problem(p.section, p.entry_id, p.key, p.message, index=p.index)
+            lines.append(_describe(problem, file, raw_text))
     if lines:
         raise ConfigError(lines)
     assert settings is not None

@@ -6,11 +6,14 @@ NAMES of the environment variables that hold them (`*_env`), resolved when the s
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SEVERITIES = ("low", "medium", "high", "critical")
+PLATFORMS = ("discord", "slack", "file")  # "file": hits recorded from offline scans
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
 
 # Env var names are plain identifiers; refusing anything else catches a pasted secret early.
@@ -158,6 +161,15 @@ class RouteSettings(BaseModel):
 
     _severity = field_validator("min_severity")(_check_severity)
 
+    @field_validator("platforms")
+    @classmethod
+    def _known_platforms(cls, value: list[str]) -> list[str]:
+        # A typo here would silently never match: refuse it.
+        unknown = [p for p in value if p not in PLATFORMS]
+        if unknown:
+            raise ValueError(f"unknown platform {unknown[0]!r} (expected {', '.join(PLATFORMS)})")
+        return value
+
 
 class AlertsConfig(BaseModel):
     """Sinks and routes checked together: ids unique, every route names a known sink."""
@@ -173,18 +185,60 @@ class AlertsConfig(BaseModel):
         return self
 
 
-def check_sinks_and_routes(sinks: list, routes: list[RouteSettings]) -> None:
-    """Raise ValueError naming the offender: duplicate sink id, unknown sink in a route, 2 defaults."""
+@dataclass(frozen=True, slots=True)
+class AlertProblem:
+    """One cross-entry mistake: `[section #index] key: message` (index 0-based)."""
+
+    section: str  # "sinks" | "routes"
+    index: int
+    key: str
+    message: str
+    entry_id: str | None = None
+
+
+def alert_problems(
+    sinks: list, routes: list[RouteSettings], *, platforms: Mapping[str, Any] | None = None
+) -> list[AlertProblem]:
+    """Every mistake across entries: duplicate sink id, unknown sink in a route, two defaults, and
+    (with `platforms`, the [discord]/[slack] settings or None) a bot sink with nowhere to post."""
+    problems: list[AlertProblem] = []
     seen: set[str] = set()
-    for sink in sinks:
+    for index, sink in enumerate(sinks):
         if sink.id in seen:
-            raise ValueError(f"[[sinks]] id {sink.id!r} is used twice")
+            problems.append(AlertProblem("sinks", index, "id", f"{sink.id!r} is used twice", sink.id))
         seen.add(sink.id)
+        if platforms is None or sink.type not in _BOT_SINK_HOME:
+            continue
+        section, fallback = _BOT_SINK_HOME[sink.type]
+        home = platforms.get(section)
+        if home is None:
+            problems.append(AlertProblem(
+                "sinks", index, "type", f"a {sink.type!r} sink needs a [{section}] section "
+                "(it posts through that bot)", sink.id))
+        elif sink.channel is None and getattr(home, fallback, None) is None:
+            problems.append(AlertProblem(
+                "sinks", index, "channel", f"set channel here or [{section}] {fallback}",
+                sink.id))
+    defaults = 0
     for index, route in enumerate(routes):
         for name in route.sinks:
             if name not in seen:
-                raise ValueError(
-                    f"[[routes]] #{index + 1}: key 'sinks' names unknown sink {name!r}"
-                )
-    if sum(1 for r in routes if r.default) > 1:
-        raise ValueError("[[routes]]: only one route may have default = true")
+                problems.append(AlertProblem("routes", index, "sinks", f"names unknown sink {name!r}"))
+        defaults += route.default
+        if route.default and defaults > 1:
+            problems.append(AlertProblem("routes", index, "default",
+                                         "only one route may have default = true"))
+    return problems
+
+
+# Bot sinks post through an adapter: (its section, the setting naming its own channel).
+_BOT_SINK_HOME = {"slack": ("slack", "alert_channel"), "discord": ("discord", "modlog_channel")}
+
+
+def check_sinks_and_routes(sinks: list, routes: list[RouteSettings]) -> None:
+    """Raise ValueError naming the first offender (see `alert_problems`)."""
+    for p in alert_problems(sinks, routes):
+        where = f"[[{p.section}]] #{p.index + 1}"
+        if p.section == "sinks":
+            raise ValueError(f"[[sinks]] id {p.entry_id!r}: key {p.key!r}: {p.message}")
+        raise ValueError(f"{where}: key {p.key!r} {p.message}")

@@ -32,6 +32,7 @@ class SlackSettings(BaseModel):
     http_listen: str = Field(default="127.0.0.1:3000", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
     events_path: str = Field(default="/slack/events", pattern=r"^/")
     interactivity_path: str = Field(default="/slack/interactivity", pattern=r"^/")
+    commands_path: str = Field(default="/slack/commands", pattern=r"^/")  # /leakwarden (HTTP mode)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     replay_window_seconds: int = Field(default=300, ge=1, le=3600)
     ack_deadline_seconds: float = Field(default=2.5, gt=0, le=3)

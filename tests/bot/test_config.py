@@ -1,8 +1,12 @@
 """Config files: the example loads; every mistake names the file, entry id, key and line."""
 
+import re
+import tomllib
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from bot.config import ConfigError, load_config, secret_from_env
 
@@ -62,6 +66,16 @@ def test_error_names_file_entry_key_and_line(tmp_path):
         ("[[hashes]]\nid = 'h'\ndigest = 'abc'\n", "[hashes id='h'] digest:"),
         ("this is = not toml [", "invalid TOML"),
         ("[server]\nlisten = 'nowhere'\n", "[server] listen:"),
+        # Across entries: routes and sinks are checked against each other and the platforms.
+        ("[[sinks]]\nid = 'a'\ntype = 'log'\n[[routes]]\nsinks = ['b']\n",
+         ":5: [routes #1] sinks: names unknown sink 'b'"),
+        ("[[sinks]]\nid = 'a'\ntype = 'log'\n[[sinks]]\nid = 'a'\ntype = 'log'\n",
+         ":5: [sinks id='a'] id: 'a' is used twice"),
+        ("[[sinks]]\nid = 's'\ntype = 'slack'\n", "[sinks id='s'] type: a 'slack' sink needs a [slack]"),
+        ("[discord]\n[[sinks]]\nid = 'd'\ntype = 'discord'\n",
+         "[sinks id='d'] channel: set channel here or [discord] modlog_channel"),
+        ("[[sinks]]\nid = 'a'\ntype = 'log'\n[[routes]]\nplatforms = ['discrod']\nsinks = ['a']\n",
+         "[routes #1] platforms: Value error, unknown platform 'discrod'"),
     ],
 )
 def test_refusals(tmp_path, body, needle):
@@ -96,3 +110,83 @@ def test_secret_from_env(monkeypatch):
     monkeypatch.delenv("LW_TEST_TOKEN")
     with pytest.raises(ConfigError, match="LW_TEST_TOKEN is not set"):
         secret_from_env("LW_TEST_TOKEN", purpose="tests")
+
+
+# ---- the example shows every setting ------------------------------------------------------------
+
+# Optional settings without a default value are shown commented out ("# key = value"); these
+# sections are read as if they were set, so the commented values must be valid too.
+SHOWN_COMMENTED = {"discord", "slack", "slack.workspaces", "sinks", "routes"}
+COMMENTED_SETTING = re.compile(r"^#\s?([a-z_]+\s*=.*)$")
+
+
+def example_with_commented_settings() -> dict:
+    lines, table = [], None
+    for line in (ROOT / "config.example.toml").read_text(encoding="utf-8").splitlines():
+        if header := re.match(r"^\[\[?\s*([\w.\-]+)\s*\]\]?", line):
+            table = header.group(1)
+        setting = COMMENTED_SETTING.match(line)
+        lines.append(setting.group(1) if setting and table in SHOWN_COMMENTED else line)
+    return tomllib.loads("\n".join(lines))
+
+
+def model_types(annotation) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation (through Optional, list, unions, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in model_types(arg)]
+
+
+def discriminator(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    return get_args(field.annotation)[0] if field is not None and get_args(field.annotation) else None
+
+
+def missing_settings(
+    model: type[BaseModel], entries: list[dict], where: str, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """Settings of `model` that no entry shows, recursing into nested sections and tables.
+
+    In a table of several types ([[sinks]]), the keys all types share need showing once, on
+    any entry; each type's own keys on an entry of that type.
+    """
+    missing = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        values = [e[name] for e in entries if isinstance(e, dict) and name in e]
+        if not values:
+            missing.append(f"{where}.{name}")
+            continue
+        nested = [v for value in values for v in (value if isinstance(value, list) else [value])]
+        kinds = model_types(field.annotation)
+        if len(kinds) > 1:
+            shared = frozenset.intersection(*(frozenset(k.model_fields) for k in kinds)) - {"type"}
+            missing += missing_settings(kinds[0], nested, f"{where}.{name}",
+                                        frozenset(kinds[0].model_fields) - shared)
+        for kind in kinds:
+            tag = discriminator(kind) if len(kinds) > 1 else None
+            chosen = [v for v in nested if tag is None or v.get("type") == tag]
+            label = f"{where}.{name}" + (f"[type={tag}]" if tag else "")
+            if not chosen:
+                missing.append(f"{label} (no entry)")
+            elif tag is None:
+                missing += missing_settings(kind, chosen, label)
+            else:
+                missing += missing_settings(kind, chosen, label, shared)
+    return missing
+
+
+def test_the_example_shows_every_setting():
+    from bot.config import Settings
+
+    doc = example_with_commented_settings()
+    Settings.model_validate({k: v for k, v in doc.items() if k not in ("codenames", "patterns", "hashes")})
+    sections = {name: f for name, f in Settings.model_fields.items() if model_types(f.annotation)}
+    missing = [
+        gap
+        for name, field in sections.items()
+        for gap in missing_settings(Settings, [{name: doc.get(name)}] if name in doc else [{}], "")
+        if gap.startswith(f".{name}")
+    ]
+    assert missing == [], f"config.example.toml does not show: {missing}"
