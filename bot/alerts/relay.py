@@ -498,7 +498,7 @@ class Relay:
             ),
         )
         logger.error("sink %s unreachable for %.0fs: %s", sink_id, down_for, error)
-        self._send_health_alert(sink_id, alert)
+        self.send_health(alert, exclude=sink_id)
 
     def _raise_health_alert(self, sink_id: str, row: Any, error: str, attempts: int) -> None:
         alert = Alert(
@@ -517,14 +517,19 @@ class Relay:
         )
         # The log always gets it: the health sink may be down too.
         logger.error("dead letter: sink %s, key %s: %s", sink_id, row.idempotency_key, error)
-        self._send_health_alert(sink_id, alert)
+        self.send_health(alert, exclude=sink_id)
 
-    def _send_health_alert(self, sink_id: str, alert: Alert) -> None:
-        for target in self.health_sinks:
-            if target != sink_id and target in self._workers:
-                task = asyncio.create_task(self._send_health(target, alert))
-                self._side_tasks.add(task)
-                task.add_done_callback(self._side_tasks.discard)
+    def send_health(self, alert: Alert, *, exclude: str | None = None) -> list[str]:
+        """Send a health alert now to every health sink but `exclude`; returns their ids.
+
+        Best effort and not stored (a health alert belongs to no hit): callers log it too.
+        """
+        targets = [t for t in self.health_sinks if t != exclude and t in self._workers]
+        for target in targets:
+            task = asyncio.create_task(self._send_health(target, alert))
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+        return targets
 
     async def _send_health(self, target: str, alert: Alert) -> None:
         w = self._workers[target]

@@ -5,35 +5,28 @@ await service.start(scheduler)            # relay tasks + digest jobs
 sinks = service.sinks_for(findings, message)
 await store.record_hits(message, findings, watchlist_version=v, sinks=sinks)
 service.notify(sinks)                     # deliver now rather than at the next poll
+adapter = DiscordAdapter(..., on_health=service.health_listener("discord"))
+adapter.triage_sinks = service.triage_sinks()   # PagerDuty/webhooks hear of acks and resolves
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from bot.alerts.base import Alert, Sink, SinkError
+from bot.alerts.base import Sink
 from bot.alerts.digest import schedule_digests
+from bot.alerts.health import MonitorHealthAlerts
 from bot.alerts.registry import SinkContext, SinkFactory, build_sinks
 from bot.alerts.relay import Clock, Relay, RetryPolicy, policies_from_settings
 from bot.alerts.routing import sinks_for
 
 logger = logging.getLogger("leakwarden.alerts")
 
-TRIAGE_ACTIONS = {
-    "ack": "acknowledge",
-    "acknowledge": "acknowledge",
-    "resolve": "resolve",
-    "fp": "resolve",
-    "false_positive": "resolve",
-    "delete": "resolve",
-}
 # Sinks whose receivers keep incident state and so want acknowledge/resolve events.
 TRIAGE_SINK_TYPES = ("pagerduty", "webhook")
 
@@ -66,7 +59,7 @@ class AlertService:
             poll_interval=poll_interval,
             health_sinks=health,
         )
-        self._triage_tasks: set[asyncio.Task] = set()
+        self.health = MonitorHealthAlerts(self.relay.send_health)
 
     @classmethod
     def from_settings(
@@ -99,57 +92,18 @@ class AlertService:
             schedule_digests(scheduler, self.relay, self.sink_settings)
 
     async def stop(self) -> None:
-        """Stop the relay and any triage mirroring still in flight."""
-        for task in list(self._triage_tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop the relay (an interrupted send goes out after the restart)."""
         await self.relay.stop()
 
     def notify(self, sink_ids: Iterable[str] | None = None) -> None:
         """Rows were committed for these sinks: deliver now."""
         self.relay.notify(sink_ids)
 
-    def mirror_triage(self, hit_id: str, incident_id: str | None, action: str) -> list[str]:
-        """Tell incident-keeping sinks (PagerDuty, webhooks) about a triage; returns their ids.
+    def triage_sinks(self) -> list[str]:
+        """Sinks that keep incident state (PagerDuty, webhooks): what `store.triage(sinks=...)`
+        takes, so an acknowledge/resolve is queued for them in the triage's own transaction."""
+        return [s.id for s in self.sink_settings if s.type in TRIAGE_SINK_TYPES]
 
-        Best effort with a few retries in the background: the store API has no outbox row for
-        triage events yet, so this is not restart-safe like alerts are.
-        """
-        mirrored = TRIAGE_ACTIONS.get(action)
-        if mirrored is None:
-            return []
-        targets = [s.id for s in self.sink_settings if s.type in TRIAGE_SINK_TYPES]
-        for sink_id in targets:
-            alert = Alert(
-                idempotency_key=f"{incident_id or hit_id}:{mirrored}:{sink_id}",
-                hit_id=hit_id,
-                incident_id=incident_id,
-                rule_id="triage",
-                kind="triage",
-                severity="low",
-                matched="",
-                excerpt="",
-                action=mirrored,
-            )
-            task = asyncio.create_task(self._send_with_retries(sink_id, alert))
-            self._triage_tasks.add(task)
-            task.add_done_callback(self._triage_tasks.discard)
-        return targets
-
-    async def _send_with_retries(self, sink_id: str, alert: Alert, attempts: int = 3) -> None:
-        for attempt in range(1, attempts + 1):
-            try:
-                await self.sinks[sink_id].send(alert)
-                return
-            except SinkError as exc:
-                logger.warning(
-                    "triage %s to sink %s failed (%d/%d): %s",
-                    alert.action,
-                    sink_id,
-                    attempt,
-                    attempts,
-                    exc,
-                )
-                await asyncio.sleep(min(2.0**attempt, 30.0))
-        logger.error("triage %s for %s never reached sink %s", alert.action, alert.hit_id, sink_id)
+    def health_listener(self, platform: str) -> Callable[[Any, str], None]:
+        """An adapter's `on_health` callback: blind or stopped monitors alert the health sinks."""
+        return self.health.listener(platform)

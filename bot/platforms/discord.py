@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -53,7 +53,7 @@ class AdapterStore(Protocol):
     async def checkpoint_get(self, key: str) -> str | None: ...
     async def checkpoint_set(self, key: str, value: str) -> None: ...
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
-                     scope: str | None = None) -> Any: ...
+                     scope: str | None = None, *, sinks: Sequence[str] = ()) -> Any: ...
 
 
 class _Secret:
@@ -123,9 +123,12 @@ class MonitorClient(discord.Client):
             log.warning("could not register /leakwarden commands (HTTP %s)", error.status)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        # discord.py waits a fixed 5 s before every re-IDENTIFY; make it a setting.
+        # discord.py waits a fixed 5 s before every re-IDENTIFY; make it a setting. The first
+        # IDENTIFY's budget was checked before connecting; a re-IDENTIFY (new session after an
+        # outage or an invalid session) checks it again, so a flapping link cannot drain it.
         if not initial:
             await asyncio.sleep(self.adapter.settings.identify_delay_seconds)
+            await self.adapter._respect_identify_budget()
 
     async def on_ready(self) -> None:
         await self.adapter._on_new_session()
@@ -174,6 +177,7 @@ class DiscordAdapter:
         if not self._token.reveal():
             raise DiscordConfigError(f"set the Discord bot token in the env var {settings.token_env}")
         self.store = store
+        self.triage_sinks: list[str] = []  # incident-keeping sinks told of each triage
         self.filter = WatchFilter(settings)
         self.health = DiscordHealth(settings.blind_after_empty_messages, on_health)
         self.client: MonitorClient | None = None

@@ -139,7 +139,8 @@ class TriageButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID
         note = None
         if self.action == "del" and self.target is not None:
             note = await _delete(interaction.client, *self.target)
-        await store.triage(self.hit_id, store_action, actor, note=note)
+        await store.triage(self.hit_id, store_action, actor, note=note,
+                           sinks=adapter.triage_sinks if adapter else ())
         await _reply(interaction, f"{label}: recorded for hit {self.hit_id} by "
                                   f"{interaction.user.name}.")
 
@@ -212,7 +213,8 @@ class DiscordModlogSink:
             return f"automatic delete failed (HTTP {error.status})"
         if self.adapter.store is not None:
             await self.adapter.store.triage(alert.hit_id, "resolve", "leakwarden:enforce",
-                                            note="message deleted automatically (enforce mode)")
+                                            note="message deleted automatically (enforce mode)",
+                                            sinks=self.adapter.triage_sinks)
         return "message deleted automatically (enforce mode)"
 
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -54,7 +54,7 @@ class SlackStore(Protocol):
     async def checkpoint_get(self, key: str) -> str | None: ...
     async def checkpoint_set(self, key: str, value: str) -> None: ...
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
-                     scope: str | None = None) -> Any: ...
+                     scope: str | None = None, *, sinks: Sequence[str] = ()) -> Any: ...
 
 
 class SlackConfigError(RuntimeError):
@@ -126,6 +126,7 @@ class SlackAdapter:
     ):
         self.settings = settings
         self.store = store
+        self.triage_sinks: list[str] = []  # incident-keeping sinks told of each triage
         self.claim_inbox = claim_inbox
         self.workspaces: list[Workspace] = self._load_workspaces(os.environ if env is None else env)
         self.by_team: dict[str, Workspace] = {}

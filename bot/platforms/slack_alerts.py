@@ -219,7 +219,8 @@ class TriageHandler:
         if store is None or not hit_id:
             await self._reply(payload, "Triage is unavailable: the bot has no store.")
             return
-        await store.triage(hit_id, store_action, actor, note=note)
+        await store.triage(hit_id, store_action, actor, note=note,
+                           sinks=self.adapter.triage_sinks)
         log.info("slack triage: %s %s by %s", hit_id, store_action, actor)
         who = display(str(user.get("username") or user.get("name") or user.get("id")), 80)
         await self._update_alert(payload, f"{done} by {who}" + (f" ({note})" if note else ""))

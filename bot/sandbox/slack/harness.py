@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from bot.events import ChatMessage
@@ -20,6 +20,7 @@ class MemoryStore:
         self.claimed: list[str] = []
         self.checkpoints: dict[str, str] = {}
         self.triaged: list[tuple[str, str, str, str | None]] = []
+        self.mirrored: list[tuple[str, ...]] = []  # the sinks each triage was mirrored to
         self.fail_claims = 0  # the next N claims raise (a store outage)
 
     async def inbox_claim(self, key: str) -> bool:
@@ -38,8 +39,9 @@ class MemoryStore:
         self.checkpoints[key] = value
 
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
-                     scope: str | None = None) -> None:
+                     scope: str | None = None, *, sinks: Sequence[str] = ()) -> None:
         self.triaged.append((hit_id, action, actor, note))
+        self.mirrored.append(tuple(sinks))
 
     async def close(self) -> None:
         return None

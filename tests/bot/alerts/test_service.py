@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from bot.alerts.service import AlertService
@@ -67,14 +66,35 @@ async def test_routing_delivery_and_triage(outbox, clock, make_receiver, session
         assert list(siem.applied) == ["hit-1:siem"]
         assert json.loads(pd.requests[0]["body"])["dedup_key"] == "inc-1"
 
-        assert service.mirror_triage("hit-1", "inc-1", "fp") == ["siem", "pager"]
-        for _ in range(200):
-            if len(pd.requests) == 2 and len(siem.requests) == 2:
-                break
-            await asyncio.sleep(0.01)
+        # A triage in the store queues acknowledge/resolve rows for the incident-keeping sinks.
+        assert service.triage_sinks() == ["siem", "pager"]
+        for sink in service.triage_sinks():
+            outbox.add(sink, make_alert("t1", sink=sink, incident_id="inc-1", kind="triage",
+                                        action="resolve"))
+        service.notify()
+        await run_simulated(clock, service.relay, 2)
         resolve = json.loads(pd.requests[1]["body"])
         assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", "inc-1")
         assert json.loads(siem.requests[1]["body"])["type"] == "leakwarden.incident.resolve"
-        assert service.mirror_triage("hit-1", "inc-1", "note") == []
     finally:
         await service.stop()
+
+
+async def test_a_blind_monitor_alerts_the_health_sinks_once(outbox, clock, make_receiver, session):
+    siem = await make_receiver()
+    env = {"SIEM_URL": siem.url, "SIEM_SECRET": "whsec_c2VjcmV0", "PD_KEY": "k" * 32}
+    cfg = config(siem.url, "http://127.0.0.1:9")
+    cfg.sinks[0].health = True
+    service = AlertService.from_settings(
+        outbox, cfg.sinks, cfg.routes, session=session, env=env, clock=clock
+    )
+    await service.start()
+    try:
+        listener = service.health_listener("discord")
+        for state in ("ready", "blind", "blind", "ready"):
+            listener(state, "detail of " + state)
+        await run_simulated(clock, service.relay, 2)
+    finally:
+        await service.stop()
+    rules = [json.loads(r["body"])["data"]["rule_id"] for r in siem.requests]
+    assert rules == ["leakwarden.monitor-blind", "leakwarden.monitor-recovered"]

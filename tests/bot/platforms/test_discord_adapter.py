@@ -323,3 +323,19 @@ async def test_private_thread_messages_arrive_once_the_thread_is_joined(sandbox,
         await sandbox.post_message(sandbox.general, sandbox.alice, "marker")
         await eventually(lambda: "marker" in {m.text for m in inbox.messages})
     assert ("in private" in {m.text for m in inbox.messages}) is seen
+
+
+async def test_a_new_session_after_a_gap_waits_for_the_identify_budget_too(sandbox, caplog):
+    sandbox.session_start_budget, sandbox.session_start_reset_ms = 1, 400
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox) as adapter:
+        await sandbox.lose_session()  # RESUME refused: only a fresh IDENTIFY gets back in
+        loop = asyncio.get_running_loop()
+        lost = loop.time()
+        await eventually(lambda: sandbox.gateway.identify_count == 2, timeout=10)
+        waited = loop.time() - lost
+        await eventually(lambda: adapter.health.ready, timeout=5)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "back")
+        assert (await inbox.next()).text == "back"
+    assert waited >= 0.4 and adapter.session_start_limit["remaining"] == 0
+    assert any("IDENTIFY budget exhausted" in r.getMessage() for r in caplog.records)

@@ -112,10 +112,12 @@ async def test_button_click_writes_triage(sandbox, label, action):
     leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
     store = MemoryStore()
     async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        adapter.triage_sinks = ["pager"]
         message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
         reply = await sandbox.click_button(message, buttons(message)[label], sandbox.mod,
                                            permissions=MANAGE_MESSAGES)
     assert store.triaged == [("hit-1", action, f"discord:{sandbox.mod.id}", None)]
+    assert store.mirrored == [("pager",)]  # incident-keeping sinks hear of it
     assert reply["type"] == 4 and reply["data"]["flags"] & 64  # ephemeral
     assert reply["data"]["allowed_mentions"] == {"parse": []}
 

@@ -120,10 +120,12 @@ async def test_the_sink_posts_block_kit_with_the_hit_id_in_the_text(sandbox):
 async def test_a_click_writes_triage_and_updates_the_alert(sandbox, mode, action_id, stored):
     store = MemoryStore()
     async with running_adapter(sandbox, Inbox(), store=store, mode=mode) as adapter:
+        adapter.triage_sinks = ["pager"]
         _, alert = await posted_alert(sandbox, adapter)
         await sandbox.click(alert, action_id, button_value(alert, action_id), sandbox.mod)
         await eventually(lambda: store.triaged and alert.edited_ts)
     assert store.triaged == [("hit-42", stored, f"slack:{sandbox.team.id}:{sandbox.mod.id}", None)]
+    assert store.mirrored == [("pager",)]
     assert not any(b.get("block_id") == ACTIONS_BLOCK for b in alert.blocks)
     assert "by modmary" in alert.blocks[-1]["elements"][0]["text"]
 
