@@ -36,6 +36,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.events import ChatMessage
+from bot.platforms.slack_commands import SlashCommands
 from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, unwrap
 from bot.platforms.slack_files import stream_file
 from bot.platforms.slack_http import SlackHttpEndpoints
@@ -141,6 +142,7 @@ class SlackAdapter:
         self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._seen: OrderedDict[str, None] = OrderedDict()  # inbox stand-in without a store
         self.on_interaction: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.commands = SlashCommands(self)
         self.stats = {"events": 0, "duplicates": 0, "deferred": 0, "delivered": 0}
 
     def __repr__(self) -> str:
@@ -222,12 +224,13 @@ class SlackAdapter:
                           if ws.signing_secret is not None})
         self.endpoints = SlackHttpEndpoints(
             secrets, on_event=self.accept, on_interaction=self._interaction,
-            max_body_bytes=self.settings.max_body_bytes,
+            on_command=self.commands.answer, max_body_bytes=self.settings.max_body_bytes,
             window=self.settings.replay_window_seconds,
         )
         app = web.Application(client_max_size=self.settings.max_body_bytes)
         app.add_routes(self.endpoints.routes(self.settings.events_path,
-                                             self.settings.interactivity_path))
+                                             self.settings.interactivity_path,
+                                             self.settings.commands_path))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, _, port = self.settings.http_listen.rpartition(":")
@@ -265,7 +268,13 @@ class SlackAdapter:
             if await self.accept(request.payload, request.retry_attempt or 0):
                 await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
             return
-        # Interactivity and commands: ack first (Slack's 3 s), act in the background.
+        if request.type == "slash_commands":
+            # The answer rides on the ack, which Slack wants within 3 s (the query is bounded).
+            answer = await self.commands.answer(request.payload)
+            await client.send_socket_mode_response(
+                SocketModeResponse(request.envelope_id, payload=answer))
+            return
+        # Interactivity: ack first (Slack's 3 s), act in the background.
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
         if request.type == "interactive":
             await self._interaction(request.payload)

@@ -76,6 +76,7 @@ async def read_capped(request: web.Request, limit: int) -> bytes | None:
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[bool]]  # (body, retry num) -> may ack
 OnInteraction = Callable[[dict[str, Any]], Awaitable[None]]
+OnCommand = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]  # form fields -> JSON answer
 
 
 class SlackHttpEndpoints:
@@ -87,12 +88,14 @@ class SlackHttpEndpoints:
         *,
         on_event: OnEvent,
         on_interaction: OnInteraction,
+        on_command: OnCommand | None = None,
         max_body_bytes: int,
         window: int = 300,
     ):
         self._secrets = [s.encode() for s in secrets]
         self._on_event = on_event
         self._on_interaction = on_interaction
+        self._on_command = on_command
         self._max_body = max_body_bytes
         self._window = window
         self.refused: dict[str, int] = {}  # reason -> count (for metrics and tests)
@@ -100,9 +103,13 @@ class SlackHttpEndpoints:
     def __repr__(self) -> str:
         return f"SlackHttpEndpoints(secrets={len(self._secrets)})"  # never the secrets
 
-    def routes(self, events_path: str, interactivity_path: str) -> list[web.RouteDef]:
+    def routes(self, events_path: str, interactivity_path: str,
+               commands_path: str | None = None) -> list[web.RouteDef]:
         """Routes to add to an aiohttp application."""
-        return [web.post(events_path, self.events), web.post(interactivity_path, self.interactivity)]
+        found = [web.post(events_path, self.events), web.post(interactivity_path, self.interactivity)]
+        if commands_path is not None:
+            found.append(web.post(commands_path, self.commands))
+        return found
 
     async def _genuine(self, request: web.Request) -> bytes | web.Response:
         body = await read_capped(request, self._max_body)
@@ -151,3 +158,18 @@ class SlackHttpEndpoints:
             return self._refuse(Refusal(400, "malformed interactivity payload"))
         await self._on_interaction(payload)
         return web.Response(text="")
+
+    async def commands(self, request: web.Request) -> web.Response:
+        """Slash commands: a form body, answered with the command's JSON (ephemeral) reply."""
+        body = await self._genuine(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=True,
+                            keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            return self._refuse(Refusal(400, "malformed slash command"))
+        fields = {key: values[0] for key, values in form.items()}
+        if "command" not in fields or self._on_command is None:
+            return self._refuse(Refusal(400, "malformed slash command"))
+        return web.json_response(await self._on_command(fields))

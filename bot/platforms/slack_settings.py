@@ -44,6 +44,7 @@ class SlackSettings(BaseModel):
     backfill_days: int = Field(default=7, ge=0)
     backfill_page_size: int = Field(default=200, ge=1, le=999)
     alert_channel: str | None = None
+    command_channels: list[str] = Field(default_factory=list)  # /leakwarden answers here only
     ping_interval_seconds: float = Field(default=5.0, gt=0)
     retry_max: int = Field(default=3, ge=0)
     retry_backoff_seconds: float = Field(default=0.5, gt=0)

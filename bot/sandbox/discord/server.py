@@ -213,14 +213,17 @@ class DiscordSandbox(SandboxHttp):
         *,
         permissions: str = ALL_PERMISSIONS,
         timeout: float = 5.0,
+        **values: int | str,
     ) -> dict[str, Any]:
-        """Invoke `/name subcommand` as `user` and wait for the bot's callback body."""
+        """Invoke `/name subcommand key:value...` as `user` and wait for the bot's callback body."""
         registered = self.commands.get(name, {})
+        kinds = {int: 4, str: 3}  # INTEGER, STRING option types
+        options = [{"type": kinds[type(v)], "name": k, "value": v} for k, v in values.items()]
         data = {
             "id": registered.get("id", str(self._ids.next())),
             "name": name,
             "type": 1,
-            "options": [{"type": 1, "name": subcommand, "options": []}],
+            "options": [{"type": 1, "name": subcommand, "options": options}],
         }
         return await self._interact(2, channel, user, permissions, {"data": data}, timeout)
 

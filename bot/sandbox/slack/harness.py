@@ -107,9 +107,10 @@ async def running_adapter(
             base = f"http://127.0.0.1:{adapter.http_port}"
             sandbox.events_url = base + adapter.settings.events_path
             sandbox.interactivity_url = base + adapter.settings.interactivity_path
+            sandbox.commands_url = base + adapter.settings.commands_path
         yield adapter
     finally:
-        sandbox.events_url = sandbox.interactivity_url = None
+        sandbox.events_url = sandbox.interactivity_url = sandbox.commands_url = None
         await adapter.close()
 
 

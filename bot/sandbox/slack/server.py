@@ -129,6 +129,7 @@ class SlackSandbox:
         # Events: Socket Mode unless `events_url` is set (then HTTP with signatures and retries).
         self.events_url: str | None = None
         self.interactivity_url: str | None = None
+        self.commands_url: str | None = None  # HTTP mode slash commands (else Socket Mode)
         self.lose_next_deliveries = 0  # HTTP attempts that "fail on the network" before sending
         self.deliveries: list[Delivery] = []
         self.pending: dict[str, dict[str, Any]] = {}  # un-acked Socket Mode envelopes
@@ -313,6 +314,38 @@ class SlackSandbox:
             await self._send_envelope({"type": "interactive", "payload": payload,
                                        "accepts_response_payload": False})
 
+    async def run_command(
+        self, channel: Channel, user: User, text: str = "", command: str = "/leakwarden",
+        timeout: float = 5.0,
+    ) -> dict[str, Any] | None:
+        """A user types `command text` in `channel`; the app's immediate answer (None if none).
+
+        Socket Mode: a `slash_commands` envelope whose ack carries the answer. HTTP: a signed
+        form POST to `commands_url` answered with JSON, as Slack sends them.
+        """
+        team, chan = self._find_channel(channel)
+        payload = {
+            "token": "verification-token-unused", "team_id": team.id, "team_domain": team.domain,
+            "channel_id": chan.id, "channel_name": chan.name, "user_id": user.id,
+            "user_name": user.name, "command": command, "text": text, "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": f"http://127.0.0.1:{self.port}/response/{uuid.uuid4().hex}",
+            "trigger_id": f"{int(time.time())}.{secrets.randbelow(10**9)}",
+        }
+        if self.commands_url:
+            self.last_http_answer = None
+            status = await self._post_signed(self.commands_url, urlencode(payload).encode(),
+                                             "application/x-www-form-urlencoded", {})
+            return self.last_http_answer if status == 200 else None
+        envelope_id = await self._send_envelope({"type": "slash_commands", "payload": payload,
+                                                 "accepts_response_payload": True})
+        deadline = time.monotonic() + timeout
+        while envelope_id not in self.acks:
+            if time.monotonic() > deadline:
+                raise TimeoutError("slash command not acked")
+            await asyncio.sleep(0.01)
+        return self.acks[envelope_id].get("payload")
+
     # ---- event delivery --------------------------------------------------------------------
 
     def envelope_payload(self, team: Workspace, event: dict[str, Any]) -> dict[str, Any]:
@@ -375,7 +408,7 @@ class SlackSandbox:
             async with self._http.post(url, data=body, headers=all_headers,
                                        timeout=aiohttp.ClientTimeout(total=self.http_timeout)) as r:
                 await r.read()
-                if r.status == 200 and content_type.startswith("application/json"):
+                if r.status == 200 and r.content_type == "application/json":
                     with contextlib.suppress(ValueError):
                         self.last_http_answer = await r.json(content_type=None)
                 return r.status

@@ -1,4 +1,4 @@
-"""`/leakwarden status`: registered at start, private to moderators."""
+"""`/leakwarden hits|status`: registered at start, private to moderators."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ async def test_commands_are_registered_hidden_from_non_moderators(sandbox):
         await eventually(lambda: "leakwarden" in sandbox.commands)
     command = sandbox.commands["leakwarden"]
     assert command["default_member_permissions"] == MANAGE_MESSAGES
-    assert [o["name"] for o in command["options"]] == ["status"]
+    assert [o["name"] for o in command["options"]] == ["hits", "status"]
+    [count] = command["options"][0]["options"]
+    assert (count["name"], count["min_value"], count["max_value"]) == ("count", 1, 25)
 
 
 async def test_status_answers_privately_with_the_health(sandbox):
@@ -36,8 +38,16 @@ async def test_status_answers_privately_with_the_health(sandbox):
     assert "State: ready" in content and "Watching 1 channels and threads in 1 servers" in content
 
 
-async def test_status_refuses_members_without_the_permission(sandbox):
+@pytest.mark.parametrize("subcommand", ["status", "hits"])
+async def test_commands_refuse_members_without_the_permission(sandbox, subcommand):
     async with running_adapter(sandbox, Inbox()):
-        reply = await sandbox.run_command(sandbox.general, sandbox.mod, "leakwarden", "status",
+        reply = await sandbox.run_command(sandbox.general, sandbox.mod, "leakwarden", subcommand,
                                           permissions="0")
     assert reply["data"]["content"] == "Moderators only." and reply["data"]["flags"] & 64
+
+
+async def test_hits_without_a_store_says_so(sandbox):
+    async with running_adapter(sandbox, Inbox()):
+        reply = await sandbox.run_command(sandbox.general, sandbox.mod, "leakwarden", "hits",
+                                          permissions=MANAGE_MESSAGES, count=3)
+    assert reply["data"]["content"] == "The hit history is not available to this bot."
