@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bot.alerts.escape import display
 from bot.alerts.render import safe_url
+from bot.store import HitFilter
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 25
@@ -40,8 +41,6 @@ async def recent_hits(
     communities: Sequence[str] = (),
 ) -> list[Any]:
     """The newest hits (of these platforms and communities, when given); TimeoutError if slow."""
-    from bot.store.models import HitFilter  # the store's own filter type
-
     hit_filter = HitFilter(platforms=tuple(platforms), communities=tuple(communities))
     return await asyncio.wait_for(store.list_hits(hit_filter, limit=limit), QUERY_TIMEOUT)
 

@@ -39,7 +39,8 @@ class MemoryStore:
         self.checkpoints[key] = value
 
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
-                     scope: str | None = None, *, sinks: Sequence[str] = ()) -> None:
+                     scope: str | None = None, *, assignee: str | None = None,
+                     sinks: Sequence[str] = ()) -> None:
         self.triaged.append((hit_id, action, actor, note))
         self.mirrored.append(tuple(sinks))
 
