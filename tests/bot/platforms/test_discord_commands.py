@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.events import ChatMessage
-from bot.store import Store
-from detectors import Finding, Severity
-
 from bot.sandbox.discord import DiscordSandbox
 from bot.sandbox.discord.harness import Inbox, eventually, running_adapter
+from bot.store import Store
+from detectors import Finding, Severity
 
 MANAGE_MESSAGES = str(1 << 13)
 

@@ -8,10 +8,10 @@ import pytest
 
 from bot.events import ChatMessage
 from bot.platforms.slack_commands import USAGE
-from bot.store import Store
-from detectors import Finding, Severity
 from bot.sandbox.slack import SlackSandbox
 from bot.sandbox.slack.harness import Inbox, MemoryStore, running_adapter
+from bot.store import Store
+from detectors import Finding, Severity
 
 MODES = ["socket", "http"]
 
