@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from detectors.files.limits import FileLimits
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from detectors.engine import Engine
 
 Clock = Callable[[], float]
+BATCH = 256  # short texts per Engine.scan_many call
 
 
 def file_finding(kind: str, severity: Severity, location: str, matched: str, excerpt: str,
@@ -32,10 +34,12 @@ class ScanContext:
         self.expanded = 0
         self.text_bytes = 0
         self.timed_out = False
+        self.exhausted = False  # max_expanded_bytes reached: no more members are expanded
         self._clock = clock
         self._spent = 0.0
         self._entered: float | None = None
         self._hit: set[tuple[str, str]] = set()
+        self._pending: list[tuple[str, str]] = []
 
     # -- time: only what is spent inside feed/close counts, never a slow download -------------
 
@@ -68,6 +72,24 @@ class ScanContext:
         self.findings.append(file_finding(
             "scan-limit", Severity.MEDIUM, location, name, f"{name} ({maximum:g}) reached: {what}",
             {"limit": name, "max": maximum, **detail}))
+
+    # -- short texts (names, small members) are scanned in batches: far cheaper per text ------
+
+    def scan_later(self, text: str, location: str) -> None:
+        """Scan `text` as a whole, batched with other short texts of this attachment."""
+        self._pending.append((text, location))
+        if len(self._pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Scan the batched texts now."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        results = self.engine.scan_many([t for t, _ in pending])
+        for (_, location), found in zip(pending, results, strict=True):
+            self.findings.extend(f if f.location == location else replace(f, location=location)
+                                 for f in found)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import zlib
+
+from detectors.files.context import file_finding
+from detectors.files.expand import Member, decompressor, inflate, open_member
+from detectors.files.pull import Pump
 from detectors.files.scan import StreamScan
-from detectors.files.sniff import text_encoding
+from detectors.files.sniff import ARCHIVES, UNEXPANDED_ARCHIVES, text_encoding
+from detectors.files.tarwalk import tar_walk
+from detectors.files.zipwalk import zip_walk
+from detectors.model import Severity
+
+_SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar"}
 
 
 class Ignore:
@@ -37,11 +47,98 @@ class Text:
         self._text.feed(data)
 
     def close(self) -> None:
-        self._stream.ctx.extend(self._text.close())
+        ctx = self._stream.ctx
+        ctx.extend(self._text.close(defer=ctx.scan_later))
+
+
+class Walk:
+    """zip and tar: a pull parser walks the members as the bytes stream past."""
+
+    def __init__(self, stream: StreamScan, kind: str) -> None:
+        self._stream, self._kind = stream, kind
+        self._pump = Pump(zip_walk(stream) if kind == "zip" else tar_walk(stream))
+
+    def feed(self, data: memoryview) -> None:
+        if not self._pump.finished:
+            self._pump.feed(data)
+
+    def close(self) -> None:
+        self._pump.close()
+        if self._pump.error:
+            self._stream.ctx.add(file_finding(
+                "malformed-archive", Severity.MEDIUM, self._stream.location, self._kind,
+                f"{self._kind} archive is broken: {self._pump.error}",
+                {"reason": self._pump.error, "format": self._kind}))
+
+
+class Compressed:
+    """gzip, bz2, xz: one compressed stream (or several back to back) holding one file."""
+
+    def __init__(self, stream: StreamScan, kind: str, head: bytes) -> None:
+        self._stream, self._kind = stream, kind
+        inner = _inner_name(stream.name, kind, head)
+        self._member: Member = open_member(stream, inner, compressed=True)
+        self._d = decompressor(kind)
+        self._error: str | None = None
+
+    def feed(self, data: memoryview) -> None:
+        chunk = bytes(data)
+        while chunk and self._error is None and not self._member.stopped:
+            try:
+                _, rest = inflate(self._d, chunk, self._member)
+            except (zlib.error, OSError, EOFError, ValueError) as err:
+                self._error = f"{type(err).__name__}: {err}"
+                return
+            chunk = b""
+            if self._d.eof:
+                chunk = rest.lstrip(b"\x00") if self._kind == "gzip" else rest
+                if chunk:  # another stream follows (concatenated gzip members, pbzip2, xz)
+                    self._d = decompressor(self._kind)
+
+    def close(self) -> None:
+        if self._error is None and not self._d.eof and not self._member.stopped:
+            self._error = "truncated: the compressed stream does not end"
+        self._member.close()
+        if self._error:
+            self._stream.ctx.add(file_finding(
+                "malformed-archive", Severity.MEDIUM, self._stream.location, self._kind,
+                f"{self._kind} stream is broken: {self._error}",
+                {"reason": self._error, "format": self._kind}))
+
+
+def _inner_name(outer: str, kind: str, head: bytes) -> str:
+    """gzip's stored file name if any, else the outer name less its compression suffix."""
+    if kind == "gzip" and len(head) > 10 and head[3] & 0x08:
+        pos = 10
+        if head[3] & 0x04:  # FEXTRA comes first
+            pos += 2 + int.from_bytes(head[10:12], "little")
+        end = head.find(b"\x00", pos)
+        if end > pos:
+            return head[pos:end].decode("latin-1").rsplit("/", 1)[-1]
+    base = outer.rsplit("/", 1)[-1]
+    for suffix, replacement in _SUFFIXES.items():
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)] + replacement
+    return base + ".out" if base else "content"
 
 
 def handler_for(stream: StreamScan, head: bytes):
-    """The handler for the stream's sniffed kind."""
-    if stream.kind == "text":
+    """The handler for the stream's sniffed kind (within the nesting limit)."""
+    kind = stream.kind
+    ctx = stream.ctx
+    if kind == "text":
         return Text(stream, text_encoding(head) or "latin-1")
+    if kind in ARCHIVES:
+        if stream.depth >= ctx.limits.max_depth:
+            ctx.limit("max_depth", stream.location, ctx.limits.max_depth,
+                      f"a {kind} nested this deep was not expanded")
+            return Ignore()
+        if kind in ("zip", "tar"):
+            return Walk(stream, kind)
+        return Compressed(stream, kind, head)
+    if kind in UNEXPANDED_ARCHIVES:
+        ctx.add(file_finding(
+            "scan-limit", Severity.MEDIUM, stream.location, "archive-format",
+            f"{kind} archives are not expanded: their members were not scanned",
+            {"limit": "archive-format", "format": kind}))
     return Ignore()

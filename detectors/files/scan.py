@@ -121,7 +121,7 @@ class StreamScan:
             name = name[:limit]
             self.ctx.limit("max_name_bytes", self.location, limit, "a long name was scanned cut")
         if name:
-            self.ctx.extend(self.ctx.engine.scan_text(name, f"filename:{self.path}"))
+            self.ctx.scan_later(name, f"filename:{self.path}")
 
     def text(self, encoding: str) -> TextStream:
         """A text stream for this stream's content (used by handlers)."""
@@ -160,6 +160,7 @@ class FileScan:
         self._ctx.enter()
         try:
             self._root.close()
+            self._ctx.flush()
         finally:
             self._ctx.leave()
         return sorted(self._ctx.findings, key=_order)

@@ -10,7 +10,7 @@ MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000
 
 # (offset, magic, kind): checked in order, first match wins.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"PK\x03\x04", "zip"), (0, b"PK\x05\x06", "zip"), (0, b"PK\x07\x08", "zip"),
+    (0, b"PK\x03\x04", "zip"), (0, b"PK\x05\x06", "zip"), (0, b"PK\x07\x08PK\x03\x04", "zip"),
     (0, b"\x1f\x8b", "gzip"), (0, b"\xfd7zXZ\x00", "xz"), (0, b"7z\xbc\xaf\x27\x1c", "7z"),
     (0, b"\x28\xb5\x2f\xfd", "zstd"), (0, b"Rar!\x1a\x07", "rar"),
     (0, b"GGUF", "gguf"), (0, b"\x93NUMPY", "npy"), (0, b"\x89HDF\r\n\x1a\n", "hdf5"),
@@ -45,9 +45,14 @@ EXPECTED = {
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
 
 
+_BY_FIRST: dict[int, list[tuple[int, bytes, str]]] = {}
+for _entry in _MAGIC:
+    _BY_FIRST.setdefault(_entry[1][0] if _entry[0] == 0 else -1, []).append(_entry)
+
+
 def sniff(head: bytes) -> str:
     """The kind of a stream from its first bytes: a magic-byte kind, "text" or "binary"."""
-    for offset, magic, kind in _MAGIC:
+    for offset, magic, kind in (*_BY_FIRST.get(head[0] if head else -2, ()), *_BY_FIRST[-1]):
         if head[offset : offset + len(magic)] == magic:
             return kind
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
@@ -73,8 +78,13 @@ def is_tar_header(block: bytes) -> bool:
         return False
     if block[257:262] == b"ustar":
         return True
+    return bool(block[:1].strip(b"\x00")) and tar_checksum_ok(block)
+
+
+def tar_checksum_ok(block: bytes) -> bool:
+    """The header's checksum field equals the sum of its bytes (the field counted as spaces)."""
     field = block[148:156].strip(b" \x00")
-    if not field or not all(48 <= c <= 55 for c in field) or not block[:1].strip(b"\x00"):
+    if not field or not all(48 <= c <= 55 for c in field):
         return False
     return int(field, 8) == sum(block[:148]) + 256 + sum(block[156:512])
 

@@ -41,13 +41,23 @@ class TextStream:
             if self._buffered >= self._chunk + self._overlap:
                 self._drain(final=False)
 
-    def close(self) -> list[Finding]:
-        """Scan what is left; the findings of the whole stream."""
+    def close(self, defer: Callable[[str, str], None] | None = None) -> list[Finding]:
+        """Scan what is left; the findings of the whole stream.
+
+        A stream that fit in one window is handed to `defer` (batched with other short texts)
+        when given: its findings then arrive there, not here.
+        """
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self._parts.append(tail)
             self._buffered += len(tail)
             self.chars += len(tail)
+        if defer is not None and self._base == 0 and self._buffered <= self._chunk:
+            text = "".join(self._parts)
+            if text:
+                defer(text, self._location)
+            self._parts, self._buffered = [], 0
+            return self.findings
         self._drain(final=True)
         return self.findings
 

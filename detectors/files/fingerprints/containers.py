@@ -25,8 +25,8 @@ from detectors.files.fingerprints.torchzip import (
     TensorView,
     read_layout,
 )
+from detectors.files.pull import PIECE, FormatError, Parser, Pump, Reader
 
-PIECE = 1024 * 1024  # tensor bytes handed over at a time
 MAX_ROW_BYTES = 16 * 1024 * 1024  # rows longer than this are skipped, not buffered
 MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # the format's own limit
 MAX_SAFETENSORS_TENSORS = 1 << 17  # the largest real checkpoints have tens of thousands
@@ -38,16 +38,11 @@ MAX_DIMS = 8
 MAX_METADATA_BYTES = 1024 * 1024  # metadata strings kept for the text scan
 MAX_JSON_DEPTH = 3  # safetensors: {name: {key: [ints]}}; anything deeper is not the format
 
-Parser = Generator[int, bytes, None]
 
 SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
                       "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2,
                       "U32": 4, "U64": 8}
 _NPY_DTYPES = {"<f8": "F64", "<f4": "F32", "<f2": "F16"}
-
-
-class FormatError(ValueError):
-    """The bytes are not (or no longer) a well-formed container of this kind."""
 
 
 class TensorObserver(Protocol):
@@ -104,92 +99,6 @@ class Layout:
             self.metadata_bytes += size
 
 
-class Pump:
-    """Drives a pull parser with a byte stream fed in arbitrary pieces."""
-
-    def __init__(self, parser: Parser, max_request: int = MAX_GGUF_HEADER) -> None:
-        self._parser = parser
-        self._max_request = max_request
-        self._partial = bytearray()
-        self.finished = False
-        self.failed = False
-        self.error: str | None = None  # why the parser stopped early (bad or truncated input)
-        self._need = 0
-        self._advance(None)
-
-    def feed(self, data: bytes | memoryview) -> None:
-        """Hand bytes to the parser, in the pieces it asked for."""
-        view = memoryview(data)
-        pos, n = 0, len(view)
-        while not self.finished:
-            want = self._need - len(self._partial)
-            if n - pos < want:
-                self._partial += view[pos:]
-                return
-            if self._partial:
-                self._partial += view[pos : pos + want]
-                piece = bytes(self._partial)
-                self._partial = bytearray()
-            else:
-                piece = bytes(view[pos : pos + want])
-            pos += want
-            self._advance(piece)
-
-    def close(self) -> None:
-        """End of stream: a parser still waiting for bytes was truncated."""
-        if not self.finished:
-            self._parser.close()
-            self.finished = True
-            self.error = f"truncated: the stream ended {self._need - len(self._partial)} bytes early"
-        self._partial = bytearray()
-
-    def _fail(self, why: object) -> None:
-        self.failed = self.finished = True
-        self.error = str(why)[:200]
-        self._parser.close()
-
-    def _advance(self, piece: bytes | None) -> None:
-        try:
-            need = self._parser.send(piece)
-        except StopIteration:
-            self.finished = True
-            return
-        except (FormatError, ValueError, KeyError, TypeError, IndexError, OverflowError,
-                RecursionError, MemoryError, struct.error, zlib.error, SyntaxError) as err:
-            # Hostile or unknown input: stop tensor-level parsing, never raise to the scanner.
-            self._fail(err if isinstance(err, FormatError) else f"{type(err).__name__}: {err}")
-            return
-        if not isinstance(need, int) or not 0 < need <= self._max_request:
-            self._fail(f"a field asks for {need} bytes")
-            return
-        self._need = need
-
-
-class _Reader:
-    """Position-counting reads for pull parsers (`data = yield from r.read(n)`)."""
-
-    def __init__(self, pos: int = 0) -> None:
-        self.pos = pos
-
-    def read(self, n: int) -> Generator[int, bytes, bytes]:
-        if n == 0:
-            return b""
-        data = yield n
-        self.pos += n
-        return data
-
-    def skip(self, n: int) -> Generator[int, bytes, None]:
-        while n > 0:
-            k = min(n, PIECE)
-            yield k
-            self.pos += k
-            n -= k
-
-    def unpack(self, fmt: str) -> Generator[int, bytes, tuple[Any, ...]]:
-        data = yield from self.read(struct.calcsize(fmt))
-        return struct.unpack(fmt, data)
-
-
 def row_bytes_for(shape: tuple[int, ...], dtype: str) -> int | None:
     """Bytes in one row (last dimension) of a tensor, or None for an unknown dtype."""
     cols = shape[-1] if shape else 1
@@ -204,7 +113,7 @@ def row_bytes_for(shape: tuple[int, ...], dtype: str) -> int | None:
     return cols // block * size
 
 
-def stream_tensor(r: _Reader, sink: LayoutSink, name: str, shape: tuple[int, ...], dtype: str,
+def stream_tensor(r: Reader, sink: LayoutSink, name: str, shape: tuple[int, ...], dtype: str,
                   offset: int | None, nbytes: int) -> Parser:
     """Hand one tensor's bytes to the sink's observer in whole rows (or skip them)."""
     observer = sink.begin(name, shape, dtype, offset, nbytes)
@@ -223,7 +132,7 @@ def stream_tensor(r: _Reader, sink: LayoutSink, name: str, shape: tuple[int, ...
 
 def container_parser(sink: LayoutSink) -> Parser:
     """Sniff the first bytes and parse whichever supported container this is."""
-    r = _Reader()
+    r = Reader()
     head = yield from r.read(8)
     if head[:4] == b"GGUF":
         yield from _gguf(r, sink, head)
@@ -239,7 +148,7 @@ def container_parser(sink: LayoutSink) -> Parser:
             yield from _safetensors(r, sink, n)
 
 
-def _safetensors(r: _Reader, sink: LayoutSink, n: int) -> Parser:
+def _safetensors(r: Reader, sink: LayoutSink, n: int) -> Parser:
     raw = yield from r.read(n)
     if raw[:1] != b"{":
         raise FormatError("not a safetensors header")
@@ -284,14 +193,14 @@ _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 
                  10: "<Q", 11: "<q", 12: "<d"}
 
 
-def _gguf_string(r: _Reader) -> Generator[int, bytes, bytes]:
+def _gguf_string(r: Reader) -> Generator[int, bytes, bytes]:
     (n,) = yield from r.unpack("<Q")
     if n > MAX_GGUF_STRING or r.pos + n > MAX_GGUF_HEADER:
         raise FormatError("GGUF string too long")
     return (yield from r.read(n))
 
 
-def _gguf_value(r: _Reader, vtype: int, depth: int = 0) -> Generator[int, bytes, Any]:
+def _gguf_value(r: Reader, vtype: int, depth: int = 0) -> Generator[int, bytes, Any]:
     if vtype in _GGUF_SCALARS:
         return (yield from r.unpack(_GGUF_SCALARS[vtype]))[0]
     if vtype == 8:
@@ -312,7 +221,7 @@ def _gguf_value(r: _Reader, vtype: int, depth: int = 0) -> Generator[int, bytes,
     return None
 
 
-def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
+def _gguf(r: Reader, sink: LayoutSink, head: bytes) -> Parser:
     (version,) = struct.unpack("<I", head[4:8])
     if version not in (2, 3):
         raise FormatError(f"GGUF version {version}")
@@ -365,7 +274,7 @@ def _gguf(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
     sink.complete = True
 
 
-def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
+def _npy(r: Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
          limit: int | None = None) -> Parser:
     """One .npy array; `head` holds its first 8 bytes (magic and version)."""
     major = head[6]
@@ -396,14 +305,14 @@ def _npy(r: _Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
 
 
 def _npy_member(sink: LayoutSink, name: str) -> Parser:
-    r = _Reader()
+    r = Reader()
     head = yield from r.read(8)
     if head[:6] != b"\x93NUMPY":
         raise FormatError("npz member is not npy")
     yield from _npy(r, sink, name, head, stored=False)
 
 
-def _zip(r: _Reader, sink: LayoutSink, head: bytes) -> Parser:
+def _zip(r: Reader, sink: LayoutSink, head: bytes) -> Parser:
     """Local file headers of a zip: .npy members (npz) and PyTorch storages are parsed."""
     sink.container = "zip"
     views: dict[str, list[TensorView]] = {}  # PyTorch: storage path -> tensors viewing it
@@ -458,7 +367,7 @@ def _torch_views(prefix: str, pickle_bytes: bytes) -> dict[str, list[TensorView]
     return out
 
 
-def _torch_storage(r: _Reader, sink: LayoutSink, views: list[TensorView], size: int) -> Parser:
+def _torch_storage(r: Reader, sink: LayoutSink, views: list[TensorView], size: int) -> Parser:
     """Stream the tensors of one stored PyTorch storage, in offset order."""
     base, pos = r.pos, 0
     for view in sorted(views, key=lambda v: v.offset):
@@ -492,7 +401,7 @@ def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
     raise FormatError("zip64 sizes missing")
 
 
-def _inflate_member(r: _Reader, sink: LayoutSink, name: str, csize: int, usize: int) -> Parser:
+def _inflate_member(r: Reader, sink: LayoutSink, name: str, csize: int, usize: int) -> Parser:
     inner = Pump(_npy_member(sink, name))
     inflater = zlib.decompressobj(-15)
     produced, left = 0, csize

@@ -1,0 +1,283 @@
+"""Zip archives read as a stream: local headers in order, then the central directory.
+
+Hand-written because every zip reader we could use (zipfile, stream-unzip, libarchive) is
+pull-based or needs to seek, while attachments are pushed to us piece by piece, and none of them
+checks the central directory against what was actually walked. We walk local headers as they
+stream past (deflate, bz2 and stored members; a deflate stream finds its own end, so data
+descriptors work; a stored member with a descriptor is followed to its verified descriptor),
+then read the central directory and compare: an entry whose data starts inside another's
+(overlapping entries, the trick of non-recursive zip bombs) or that the walk never met is
+flagged, and its name is still scanned. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from detectors.files.context import file_finding
+from detectors.files.expand import Member, decompressor, inflate, open_member, scan_name_only
+from detectors.files.pull import PIECE, FormatError, Parser, Reader
+from detectors.model import Severity
+
+LOCAL, CENTRAL, EOCD = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
+ZIP64_EOCD, ZIP64_LOCATOR, DESCRIPTOR = b"PK\x06\x06", b"PK\x06\x07", b"PK\x07\x08"
+METHODS = {0: None, 8: "deflate", 12: "bz2"}
+MAX_CENTRAL_ENTRIES = 1 << 20  # past this the directory is not compared (max_entries is far lower)
+
+
+@dataclass(slots=True)
+class _Local:
+    offset: int
+    end: int
+    name: str
+
+
+def zip_walk(stream) -> Parser:
+    """Pull parser over a zip stream; members become nested streams of `stream`."""
+    r = Reader()
+    walked: dict[int, _Local] = {}
+    sig = yield from r.read(4)
+    if sig == DESCRIPTOR:  # the marker a split archive's first part starts with
+        sig = yield from r.read(4)
+    while sig == LOCAL:
+        offset = r.pos - 4
+        entry = yield from _local_entry(r, stream, offset)
+        if entry is None:  # cannot find where this member ends: look for the directory
+            sig = yield from _resync(r)
+            break
+        walked[offset] = entry
+        sig = yield from r.read(4)
+    if sig == CENTRAL:
+        yield from _central(r, stream, walked)
+    elif sig not in (EOCD, ZIP64_EOCD, b""):
+        raise FormatError(f"unexpected bytes {sig!r} after the zip members")
+
+
+def _name(raw: bytes, flags: int) -> str:
+    # Bit 11: UTF-8; otherwise the legacy IBM code page 437 (which never fails to decode).
+    return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
+
+
+def _local_entry(r: Reader, stream, offset: int):
+    fixed = yield from r.read(26)
+    _, flags, method, _, _, _, csize, usize, name_len, extra_len = struct.unpack("<HHHHHIIIHH", fixed)
+    name = _name((yield from r.read(name_len)), flags)
+    extra = yield from r.read(extra_len)
+    zip64 = _has_zip64(extra)
+    if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+        usize, csize = _zip64_sizes(extra, usize, csize)
+    encrypted = bool(flags & 0x1)
+    descriptor = bool(flags & 0x8)
+    known = not descriptor or csize > 0
+    is_dir = name.endswith("/") and csize == 0
+    supported = method in METHODS
+    member = open_member(stream, name, compressed=method != 0,
+                         kind="directory" if is_dir else "file", encrypted=encrypted)
+    if not supported and member.child is not None:
+        stream.ctx.add(file_finding(
+            "scan-limit", Severity.MEDIUM, member.child.location, "compression-method",
+            f"zip compression method {method} is not supported: {name} was not scanned",
+            {"limit": "compression-method", "method": method}))
+        member.stopped = True
+    if encrypted or not supported or member.stopped:
+        if not known:
+            member.close()
+            return None
+        yield from r.skip(csize)
+    elif method == 0:
+        if known:
+            yield from _stored(r, member, csize)
+        else:
+            found = yield from _stored_until_descriptor(r, member)
+            if not found:
+                member.close()
+                return None
+            descriptor = False  # consumed with the data
+    else:
+        ok = yield from _compressed(r, member, METHODS[method], csize if known else None)
+        if not ok:
+            member.close()
+            return None
+    member.close()
+    if descriptor:  # optional signature, crc, then two sizes of 4 (or 8 with zip64) bytes
+        head = yield from r.read(4)
+        yield from r.skip((4 if head == DESCRIPTOR else 0) + (16 if zip64 else 8))
+    return _Local(offset, r.pos, name)
+
+
+def _stored(r: Reader, member: Member, size: int) -> Parser:
+    left = size
+    while left:
+        k = min(left, PIECE)
+        data = yield from r.read(k)
+        left -= k
+        if not member.stopped:
+            member.take(data, k)
+
+
+def _compressed(r: Reader, member: Member, method: str, csize: int | None) -> Parser:
+    """Inflate a member; with no known size, the stream's own end tells where it stops."""
+    d = decompressor(method)
+    left = csize
+    while left is None or left > 0:
+        k = PIECE if left is None else min(left, PIECE)
+        data = yield from r.read_some(k)
+        if left is not None:
+            left -= len(data)
+        if member.stopped:
+            if left is None:
+                return False  # the end is only known by inflating: give up on the walk
+            continue
+        try:
+            _, rest = inflate(d, data, member)
+        except (zlib.error, OSError, EOFError, ValueError):
+            member.stopped = True
+            if left is None:
+                return False
+            continue
+        if d.eof:
+            if left is None:
+                r.unread(rest)
+                return True
+            if left:
+                yield from r.skip(left)
+            return True
+    return True
+
+
+def _stored_until_descriptor(r: Reader, member: Member) -> Parser:
+    """A stored member of unknown size: it ends at a descriptor whose CRC and size match."""
+    crc = size = 0
+    pending = b""  # bytes that may still be the start of the descriptor
+    while True:
+        data = yield from r.read_some(PIECE)
+        buf = pending + data
+        at = buf.find(DESCRIPTOR)
+        while at != -1:
+            if len(buf) - at < 16:
+                break  # need the descriptor's fields: wait for more bytes
+            body_crc = zlib.crc32(buf[:at], crc)
+            d_crc, d_csize = struct.unpack_from("<II", buf, at + 4)
+            if d_crc == body_crc and d_csize == (size + at) & 0xFFFFFFFF:
+                member.take(buf[:at], at)
+                r.unread(buf[at + 16 :])
+                return True
+            at = buf.find(DESCRIPTOR, at + 1)
+        keep = 15 if at == -1 else len(buf) - at
+        ready, pending = buf[: len(buf) - keep], buf[len(buf) - keep :]
+        crc = zlib.crc32(ready, crc)
+        size += len(ready)
+        member.take(ready, len(ready))
+        if size > 1 << 34:
+            return False
+
+
+def _resync(r: Reader) -> Parser:
+    """Look for the central directory after a member whose end we could not find."""
+    pending = b""
+    while True:
+        data = yield from r.read_some(PIECE)
+        buf = pending + data
+        at = buf.find(CENTRAL)
+        if at != -1:
+            r.unread(buf[at + 4 :])
+            return CENTRAL
+        pending = buf[-3:]
+
+
+def _central(r: Reader, stream, walked: dict[int, _Local]) -> Parser:
+    entries: list[tuple[int, str, int]] = []  # (local header offset, name, external attributes)
+    sig = CENTRAL
+    while sig == CENTRAL:
+        fixed = yield from r.read(42)
+        (_, _, flags, _, _, _, _, csize, usize, name_len, extra_len, comment_len, _, _, attrs,
+         offset) = struct.unpack("<HHHHHHIIIHHHHHII", fixed)
+        name = _name((yield from r.read(name_len)), flags)
+        extra = yield from r.read(extra_len)
+        yield from r.skip(comment_len)
+        if 0xFFFFFFFF in (csize, usize, offset):
+            usize, csize, offset = _zip64_central(extra, usize, csize, offset)
+        if len(entries) < MAX_CENTRAL_ENTRIES:
+            entries.append((offset, name, attrs))
+        sig = yield from r.read(4)
+    _compare(stream, walked, entries)
+
+
+def _compare(stream, walked: dict[int, _Local], entries: list[tuple[int, str, int]]) -> None:
+    """Entries the walk never met, or whose bytes overlap another's, are flagged; so are
+    symbolic links, which only the directory's unix mode bits reveal."""
+    overlapping, hidden = 0, []
+    spans = sorted((w.offset, w.end) for w in walked.values())
+    claimed: dict[int, int] = {}
+    for offset, name, attrs in entries:
+        if (attrs >> 16) & 0o170000 == 0o120000:
+            location = f"{stream.location}/{name.lstrip('/') or name}"
+            stream.ctx.add(file_finding(
+                "unsafe-archive-member", Severity.MEDIUM, location, name, f"symlink: {name}",
+                {"reason": "symlink", "member": name}))
+        claimed[offset] = claimed.get(offset, 0) + 1
+        if offset not in walked:
+            hidden.append(name)
+            if any(a < offset < b for a, b in spans):
+                overlapping += 1
+    overlapping += sum(n - 1 for n in claimed.values() if n > 1)
+    ctx = stream.ctx
+    if overlapping:
+        ctx.add(file_finding(
+            "malformed-archive", Severity.HIGH, stream.location, "overlapping-entries",
+            f"{overlapping} zip entries share or overlap another's data (a zip bomb's trick)",
+            {"reason": "overlapping-entries", "entries": len(entries), "overlapping": overlapping}))
+    elif hidden:
+        ctx.add(file_finding(
+            "malformed-archive", Severity.MEDIUM, stream.location, "hidden-entries",
+            f"{len(hidden)} central directory entries point where no member was found",
+            {"reason": "hidden-entries", "entries": len(entries), "hidden": len(hidden)}))
+    seen = {w.name for w in walked.values()}  # names the directory adds are scanned too
+    for name in dict.fromkeys(n for _, n, _ in entries if n not in seen):
+        if ctx.entries >= ctx.limits.max_entries:
+            break
+        ctx.entries += 1
+        scan_name_only(stream, name, name.lstrip("/") or name)
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
+    values = _zip64_values(extra)
+    if usize == 0xFFFFFFFF and values:
+        usize = values.pop(0)
+    if csize == 0xFFFFFFFF and values:
+        csize = values.pop(0)
+    return usize, csize
+
+
+def _zip64_central(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    values = _zip64_values(extra)
+    if usize == 0xFFFFFFFF and values:
+        usize = values.pop(0)
+    if csize == 0xFFFFFFFF and values:
+        csize = values.pop(0)
+    if offset == 0xFFFFFFFF and values:
+        offset = values.pop(0)
+    return usize, csize, offset
+
+
+def _has_zip64(extra: bytes) -> bool:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            return True
+        pos += 4 + size
+    return False
+
+
+def _zip64_values(extra: bytes) -> list[int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            n = min(size, len(extra) - pos - 4) // 8
+            return list(struct.unpack_from(f"<{n}Q", extra, pos + 4))
+        pos += 4 + size
+    raise FormatError("zip64 sizes missing")

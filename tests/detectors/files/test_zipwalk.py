@@ -1,0 +1,119 @@
+"""Zip archives streamed: members scanned as nested streams; bombs and tricks end in findings."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from archive_files import (
+    TEST_LIMITS,
+    encrypted_zip,
+    nested_zip_bomb,
+    overlapping_zip_bomb,
+    run,
+    zip_of,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import FileLimits, Severity
+
+MiB = 2**20
+
+
+def kinds(findings):
+    return sorted({(f.kind, f.matched if f.kind in ("scan-limit", "malformed-archive") else f.rule_id,
+                    f.location) for f in findings})
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_members_are_scanned_with_member_locations(method):
+    data = zip_of({"docs/plan.txt": b"ship Larkspur friday", "larkspur/readme.md": b"hi"}, method)
+    found = run(data, "a.zip")[0]
+    assert [(f.rule_id, f.location, f.start) for f in found] == [
+        ("cn-larkspur", "attachment:a.zip/docs/plan.txt", 5),
+        ("cn-larkspur", "filename:a.zip/larkspur/readme.md", 0),
+    ]
+
+
+class Unseekable(io.RawIOBase):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.buf += b
+        return len(b)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_members_with_sizes_only_in_data_descriptors_are_walked(method):
+    out = Unseekable()
+    with zipfile.ZipFile(out, "w", method) as z:
+        z.writestr("one.txt", b"Larkspur one " * 50)
+        z.writestr("two.txt", b"Larkspur, then a false descriptor: PK\x07\x08" + b" padding" * 100)
+    found = run(bytes(out.buf), "d.zip", feed=100)[0]
+    assert {f.location for f in found} == {"attachment:d.zip/one.txt", "attachment:d.zip/two.txt"}
+    assert not [f for f in found if f.kind == "malformed-archive"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(feed=st.integers(1, 3000))
+def test_feed_sizes_never_change_what_a_zip_yields(feed):
+    data = zip_of({f"m{i}.txt": f"member {i} mentions Larkspur".encode() * (i + 1) for i in range(5)})
+    assert kinds(run(data, "a.zip", feed=feed)[0]) == kinds(run(data, "a.zip")[0])
+
+
+def test_nested_zip_bomb_stops_at_its_limits_quickly_and_in_bounded_memory():
+    bomb = nested_zip_bomb(levels=3, width=4, kernel=16 * MiB)  # 1 GiB expanded from ~70 KB
+    found, seconds, peak = run(bomb, "42.zip")
+    limits = {f.matched for f in found if f.kind == "scan-limit"}
+    assert "max_ratio" in limits and "max_expanded_bytes" in limits
+    assert seconds < 10 and peak < 64 * MiB
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["same-offset", "headers-inside-data"])
+def test_overlapping_zip_bomb_is_detected_from_the_central_directory(inside):
+    bomb = overlapping_zip_bomb(copies=300, kernel=32 * MiB, inside=inside)
+    found, seconds, peak = run(bomb, "overlap.zip")
+    (overlap,) = [f for f in found if f.kind == "malformed-archive"]
+    assert (overlap.matched, overlap.severity) == ("overlapping-entries", Severity.HIGH)
+    assert overlap.detail["overlapping"] >= 299
+    assert "max_ratio" in {f.matched for f in found if f.kind == "scan-limit"}
+    assert seconds < 10 and peak < 64 * MiB
+
+
+def test_twenty_thousand_entries_end_at_the_entry_limit():
+    data = zip_of({f"d/{i}.txt": b"x" for i in range(20_000)}, zipfile.ZIP_STORED)
+    found, seconds, _ = run(data, "many.zip", trace=False)
+    (limit,) = [f for f in found if f.kind == "scan-limit"]
+    assert (limit.matched, limit.detail["max"]) == ("max_entries", TEST_LIMITS.max_entries)
+    assert seconds < 10
+
+
+def test_encrypted_members_are_flagged_and_their_names_still_scanned():
+    data = encrypted_zip({"larkspur-eval.csv": b"ciphertext..."})
+    found = run(data, "secret.zip")[0]
+    assert kinds(found) == [
+        ("codename", "cn-larkspur", "filename:secret.zip/larkspur-eval.csv"),
+        ("encrypted-member", "encrypted-member", "attachment:secret.zip/larkspur-eval.csv"),
+    ]
+
+
+def test_a_truncated_zip_is_malformed_and_what_came_before_is_kept():
+    data = zip_of({"a.txt": b"Larkspur first", "b.bin": bytes(range(256)) * 400}, zipfile.ZIP_STORED)
+    found = run(data[: len(data) // 2], "cut.zip")[0]
+    assert ("codename", "cn-larkspur", "attachment:cut.zip/a.txt") in kinds(found)
+    assert any(f.kind == "malformed-archive" and "truncated" in f.detail["reason"] for f in found)
+
+
+def test_nesting_deeper_than_the_limit_is_a_scan_limit():
+    data = b"Larkspur at the bottom"
+    for i in range(4):
+        data = zip_of({f"level{i}.zip" if i else "deep.txt": data})
+    found = run(data, "deep.zip", FileLimits(max_depth=2))[0]
+    assert any(f.kind == "scan-limit" and f.matched == "max_depth" for f in found)
+    assert not any(f.kind == "codename" and f.location.startswith("attachment:") for f in found)
