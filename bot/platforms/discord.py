@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ import discord
 import yarl
 
 from bot.events import ChatMessage
+from bot.platforms.backfill import CommitTracker, OnMessage, commit_token
 from bot.platforms.discord_attachments import stream_attachment
 from bot.platforms.discord_convert import (
     WatchFilter,
@@ -42,8 +43,6 @@ from bot.platforms.discord_health import (
 from bot.platforms.discord_settings import DiscordSettings
 
 log = logging.getLogger(__name__)
-
-OnMessage = Callable[[ChatMessage], Awaitable[None]]
 
 
 class AdapterStore(Protocol):
@@ -191,6 +190,7 @@ class DiscordAdapter:
         self._live_marks: dict[int, int] = {}  # newest live message id per channel
         self._marks_saved: dict[int, int] = {}  # ...and the one last written to the store
         self._marks_written: dict[int, float] = {}  # loop time of that write
+        self.commits = CommitTracker()  # delivered, not yet committed by the pipeline
         self.backfill_runs = 0
         self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
@@ -330,17 +330,24 @@ class DiscordAdapter:
             self._marks_written[where] = now
             await self._write_mark(where)
 
+    def safe_mark(self, where: int, newest: int) -> int:
+        """The checkpoint for `where` given the newest message read: below any not committed."""
+        oldest = self.commits.oldest_pending(where)
+        return newest if oldest is None or oldest > newest else oldest - 1
+
     async def _write_mark(self, where: int) -> None:
         assert self.store is not None
-        await self.store.checkpoint_set(checkpoint_key(where), str(self._live_marks[where]))
-        self._marks_saved[where] = self._live_marks[where]
+        mark = self.safe_mark(where, self._live_marks[where])
+        if mark <= self._marks_saved.get(where, 0):
+            return  # a slow commit holds it back; never move a checkpoint backwards
+        await self.store.checkpoint_set(checkpoint_key(where), str(mark))
+        self._marks_saved[where] = mark
 
     async def _flush_marks(self) -> None:
         if self.store is None:
             return
-        for where, newest in list(self._live_marks.items()):
-            if self._marks_saved.get(where) != newest:
-                await self._write_mark(where)
+        for where in list(self._live_marks):
+            await self._write_mark(where)
 
     async def deliver(self, message: discord.Message) -> ChatMessage | None:
         """Filter, build, claim in the inbox (when a store is set) and hand to `on_message`."""
@@ -358,7 +365,8 @@ class DiscordAdapter:
         ):
             return None  # already scanned (gateway replay, backfill overlap)
         if self._on_message is not None:
-            await self._on_message(chat)
+            token = commit_token(await self._on_message(chat))
+            self.commits.add(message.channel.id, message.id, token)
         return chat
 
     async def _join_thread(self, thread: discord.Thread) -> None:

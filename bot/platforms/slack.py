@@ -36,6 +36,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.events import ChatMessage
+from bot.platforms.backfill import CommitTracker, OnMessage, commit_token
 from bot.platforms.slack_commands import SlashCommands
 from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, unwrap
 from bot.platforms.slack_files import stream_file
@@ -44,7 +45,6 @@ from bot.platforms.slack_settings import SlackSettings
 
 log = logging.getLogger(__name__)
 
-OnMessage = Callable[[ChatMessage], Awaitable[None]]
 _NAME_CACHE = 10_000  # users.info answers kept (user -> display name)
 
 
@@ -144,6 +144,7 @@ class SlackAdapter:
         self._seen: OrderedDict[str, None] = OrderedDict()  # inbox stand-in without a store
         self.on_interaction: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.commands = SlashCommands(self)
+        self.commits = CommitTracker()  # delivered, not yet committed by the pipeline
         self.stats = {"events": 0, "duplicates": 0, "deferred": 0, "delivered": 0}
 
     def __repr__(self) -> str:
@@ -375,7 +376,8 @@ class SlackAdapter:
             return None  # the same message and edit came through history or another event
         self.stats["delivered"] += 1
         if self._on_message is not None:
-            await self._on_message(chat)
+            token = commit_token(await self._on_message(chat))
+            self.commits.add((me.team_id, channel), chat.message_id, token)
         return chat
 
     async def _name(self, ws: Workspace, user: str) -> str:

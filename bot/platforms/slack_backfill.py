@@ -27,19 +27,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
+
+from bot.platforms.backfill import BackfillReport, Progress
 
 if TYPE_CHECKING:
     from bot.platforms.slack import SlackAdapter, Workspace
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int], None]  # (channel id, messages read so far in it)
+SETTLE_SECONDS = 900.0  # the longest a page waits for its messages' commits
 
 
 def checkpoint_key(team_id: str, channel: str) -> str:
@@ -66,17 +68,6 @@ class Checkpoint:
             return cls(str(data.get("done") or default_done), data.get("top"), data.get("below"))
         except (ValueError, AttributeError):
             return cls(default_done)
-
-
-@dataclass
-class BackfillReport:
-    """What one backfill pass read."""
-
-    channels: int = 0
-    read: int = 0
-    delivered: int = 0
-    skipped: list[str] = field(default_factory=list)  # channels Slack refused (not_in_channel ...)
-    stopped: list[str] = field(default_factory=list)  # channels interrupted by rate limits/errors
 
 
 def _ts(value: str | datetime | None, default_days: int) -> str:
@@ -149,6 +140,15 @@ async def backfill_channel(
                         read += 1
                         report.delivered += await _deliver(adapter, ws, channel, reply)
             if page:
+                # Resume below this page only once all of it is committed by the pipeline.
+                place = (ws.identity.team_id, channel)
+                await adapter.commits.settle(place, SETTLE_SECONDS)
+                if adapter.commits.blocked(place, str(page[-1]["ts"]), cp.top):
+                    report.read += read
+                    report.stopped.append(channel)
+                    log.warning("slack backfill: %s %s: a message was not committed; the "
+                                "checkpoint stays for the next pass", ws.name, channel)
+                    return report
                 cp.below = str(page[-1]["ts"])  # the oldest of this page: resume below it
                 await store.checkpoint_set(key, cp.dump())
             if progress is not None:

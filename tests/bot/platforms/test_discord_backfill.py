@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -211,3 +212,65 @@ async def test_a_silent_zombie_connection_is_noticed_and_resumed_with_nothing_lo
             await eventually(lambda: len(inbox.messages) == 3)
         assert sandbox.gateway.resume_count == 1 and adapter.backfill_runs == 1  # no gap
         assert sorted(m.text for m in inbox.messages) == [f"into the void {n}" for n in range(3)]
+
+
+class CommittingInbox(Inbox):
+    """An `on_message` that hands back a commit token per message, like the pipeline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: dict[str, asyncio.Future] = {}
+
+    async def __call__(self, message):
+        await super().__call__(message)
+        self.commits[message.text] = asyncio.get_running_loop().create_future()
+        return self.commits[message.text]
+
+
+async def test_live_checkpoints_never_pass_a_message_not_yet_committed(sandbox):
+    inbox, store = CommittingInbox(), MemoryStore()
+    key = checkpoint_key(sandbox.general.id)
+    async with running_adapter(sandbox, inbox, store=store, checkpoint_interval_seconds=0,
+                               channels_include=[str(sandbox.general.id)]) as adapter:
+        await wait_backfills(adapter, 1)
+        slow = await sandbox.post_message(sandbox.general, sandbox.alice, "slow attachment")
+        await inbox.next()
+        fast = await sandbox.post_message(sandbox.general, sandbox.alice, "fast")
+        await inbox.next()
+        inbox.commits["fast"].set_result(None)
+        await eventually(lambda: key in store.checkpoints)
+        assert int(store.checkpoints[key]) == slow.id - 1  # "slow" is read again after a crash
+        inbox.commits["slow attachment"].set_result(None)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "later")
+        await inbox.next()
+        inbox.commits["later"].set_result(None)
+    assert int(store.checkpoints[key]) > fast.id
+
+
+async def test_a_failed_commit_holds_the_backfill_checkpoint_so_the_next_pass_rereads_it(sandbox):
+    for text in ("b0", "b1", "b2"):
+        await sandbox.post_message(sandbox.general, sandbox.alice, text, dispatch=False)
+    inbox, store = CommittingInbox(), MemoryStore()
+    inbox_claims = store.inbox_claim
+
+    async def claim_nothing(key):  # the pipeline claims after its commit
+        return True
+
+    store.inbox_claim = claim_nothing
+    async with running_adapter(sandbox, inbox, store=store,
+                               channels_include=[str(sandbox.general.id)]) as adapter:
+        await eventually(lambda: len(inbox.commits) == 3)  # the pass on connect
+        for text in ("b0", "b2"):
+            inbox.commits[text].set_result(None)
+        inbox.commits["b1"].set_result(False)  # the store write failed for good
+        await wait_backfills(adapter, 1)
+        held = store.checkpoints[checkpoint_key(sandbox.general.id)]
+        store.inbox_claim = inbox_claims
+        second = asyncio.create_task(backfill(adapter))
+        await eventually(lambda: [m.text for m in inbox.messages][3:] == ["b1", "b2"])
+        for text in ("b1", "b2"):
+            inbox.commits[text].set_result(None)
+        await second
+    b1 = next(m for m in inbox.messages if m.text == "b1")
+    assert int(held) == int(b1.message_id) - 1
+    assert store.checkpoints[checkpoint_key(sandbox.general.id)] == inbox.messages[-1].message_id

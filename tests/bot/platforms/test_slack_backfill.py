@@ -3,6 +3,7 @@ handlers, checkpoints that resume an interrupted pass, and the inbox dropping ov
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -123,3 +124,24 @@ async def test_backfill_covers_member_channels_and_keeps_edits(sandbox):
 ])
 def test_checkpoint_values(raw, expected):
     assert Checkpoint.load(raw, "100.0") == expected
+
+
+async def test_a_page_not_committed_is_not_passed_and_the_next_pass_rereads_it(sandbox):
+    await post_history(sandbox, 4)
+    outcomes = {"m3": None, "m2": False, "m1": None, "m0": None}  # m2's commit fails
+    seen: list[str] = []
+
+    async def pipeline(message):
+        seen.append(message.text)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(outcomes.pop(message.text, None))
+        return done
+
+    store = MemoryStore()
+    store.inbox_claim = lambda key: asyncio.sleep(0, result=True)  # the pipeline claims
+    async with running_adapter(sandbox, pipeline, store=store, backfill_page_size=2) as adapter:
+        first = await backfill_channel(adapter, adapter.workspace(), sandbox.general.id)
+        second = await backfill_channel(adapter, adapter.workspace(), sandbox.general.id)
+    assert first.stopped == [sandbox.general.id] and first.channels == 0
+    assert seen == ["m3", "m2", "m3", "m2", "m1", "m0"]  # page 1 again, m2 committed this time
+    assert second.channels == 1 and second.stopped == []
