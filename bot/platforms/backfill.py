@@ -11,7 +11,6 @@ inbox drops the ones that did commit). An `on_message` returning None is taken a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Hashable
@@ -90,10 +89,9 @@ class CommitTracker:
         waiting = [f for f in self._pending.get(place, {}).values() if not f.done()]
         if not waiting:
             return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), timeout)
-            return True
-        return False
+        # asyncio.wait, not wait_for: running out of time must not cancel the commits.
+        _, still = await asyncio.wait(waiting, timeout=timeout)
+        return not still
 
     def pending(self, place: Hashable | None = None) -> int:
         """How many messages (in `place`, or anywhere) are not known to be committed."""
