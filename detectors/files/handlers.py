@@ -6,10 +6,12 @@ import zlib
 
 from detectors.files.context import file_finding
 from detectors.files.expand import Member, decompressor, inflate, open_member
+from detectors.files.pickles import PickleReport, pickle_walk
 from detectors.files.pull import Pump
 from detectors.files.scan import StreamScan
 from detectors.files.sniff import ARCHIVES, UNEXPANDED_ARCHIVES, text_encoding
 from detectors.files.tarwalk import tar_walk
+from detectors.files.weights import pickle_findings, recognised_findings
 from detectors.files.zipwalk import zip_walk
 from detectors.model import Severity
 
@@ -122,6 +124,33 @@ def _inner_name(outer: str, kind: str, head: bytes) -> str:
     return base + ".out" if base else "content"
 
 
+class Pickle:
+    """Pickles (and legacy torch.save files): walked opcode by opcode, never loaded."""
+
+    def __init__(self, stream: StreamScan) -> None:
+        self._stream = stream
+        self._report = PickleReport()
+        self._pump = Pump(pickle_walk(self._report, stream.ctx.limits.max_pickle_bytes))
+
+    def feed(self, data: memoryview) -> None:
+        if not self._pump.finished:
+            self._pump.feed(data)
+
+    def close(self) -> None:
+        self._pump.close()
+        self._stream.ctx.extend(pickle_findings(self._stream, self._report, self._pump.error))
+
+
+class Recognised(Ignore):
+    """Weight formats recognised by structure but not parsed (HDF5, ONNX)."""
+
+    def __init__(self, stream: StreamScan) -> None:
+        self._stream = stream
+
+    def close(self) -> None:
+        self._stream.ctx.extend(recognised_findings(self._stream))
+
+
 def handler_for(stream: StreamScan, head: bytes):
     """The handler for the stream's sniffed kind (within the nesting limit)."""
     kind = stream.kind
@@ -136,6 +165,10 @@ def handler_for(stream: StreamScan, head: bytes):
         if kind in ("zip", "tar"):
             return Walk(stream, kind)
         return Compressed(stream, kind, head)
+    if kind == "pickle":
+        return Pickle(stream)
+    if kind in ("hdf5", "onnx"):
+        return Recognised(stream)
     if kind in UNEXPANDED_ARCHIVES:
         ctx.add(file_finding(
             "scan-limit", Severity.MEDIUM, stream.location, "archive-format",

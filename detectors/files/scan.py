@@ -12,13 +12,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from detectors.files.context import Clock, ScanContext, file_finding
+from detectors.files.fingerprints.register import StreamAnalysis
 from detectors.files.hashing import FileHasher, digest_findings
 from detectors.files.limits import FileLimits
 from detectors.files.sniff import SNIFF_BYTES, declared_kinds, sniff
 from detectors.files.text import TextStream
+from detectors.files.weights import layout_findings, metadata_text
 from detectors.model import Finding, Severity
 
 FEED_PIECE = 1024 * 1024  # larger feeds are cut, so no buffer depends on the caller's pieces
+LAYOUT_KINDS = frozenset({"safetensors", "gguf", "npy", "zip"})  # read by the container parser
 
 
 class Handler(Protocol):
@@ -45,6 +48,7 @@ class StreamScan:
         self.kind: str | None = None
         self._head = bytearray()
         self._handler: Handler | None = None
+        self._layout: StreamAnalysis | None = None  # container parser, when no matcher runs one
         self._scan_name()
 
     @property
@@ -72,6 +76,8 @@ class StreamScan:
             if len(self._head) >= SNIFF_BYTES:
                 self._start()
         elif not self.ctx.out_of_time(self.location):
+            if self._layout is not None:
+                self._layout.feed(piece)
             self._handler.feed(piece)
 
     def close(self) -> None:
@@ -83,8 +89,21 @@ class StreamScan:
         ctx = self.ctx
         ctx.extend(digest_findings(self.hasher.hexdigests(), ctx.engine.watchlist.digests,
                                    self.location, self.name, self.size))
+        if self._layout is not None:
+            self._layout.close()
         if self.matcher is not None:
             ctx.extend(self.matcher.close(self.hasher.digest("sha256")))
+        self._weights()
+
+    def _weights(self) -> None:
+        analysis = self._layout or (self.matcher.analysis if self.matcher is not None else None)
+        if analysis is None or self.kind not in LAYOUT_KINDS:
+            return
+        ctx = self.ctx
+        ctx.extend(layout_findings(self, analysis.layout, analysis.failed))
+        text = metadata_text(analysis.layout, ctx.limits.max_metadata_bytes)
+        if text:
+            ctx.extend(ctx.engine.scan_text(text, f"metadata:{self.path}"))
 
     # -- kinds ----------------------------------------------------------------------------------
 
@@ -94,7 +113,11 @@ class StreamScan:
         self.kind = sniff(head)
         self._check_extension()
         self._handler = self._make_handler(head)
+        if self.kind in LAYOUT_KINDS and self.matcher is None:
+            self._layout = StreamAnalysis(None, None, digest=False)  # layout only: format, metadata
         if head and not self.ctx.out_of_time(self.location):
+            if self._layout is not None:
+                self._layout.feed(head)
             self._handler.feed(memoryview(head))
 
     def _make_handler(self, head: bytes) -> Handler:
@@ -163,7 +186,17 @@ class FileScan:
             self._ctx.flush()
         finally:
             self._ctx.leave()
-        return sorted(self._ctx.findings, key=_order)
+        return sorted(_drop_nested_weights(self._ctx.findings), key=_order)
+
+
+def _drop_nested_weights(findings: list[Finding]) -> list[Finding]:
+    """An npz is one model, not one model per array: members of a recognised weight container
+    do not get model-weights findings of their own."""
+    containers = {f.location + "/" for f in findings if f.kind == "model-weights"}
+    if len(containers) < 2:
+        return findings
+    return [f for f in findings if f.kind != "model-weights"
+            or not any(f.location.startswith(c) for c in containers)]
 
 
 def _order(f: Finding) -> tuple:

@@ -155,8 +155,8 @@ def text_encoding(head: bytes) -> str | None:
     """The codec to decode a text-like stream with, or None for binary.
 
     BOMs first (UTF-8, UTF-16, UTF-32), then UTF-16 without BOM by its zero bytes, then UTF-8,
-    then Latin-1 as the fallback that never fails; a stream is text only if at most 1% of its
-    first characters are control characters.
+    then Latin-1 as the fallback that never fails; a stream is text only if at most 5% of its
+    first characters are control characters (or undecodable).
     """
     if not head:
         return "utf-8"
@@ -191,7 +191,7 @@ _LATIN_CONTROL = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 
 def _mostly_text(text: str, latin: bool = False) -> bool:
     controls = len((_LATIN_CONTROL if latin else _CONTROL).findall(text))
-    return controls <= 0.01 * len(text)
+    return controls <= 0.05 * len(text)
 
 
 def declared_kinds(name: str) -> set[str] | None:

@@ -12,6 +12,7 @@ flagged, and its name is still scanned. Nothing is written anywhere.
 
 from __future__ import annotations
 
+import encodings.cp437  # noqa: F401  (legacy member names; imported now, not mid-scan)
 import struct
 import zlib
 from dataclasses import dataclass

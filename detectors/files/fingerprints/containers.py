@@ -146,6 +146,10 @@ def container_parser(sink: LayoutSink) -> Parser:
         n = int.from_bytes(head, "little")
         if 2 <= n <= MAX_SAFETENSORS_HEADER:
             yield from _safetensors(r, sink, n)
+        elif n > MAX_SAFETENSORS_HEADER and (yield from r.read(1)) == b"{":
+            sink.container = "safetensors"
+            raise FormatError(f"safetensors header length {n} is over the format's limit "
+                              f"of {MAX_SAFETENSORS_HEADER} bytes")
 
 
 def _safetensors(r: Reader, sink: LayoutSink, n: int) -> Parser:

@@ -120,3 +120,48 @@ def test_feed_after_close_is_an_error():
     s.close()
     with pytest.raises(ValueError):
         s.feed(b"x")
+
+
+def _peak(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_10_mb_single_line_text_is_scanned_in_windows_with_true_offsets():
+    import time
+
+    line = b"word " * (2 * 2**20) + b"Larkspur" + b" tail" * 1000  # 10 MiB, no newline
+    start = time.perf_counter()
+    found = scan(line, "one-line.txt", feed=2**20)
+    assert [(f.rule_id, f.start) for f in found] == [("cn-larkspur", 10 * 2**20)]
+    assert time.perf_counter() - start < 20  # memory: benchmarks/files.py streams 2 GiB of text
+
+
+def test_a_large_sparse_file_streams_in_bounded_memory():
+    zeros = bytes(2**20)
+    digest = hashlib.sha256()
+    for _ in range(256):
+        digest.update(zeros)
+    engine = Engine(load_watchlist({"hashes": [{"id": "sparse", "digest": digest.hexdigest()}]}))
+
+    def go():
+        s = engine.open_stream("attachment:disk.img", "disk.img")
+        for _ in range(256):  # 256 MiB of holes
+            s.feed(zeros)
+        return s.close()
+
+    found, peak = _peak(go)
+    assert [(f.rule_id, f.kind) for f in found] == [("sparse", "file-digest")]
+    assert peak < 16 * 2**20
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe\xfd\xfc", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"])
+def test_invalid_utf8_never_raises_and_the_text_around_it_is_scanned(junk):
+    data = b"notes " * 100 + junk + b" Larkspur " + junk * 3
+    assert [f.rule_id for f in scan(data)] == ["cn-larkspur"]
