@@ -1,0 +1,107 @@
+"""Attachment worker processes: findings come back, hostile files end a worker, never the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.events import AttachmentRef
+from bot.scanpool import PoolLimits, ScanPool
+from bot.scanworker import EngineSpec
+from detectors import load_watchlist
+
+HERE = str(Path(__file__).resolve().parent)
+WATCHLIST = load_watchlist({"codenames": [{"id": "cn-larkspur", "term": "Larkspur"}]})
+
+
+def spec(watchlist=WATCHLIST) -> EngineSpec:
+    return EngineSpec(watchlist, watchlist.version, opener="scan_misbehaving:open_stream")
+
+
+def attachment(name: str, data: bytes, *, fail_after: int | None = None,
+               error: Exception | None = None) -> AttachmentRef:
+    async def chunks():
+        for i in range(0, len(data), 1000):
+            if fail_after is not None and i >= fail_after:
+                raise error or OSError("connection reset")
+            yield data[i : i + 1000]
+            await asyncio.sleep(0)
+
+    return AttachmentRef(name, len(data), "text/plain", chunks)
+
+
+@pytest.fixture
+async def pool(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", HERE)  # the workers import scan_misbehaving from here
+    p = ScanPool(spec(), PoolLimits(workers=2, memory_mb=256, cpu_seconds=1.0,
+                                    timeout_seconds=2.0, stall_seconds=2.0))
+    await p.start()
+    yield p
+    await p.close()
+
+
+async def test_a_clean_attachment_is_scanned_in_a_worker_process(pool):
+    found = await pool.scan("attachment:notes.txt", attachment("notes.txt", b"the Larkspur plan\n" * 200))
+    assert {(f.rule_id, f.location) for f in found} == {("cn-larkspur", "attachment:notes.txt")}
+    assert len(found) == 200
+    assert len(pool.worker_pids()) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        ("spin.bin", "cpu-time"),
+        ("balloon.bin", "memory"),
+        ("crash.bin", "worker-crash"),
+        ("raise.bin", "scanner-error"),
+    ],
+)
+async def test_a_hostile_file_gets_a_scan_limit_finding_and_the_pool_recovers(pool, name, limit):
+    found = await pool.scan(f"attachment:{name}", attachment(name, b"x" * 5000))
+    assert [(f.kind, f.detail["limit"], f.location) for f in found] == [
+        ("scan-limit", limit, f"attachment:{name}")
+    ]
+    # The next file is scanned normally, by a surviving or a replacement worker.
+    after = await pool.scan("attachment:ok.txt", attachment("ok.txt", b"Larkspur"))
+    assert [f.rule_id for f in after] == ["cn-larkspur"]
+
+
+async def test_a_stuck_worker_does_not_delay_files_on_the_other_one(pool):
+    stuck = asyncio.create_task(pool.scan("attachment:hang.bin", attachment("hang.bin", b"x")))
+    await asyncio.sleep(0.2)
+    t0 = time.monotonic()
+    found = await pool.scan("attachment:a.txt", attachment("a.txt", b"Larkspur"))
+    assert time.monotonic() - t0 < 2.0
+    assert [f.rule_id for f in found] == ["cn-larkspur"]
+    assert [f.detail["limit"] for f in await stuck] == ["wall-time"]
+    assert pool.restarts == {"wall-time": 1}
+
+
+@pytest.mark.parametrize(
+    ("error", "limit"),
+    [(OSError("connection reset"), "download"), (type("FileTooLarge", (Exception,), {})("cap"), "size")],
+)
+async def test_a_failed_download_scans_what_arrived_and_says_it_was_not_whole(pool, error, limit):
+    data = b"Larkspur " + b"." * 5000
+    found = await pool.scan("attachment:part.txt",
+                            attachment("part.txt", data, fail_after=2000, error=error))
+    assert sorted((f.kind, f.detail.get("limit")) for f in found) == [
+        ("codename", None), ("scan-limit", limit)]
+
+
+async def test_update_swaps_the_watchlist_for_the_next_files(pool):
+    newer = load_watchlist({"codenames": [{"id": "cn-iron", "term": "Iron Meadow"}]})
+    pool.update(spec(newer))
+    found = await pool.scan("attachment:n.txt", attachment("n.txt", b"Larkspur and Iron Meadow"))
+    assert [f.rule_id for f in found] == ["cn-iron"]
+
+
+async def test_a_worker_that_cannot_build_its_engine_is_a_clear_start_error(tmp_path):
+    bad = EngineSpec(WATCHLIST, "v", fingerprint_paths=(str(tmp_path / "missing.db"),))
+    pool = ScanPool(bad, PoolLimits(workers=1, start_timeout=20))
+    with pytest.raises(RuntimeError, match="no attachment scan worker could start"):
+        await pool.start()
+    await pool.close()
