@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from bot.alerts.settings import RouteSettings, SinkSettings, alert_problems
 from bot.files_settings import FilesSettings
 from bot.fingerprints_db import WeightsSettings
+from bot.jobs import JobsSettings
+from bot.logs import LoggingSettings
+from bot.pipeline import PipelineSettings
 from bot.platforms.discord_settings import DiscordSettings
 from bot.platforms.slack_settings import SlackSettings
 from bot.store.settings import StorageSettings
@@ -49,6 +52,9 @@ class Settings(BaseModel):
     sinks: list[SinkSettings] = Field(default_factory=list)
     routes: list[RouteSettings] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
 
 @dataclass(frozen=True)

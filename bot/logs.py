@@ -28,7 +28,8 @@ TOKEN_SHAPES = re.compile(
     r"|https?://[^\s/]*(?:discord(?:app)?\.com|hooks\.slack\.com)/(?:api/webhooks|services)/\S+"
 )
 # Libraries that log payloads (message text) at DEBUG: never below INFO, whatever the level.
-CHATTY = ("discord", "slack_sdk", "aiohttp.access", "apscheduler", "asyncio")
+CHATTY = {"discord": logging.INFO, "slack_sdk": logging.INFO, "aiohttp.access": logging.INFO,
+          "asyncio": logging.INFO, "apscheduler": logging.WARNING}
 # Fields of a LogRecord that are not the caller's `extra=...`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -132,6 +133,6 @@ def configure(
     root.addHandler(handler)
     level = getattr(logging, settings.level.upper())
     root.setLevel(level)
-    for name in CHATTY:
-        logging.getLogger(name).setLevel(max(level, logging.INFO))
+    for name, floor in CHATTY.items():
+        logging.getLogger(name).setLevel(max(level, floor))
     return handler

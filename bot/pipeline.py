@@ -9,7 +9,7 @@
 Text is scanned in a thread pool (batches through `Engine.scan_many` when several messages
 wait), attachments in worker processes (`bot.scanpool`), each in its own task, so a slow or
 hostile file never delays the next message's alert. Findings are written with
-`store.record_hits` (hits, incidents and outbox rows in one transaction) and only then is the
+`store.record_many` (hits, incidents and outbox rows in one transaction per batch) and only then is the
 relay told to deliver. A message is marked done in the store inbox only after everything it
 produced is committed: a crash before that leaves it to be scanned again (by a redelivery or
 the next backfill), and the store recognises hits it already holds, so nothing is lost and
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.events import ChatMessage
 from bot.metrics import Metrics
+from bot.store import Scanned
 from detectors import Engine, Finding
 
 log = logging.getLogger("leakwarden.pipeline")
@@ -60,10 +61,10 @@ class PipelineSettings(BaseModel):
 class PipelineStore(Protocol):
     """The slice of `bot.store.Store` the pipeline uses."""
 
+    async def inbox_seen(self, key: str) -> bool: ...
     async def inbox_claim(self, key: str) -> bool: ...
-    async def record_hits(self, message: Any, findings: Sequence[Finding], *,
-                          watchlist_version: str, sinks: Sequence[str],
-                          path: str | None = None) -> list[Any]: ...
+    async def record_many(self, items: Sequence[Scanned], *,
+                          watchlist_version: str) -> list[list[Any]]: ...
 
 
 class AlertRouter(Protocol):
@@ -126,8 +127,6 @@ class Pipeline:
         settings: PipelineSettings | None = None,
         scan_pool: AttachmentScanner | None = None,
         metrics: Metrics | None = None,
-        on_committed: Callable[[ChatMessage, list[Finding], list[Any]], Awaitable[None] | None]
-        | None = None,
     ):
         self.engines = engines
         self.store = store
@@ -135,7 +134,6 @@ class Pipeline:
         self.settings = settings or PipelineSettings()
         self.scan_pool = scan_pool
         self.metrics = metrics or Metrics()
-        self.on_committed = on_committed
         self._queue: asyncio.Queue[_Work] = asyncio.Queue(self.settings.queue_size)
         self._threads = ThreadPoolExecutor(self.settings.text_threads,
                                            thread_name_prefix="leakwarden-scan")
@@ -168,7 +166,7 @@ class Pipeline:
         waiting = [w.done.wait() for w in list(self._inflight.values())]
         if not waiting:
             return True
-        done, pending = await asyncio.wait(
+        _, pending = await asyncio.wait(
             [asyncio.ensure_future(w) for w in waiting], timeout=timeout or None)
         for p in pending:
             p.cancel()
@@ -228,31 +226,52 @@ class Pipeline:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._scan_batch(batch)
-            except Exception:
-                # A bug here must not stop the consumer: the batch stays unclaimed.
+            except Exception:  # a bug here must not stop the consumer
                 log.exception("pipeline batch of %d failed", len(batch))
-                for work in batch:
-                    work.failed = True
-                    self._part_done(work)
 
     async def _scan_batch(self, batch: list[_Work]) -> None:
+        batch = await self._drop_seen(batch)
+        if not batch:
+            return
         current = self.engines.current
         texts = [w.message.text for w in batch]
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._threads, current.engine.scan_many, texts)
+        try:
+            results = await loop.run_in_executor(self._threads, current.engine.scan_many, texts)
+        except Exception:
+            # An engine bug: these messages stay unmarked (scanned again later), and it is loud.
+            log.exception("text scan of %d message(s) failed", len(batch))
+            for work in batch:
+                work.failed = True
+                self._part_done(work)
+            return
         self.metrics.scan_seconds.labels("text").observe(time.perf_counter() - started)
         self.metrics.bytes_scanned.labels("text").inc(sum(len(t.encode("utf-8", "replace"))
                                                           for t in texts))
-        for work, findings in zip(batch, results, strict=True):
+        for work in batch:
             self.stats["scanned"] += 1
             self.metrics.messages.labels(work.message.platform, "scanned").inc()
             for ref in self._attachments_to_scan(work.message):
                 work.pending += 1
                 self._spawn(self._scan_attachment(work, ref, current))
-        # Commit the batch's text findings before looking at the next batch.
-        writes = [self._commit(w, f, current.version) for w, f in zip(batch, results, strict=True)]
-        await asyncio.gather(*writes)
+        # The batch's text findings in one transaction, before the next batch is taken.
+        await self._commit(list(zip(batch, results, strict=True)), current.version)
+
+    async def _drop_seen(self, batch: list[_Work]) -> list[_Work]:
+        """Messages the store has marked done (an earlier run, a backfill overlap) are skipped."""
+        seen = await asyncio.gather(*(self.store.inbox_seen(w.message.dedupe_key) for w in batch),
+                                    return_exceptions=True)
+        fresh = []
+        for work, was_seen in zip(batch, seen, strict=True):
+            if was_seen is True:
+                self._duplicate(work.message)
+                self._remember(work.message.dedupe_key)
+                self._inflight.pop(work.message.dedupe_key, None)
+                work.done.set()
+            else:  # unseen, or the read failed: scanning again is safe, losing it is not
+                fresh.append(work)
+        return fresh
 
     def _attachments_to_scan(self, message: ChatMessage) -> list[Any]:
         if self.scan_pool is None:
@@ -287,45 +306,44 @@ class Pipeline:
             limited[0].detail.get("limit", "scan-limit") if limited else "scanned").inc()
         if ref.size:
             self.metrics.bytes_scanned.labels("attachment").inc(ref.size)
-        await self._commit(work, findings, current.version)
+        await self._commit([(work, findings)], current.version)
 
     # ---- commit ----------------------------------------------------------------------------
 
-    async def _commit(self, work: _Work, findings: list[Finding], version: str) -> None:
-        """Record one part's findings (if any), then retire the part."""
+    async def _commit(self, parts: list[tuple[_Work, list[Finding]]], version: str) -> None:
+        """Record the findings of these parts in one transaction, then retire the parts."""
         try:
-            if findings:
-                await self._record(work.message, findings, version)
+            items = [Scanned(work.message, group, list(sinks))
+                     for work, findings in parts if findings
+                     for sinks, group in self._route(work.message, findings).items()]
+            if items:
+                started = time.perf_counter()
+                await self._with_retries(
+                    lambda: self.store.record_many(items, watchlist_version=version))
+                self.metrics.scan_seconds.labels("record").observe(time.perf_counter() - started)
+                for item in items:
+                    for f in item.findings:
+                        self.metrics.hits.labels(f.kind, str(f.severity)).inc()
+                    self.stats["hits"] += len(item.findings)
+                if self.alerts is not None:
+                    self.alerts.notify(list(dict.fromkeys(s for i in items for s in i.sinks)))
         except Exception:
-            work.failed = True
             self.stats["record_failures"] += 1
-            log.exception("could not record %d finding(s); the message is left for a rescan",
-                          len(findings))
+            log.exception("could not record the findings of %d message(s); they are left "
+                          "unmarked, to be scanned again", len(parts))
+            for work, _ in parts:
+                work.failed = True
         finally:
-            self._part_done(work)
+            for work, _ in parts:
+                self._part_done(work)
 
-    async def _record(self, message: ChatMessage, findings: list[Finding], version: str) -> None:
-        # Each finding goes to the sinks its own routes name: group them by that sink set.
+    def _route(self, message: ChatMessage, findings: list[Finding]) -> dict[tuple[str, ...], list[Finding]]:
+        """Findings grouped by the sink set their routes name (each finding its own routes)."""
         groups: dict[tuple[str, ...], list[Finding]] = {}
         for f in findings:
             sinks = tuple(self.alerts.sinks_for([f], message)) if self.alerts else ()
             groups.setdefault(sinks, []).append(f)
-        started = time.perf_counter()
-        records: list[Any] = []
-        for sinks, group in groups.items():
-            records += await self._with_retries(
-                lambda s=sinks, g=group: self.store.record_hits(
-                    message, g, watchlist_version=version, sinks=list(s)))
-        self.metrics.scan_seconds.labels("record").observe(time.perf_counter() - started)
-        for f in findings:
-            self.metrics.hits.labels(f.kind, str(f.severity)).inc()
-        self.stats["hits"] += len(findings)
-        if self.alerts is not None:
-            self.alerts.notify([s for sinks in groups for s in sinks])
-        if self.on_committed is not None:
-            result = self.on_committed(message, findings, records)
-            if asyncio.iscoroutine(result):
-                await result
+        return groups
 
     async def _with_retries(self, write: Callable[[], Awaitable[Any]]) -> Any:
         delay = 0.1
@@ -355,15 +373,18 @@ class Pipeline:
                 first = await self._with_retries(lambda: self.store.inbox_claim(key))
                 if not first:
                     self._duplicate(work.message)  # processed before (e.g. by an earlier run)
-                self._recent[key] = None
-                if len(self._recent) > RECENT_KEYS:
-                    self._recent.popitem(last=False)
+                self._remember(key)
                 self.metrics.message_to_commit.observe(time.monotonic() - work.arrived)
         except Exception:
             log.exception("could not mark a message done in the inbox")
         finally:
             self._inflight.pop(key, None)
             work.done.set()
+
+    def _remember(self, key: str) -> None:
+        self._recent[key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -1,0 +1,1 @@
+"""`leakwarden demo`: the scripted leak story, its assets and a local webhook receiver."""

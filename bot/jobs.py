@@ -1,0 +1,311 @@
+"""Scheduled work of a running monitor, on an apscheduler 3.x AsyncIOScheduler.
+
+    backfill      every `backfill_interval_minutes`: each platform re-reads its channels from
+                  their checkpoints (what a crash or an outage made the live stream miss)
+    outbox        every `outbox_interval_seconds`: wake the relay for due retries and refresh
+                  the outbox counts that /metrics and /readyz show
+    retention     `retention_cron` (UTC): purge hits, inbox and outbox rows past retention_days
+    watchlist     every `watchlist_poll_seconds` and on SIGHUP: reload the watchlist if its files
+                  changed; validated first, swapped atomically; a bad edit keeps the old one
+                  and raises a health alert
+    digests       added by `AlertService.start(scheduler)`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.alerts.base import Alert
+from bot.alerts.digest import crontab_trigger
+from bot.metrics import Metrics
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+log = logging.getLogger("leakwarden.jobs")
+
+DEAD_LETTER_WINDOW = 900.0  # /readyz is not ready while an alert was dead-lettered this recently
+
+
+class JobsSettings(BaseModel):
+    """`[jobs]`: how often the scheduled jobs run (0 turns a job off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backfill_interval_minutes: float = Field(default=30.0, ge=0)
+    outbox_interval_seconds: float = Field(default=15.0, ge=0)
+    retention_cron: str = "30 3 * * *"
+    watchlist_poll_seconds: float = Field(default=5.0, ge=0)  # 0: reload on SIGHUP only
+
+    @field_validator("retention_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        try:
+            crontab_trigger(value)
+        except ValueError as exc:
+            raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+        return value
+
+
+# ---- outbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxWatch:
+    """Outbox counts as last read, and when a dead letter last appeared."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    last_dead_at: float | None = None
+    dead_since_start: int = 0
+
+    def dead_lettering(self, now: float | None = None) -> bool:
+        """True while an alert went to the dead letter in the last DEAD_LETTER_WINDOW seconds."""
+        now = time.time() if now is None else now
+        return self.last_dead_at is not None and now - self.last_dead_at < DEAD_LETTER_WINDOW
+
+
+async def outbox_tick(store: Any, alerts: Any, watch: OutboxWatch) -> None:
+    """Refresh the counts, note new dead letters, wake every sink for rows now due."""
+    counts = await store.outbox_counts()
+    before = watch.counts.get("dead")
+    if before is not None and counts.get("dead", 0) > before:
+        watch.last_dead_at = time.time()
+        watch.dead_since_start += counts.get("dead", 0) - before
+    watch.counts = counts
+    alerts.notify(None)
+
+
+# ---- backfill ----------------------------------------------------------------------------
+
+
+async def backfill_pass(adapters: Iterable[Any], metrics: Metrics) -> dict[str, int]:
+    """One pass over every ready platform; returns messages read per platform."""
+    from bot.platforms import discord_backfill, slack_backfill
+
+    read: dict[str, int] = {}
+    for adapter in adapters:
+        platform = adapter.platform
+        passes = {"discord": discord_backfill.backfill, "slack": slack_backfill.backfill}
+        if adapter.store is None or platform not in passes:
+            continue
+        if platform == "discord" and not adapter.health.ready:
+            log.info("backfill: discord skipped (%s)", adapter.health.detail)
+            continue
+        progress = _Progress(metrics.backfill_read.labels(platform))
+
+        metrics.backfill_running.labels(platform).set(1)
+        try:
+            report = await passes[platform](adapter, progress=progress)
+        except Exception:
+            log.exception("backfill: %s pass failed", platform)
+            continue
+        finally:
+            metrics.backfill_running.labels(platform).set(0)
+        progress.gauge.set(report.read)
+        metrics.backfill_completed.labels(platform).set(time.time())
+        read[platform] = report.read
+    return read
+
+
+class _Progress:
+    """Messages read so far in a pass, from per-channel counts (the adapters report those)."""
+
+    def __init__(self, gauge: Any):
+        self.gauge = gauge
+        self.finished = 0
+        self.channel: str | None = None
+        self.current = 0
+        gauge.set(0)
+
+    def __call__(self, channel: str, read_in_channel: int) -> None:
+        if channel != self.channel:
+            self.finished += self.current
+            self.channel, self.current = channel, 0
+        self.current = read_in_channel
+        self.gauge.set(self.finished + self.current)
+
+
+# ---- watchlist hot reload ----------------------------------------------------------------
+
+
+def watched_files(config: Config) -> list[Path]:
+    """The files a watchlist is made of: the config, [hashes] list files, fingerprint dbs."""
+    paths = [config.path]
+    for entry in _hash_files(config):
+        paths.append(config.resolve(entry))
+    paths += [config.resolve(p) for p in fingerprint_paths(config)]
+    return paths
+
+
+def fingerprint_paths(config: Config) -> list[str]:
+    """`[weights] fingerprints`, as written."""
+    value = config.settings.weights.get("fingerprints", []) if isinstance(
+        config.settings.weights, dict) else getattr(config.settings.weights, "fingerprints", [])
+    return [str(p) for p in value or []]
+
+
+def _hash_files(config: Config) -> list[str]:
+    try:
+        raw = config.path.read_bytes()
+        import tomllib
+
+        hashes = tomllib.loads(raw.decode("utf-8")).get("hashes")
+    except (OSError, ValueError):
+        return []
+    return [str(f) for f in hashes.get("files", [])] if isinstance(hashes, dict) else []
+
+
+def file_signature(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of each file (-1 for a missing one): cheap change detection."""
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(p), -1, -1))
+    return tuple(out)
+
+
+Apply = Callable[["Config"], Awaitable[None]]
+Reject = Callable[[list[str]], Awaitable[None]]
+
+
+class WatchlistReloader:
+    """Re-reads the config when its files change (or on demand); applies only valid watchlists."""
+
+    def __init__(self, config: Config, apply: Apply, reject: Reject, metrics: Metrics):
+        self.config = config
+        self._apply = apply
+        self._reject = reject
+        self.metrics = metrics
+        self._signature = file_signature(watched_files(config))
+        self._lock = asyncio.Lock()
+        self.applied = 0
+        self.rejected = 0
+
+    async def check(self) -> bool:
+        """Reload if any watched file changed since the last look; True when one did."""
+        now = file_signature(watched_files(self.config))
+        if now == self._signature:
+            return False
+        await self.reload("files changed")
+        return True
+
+    async def reload(self, reason: str) -> bool:
+        """Load, validate and apply; on any problem keep the current watchlist. True if applied."""
+        from bot.config import ConfigError, load_config  # bot.config imports this module
+
+        async with self._lock:
+            self._signature = file_signature(watched_files(self.config))
+            try:
+                fresh = await asyncio.to_thread(load_config, self.config.path)
+            except ConfigError as err:
+                self.rejected += 1
+                self.metrics.watchlist_reloads.labels("rejected").inc()
+                log.error("watchlist reload (%s) rejected; keeping version %s: %s", reason,
+                          self.config.watchlist.version, "; ".join(err.lines))
+                await self._reject(err.lines)
+                return False
+            changed = _restart_only_changes(self.config, fresh)
+            if changed:
+                log.warning("config changes in %s take effect only after a restart",
+                            ", ".join(f"[{c}]" for c in changed))
+            try:
+                await self._apply(fresh)
+            except Exception as err:  # e.g. an unreadable fingerprint db
+                self.rejected += 1
+                self.metrics.watchlist_reloads.labels("rejected").inc()
+                log.exception("watchlist reload (%s) failed to apply; keeping the old one", reason)
+                await self._reject([f"{self.config.path}: could not apply the watchlist: {err}"])
+                return False
+            old = self.config.watchlist.version
+            self.config = fresh
+            self._signature = file_signature(watched_files(fresh))
+            self.applied += 1
+            self.metrics.watchlist_reloads.labels("applied").inc()
+            wl = fresh.watchlist
+            log.info("watchlist reloaded (%s): version %s -> %s, %d codename(s), %d pattern(s), "
+                     "%d digest(s)", reason, old, wl.version, len(wl.codenames), len(wl.patterns),
+                     len(wl.digests))
+            return True
+
+
+def _restart_only_changes(old: Config, new: Config) -> list[str]:
+    a, b = old.settings.model_dump(), new.settings.model_dump()
+    return sorted(k for k in a if k != "weights" and a[k] != b.get(k))
+
+
+async def send_health_alert(sinks: Mapping[str, Any], health_ids: Sequence[str], rule_id: str,
+                            matched: str, excerpt: str, *, attempts: int = 3) -> list[str]:
+    """Tell the health sinks (all sinks when none is marked `health`); returns who got it.
+
+    Direct, not through the outbox: a health alert concerns the monitor itself and has no hit.
+    """
+    targets = [s for s in health_ids if s in sinks] or list(sinks)
+    at = int(time.time())
+    alert = Alert(idempotency_key=f"health:{rule_id}:{at}", hit_id=f"health-{at}",
+                  incident_id=None, rule_id=rule_id, kind="health", severity="high",
+                  matched=matched[:120], excerpt=excerpt[:160])
+    delivered = []
+    for sink_id in targets:
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.wait_for(sinks[sink_id].send(alert), 10)
+                delivered.append(sink_id)
+                break
+            except Exception as exc:
+                log.warning("health alert via %s failed (%d/%d): %s", sink_id, attempt, attempts,
+                            exc)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(min(2.0**attempt, 10))
+    return delivered
+
+
+# ---- wiring ------------------------------------------------------------------------------
+
+
+def schedule(scheduler: Any, settings: JobsSettings, *, backfill: Callable[[], Awaitable[Any]],
+             outbox: Callable[[], Awaitable[Any]], retention: Callable[[], Awaitable[Any]],
+             watchlist: Callable[[], Awaitable[Any]],
+             backfill_at_start: Callable[[], Awaitable[Any]] | None = None) -> list[str]:
+    """Add the jobs (each at most one instance at a time); returns their ids.
+
+    `backfill_at_start` runs once right away (platforms that do not backfill on connect).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    common = {"replace_existing": True, "max_instances": 1, "coalesce": True,
+              "misfire_grace_time": None}
+    ids = []
+    if settings.backfill_interval_minutes > 0:
+        scheduler.add_job(backfill, IntervalTrigger(minutes=settings.backfill_interval_minutes),
+                          id="backfill", **common)
+        ids.append("backfill")
+        if backfill_at_start is not None:
+            scheduler.add_job(backfill_at_start, "date", id="backfill-at-start",
+                              run_date=datetime.now(UTC) + timedelta(seconds=1), **common)
+            ids.append("backfill-at-start")
+    if settings.outbox_interval_seconds > 0:
+        scheduler.add_job(outbox, IntervalTrigger(seconds=settings.outbox_interval_seconds),
+                          id="outbox", next_run_time=datetime.now(UTC), **common)
+        ids.append("outbox")
+    scheduler.add_job(retention, crontab_trigger(settings.retention_cron), id="retention",
+                      **common)
+    ids.append("retention")
+    if settings.watchlist_poll_seconds > 0:
+        scheduler.add_job(watchlist, IntervalTrigger(seconds=settings.watchlist_poll_seconds),
+                          id="watchlist", **common)
+        ids.append("watchlist")
+    return ids
