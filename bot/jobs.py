@@ -66,6 +66,7 @@ class OutboxWatch:
     counts: dict[str, int] = field(default_factory=dict)
     last_dead_at: float | None = None
     dead_since_start: int = 0
+    read_once: bool = False  # dead letters older than this process are a baseline, not news
 
     def dead_lettering(self, now: float | None = None) -> bool:
         """True while an alert went to the dead letter in the last DEAD_LETTER_WINDOW seconds."""
@@ -76,11 +77,11 @@ class OutboxWatch:
 async def outbox_tick(store: Any, alerts: Any, watch: OutboxWatch) -> None:
     """Refresh the counts, note new dead letters, wake every sink for rows now due."""
     counts = await store.outbox_counts()
-    before = watch.counts.get("dead")
-    if before is not None and counts.get("dead", 0) > before:
+    before = watch.counts.get("dead", 0)
+    if watch.read_once and counts.get("dead", 0) > before:
         watch.last_dead_at = time.time()
         watch.dead_since_start += counts.get("dead", 0) - before
-    watch.counts = counts
+    watch.counts, watch.read_once = counts, True
     alerts.notify(None)
 
 
