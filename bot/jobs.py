@@ -143,15 +143,8 @@ def watched_files(config: Config) -> list[Path]:
     paths = [config.path]
     for entry in _hash_files(config):
         paths.append(config.resolve(entry))
-    paths += [config.resolve(p) for p in fingerprint_paths(config)]
+    paths += [config.resolve(p) for p in config.settings.weights.fingerprints]
     return paths
-
-
-def fingerprint_paths(config: Config) -> list[str]:
-    """`[weights] fingerprints`, as written."""
-    value = config.settings.weights.get("fingerprints", []) if isinstance(
-        config.settings.weights, dict) else getattr(config.settings.weights, "fingerprints", [])
-    return [str(p) for p in value or []]
 
 
 def _hash_files(config: Config) -> list[str]:
@@ -243,6 +236,7 @@ class WatchlistReloader:
 
 def _restart_only_changes(old: Config, new: Config) -> list[str]:
     a, b = old.settings.model_dump(), new.settings.model_dump()
+    # [weights] is part of the watchlist (fingerprints): reloaded, not restart-only.
     return sorted(k for k in a if k != "weights" and a[k] != b.get(k))
 
 

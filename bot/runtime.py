@@ -28,7 +28,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import jobs
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.metrics import AlertsCollector, Metrics
 from bot.pipeline import EngineHolder, Pipeline
 from bot.scanpool import PoolLimits, ScanPool
@@ -51,15 +51,7 @@ class StartupError(Exception):
 
 def engine_spec(config: Config) -> EngineSpec:
     """What the scan workers (and the in-process text engine) are built from."""
-    paths = tuple(str(config.resolve(p)) for p in jobs.fingerprint_paths(config))
-    return EngineSpec(config.watchlist, config.watchlist.version, paths, file_limits(config))
-
-
-def file_limits(config: Config) -> Any:
-    """The `[files]` limits object the engine takes, when the files section provides one."""
-    files = config.settings.files
-    build = getattr(files, "limits", None)
-    return build() if callable(build) else None
+    return EngineSpec(config)
 
 
 def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
@@ -145,9 +137,8 @@ class Runtime:
         spec = engine_spec(self.config)
         try:
             engine = await asyncio.to_thread(spec.build)
-        except Exception as err:
-            raise StartupError([f"{self.config.path}: [weights] cannot load fingerprints: "
-                                f"{err}"]) from None
+        except ConfigError as err:  # e.g. an unreadable fingerprint registry
+            raise StartupError(err.lines) from None
         self.engines = EngineHolder(engine, spec.version)
         assert isinstance(engine, Engine)
         p = s.pipeline

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -50,10 +51,14 @@ class PoolLimits:
 
 def limit_finding(location: str, filename: str, limit: str, reason: str,
                   severity: Severity = Severity.MEDIUM, **detail: Any) -> Finding:
-    """The `scan-limit` finding for an attachment that could not be scanned whole."""
+    """The `scan-limit` finding for an attachment that could not be scanned whole.
+
+    Shaped like the files engine's own: `matched` and `detail["limit"]` name the limit (here
+    the `[pipeline]` setting, or what failed), so one kind of failure groups into one incident.
+    """
     return Finding(
-        "scan-limit", "scan-limit", severity, location, None, None, filename[:200],
-        reason[:160], 1.0, {"limit": limit, **detail},
+        "scan-limit", "scan-limit", severity, location, None, None, limit,
+        reason[:160], 1.0, {"limit": limit, "file": filename[:200], **detail},
     )  # fmt: skip
 
 
@@ -97,7 +102,8 @@ class _Worker:
         try:
             await asyncio.wait_for(self.proc.stdin.drain(), timeout)
         except TimeoutError:
-            raise WorkerGone("wall-time", f"the scan worker took no data for {timeout:.0f}s") from None
+            raise WorkerGone("attachment_stall_seconds",
+                             f"the scan worker took no data for {timeout:.0f}s") from None
         except (BrokenPipeError, ConnectionResetError):
             raise await self.gone() from None
 
@@ -108,7 +114,8 @@ class _Worker:
             kind, size = HEADER.unpack(head)
             payload = await asyncio.wait_for(self.proc.stdout.readexactly(size), timeout)
         except TimeoutError:
-            raise WorkerGone("wall-time", f"the scan worker gave no answer in {timeout:.0f}s") from None
+            raise WorkerGone("attachment_stall_seconds",
+                             f"the scan worker gave no answer in {timeout:.0f}s") from None
         except asyncio.IncompleteReadError:
             raise await self.gone() from None
         return kind, payload
@@ -119,9 +126,10 @@ class _Worker:
             await asyncio.wait_for(self.proc.wait(), 5)
         code = self.proc.returncode
         if code == -signal.SIGXCPU:
-            return WorkerGone("cpu-time", "the file used up the scan worker's CPU-time limit")
+            return WorkerGone("attachment_cpu_seconds",
+                              "the file used up the scan worker's CPU-time limit")
         if code == EXIT_MEMORY or code == -signal.SIGKILL:
-            return WorkerGone("memory", "the file used up the scan worker's memory limit")
+            return WorkerGone("worker_memory_mb", "the file used up the scan worker's memory limit")
         return WorkerGone("worker-crash", f"the scan worker ended (exit status {code})")
 
     async def kill(self) -> None:
@@ -197,7 +205,7 @@ class ScanPool:
         if self._closed:
             return [limit_finding(location, filename, "shutdown", "the monitor was stopping")]
         try:
-            worker = await asyncio.wait_for(self._borrow(), limits.timeout_seconds)
+            worker = await asyncio.wait_for(self._borrow(), limits.start_timeout)
         except TimeoutError:
             return [limit_finding(location, filename, "no-worker",
                                   "no attachment scan worker could be started")]
@@ -206,9 +214,10 @@ class ScanPool:
             found = await asyncio.wait_for(
                 self._run(worker, location, attachment), limits.timeout_seconds)
         except TimeoutError:
-            self._retire(worker, "wall-time")
-            return [limit_finding(location, filename, "wall-time",
-                                  f"not scanned within {limits.timeout_seconds:.0f}s: stopped")]
+            self._retire(worker, "attachment_timeout_seconds")
+            return [limit_finding(location, filename, "attachment_timeout_seconds",
+                                  f"not scanned within {limits.timeout_seconds:g}s: stopped",
+                                  max=limits.timeout_seconds)]
         except WorkerGone as gone:
             self._retire(worker, gone.limit)
             return [limit_finding(location, filename, gone.limit, str(gone))]
@@ -241,7 +250,7 @@ class ScanPool:
         except Exception as exc:
             # The download failed or hit its cap: what was read is still scanned, and the
             # finding says the file was not seen whole.
-            limit = "size" if _too_large(exc) else "download"
+            limit = "max_attachment_bytes" if _too_large(exc) else "download-failed"
             extra.append(limit_finding(location, filename, limit, str(exc) or type(exc).__name__))
         if buf:
             await worker.send(b"F", bytes(buf), limits.stall_seconds)
@@ -251,7 +260,8 @@ class ScanPool:
         if kind == b"E":
             why = json.loads(payload)
             if why.get("reason") == "memory":
-                raise WorkerGone("memory", "the file used up the scan worker's memory limit")
+                raise WorkerGone("worker_memory_mb",
+                                 "the file used up the scan worker's memory limit")
             extra.append(limit_finding(location, filename, "scanner-error",
                                        f"the scanner failed on this file ({why.get('detail')})"))
             return extra
@@ -310,9 +320,8 @@ class ScanPool:
         return sum(1 for t in self._spawning if getattr(t, "spawn", False) and not t.done())
 
     async def _spawn(self) -> None:
-        spec, generation = self._spec, self._generation
-        spec = EngineSpec(spec.watchlist, spec.version, spec.fingerprint_paths, spec.file_limits,
-                          spec.opener, {**spec.extra, "memory_mb": self.limits.memory_mb})
+        generation = self._generation
+        spec = dataclasses.replace(self._spec, memory_mb=self.limits.memory_mb)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.scanworker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -20,7 +20,7 @@ import pickle
 import resource
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct(">cI")
@@ -48,29 +48,27 @@ def read_frame(inp: BinaryIO) -> tuple[bytes, bytes] | None:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """Everything a worker needs to build the same Engine as the bot (pickled to it at start).
+    """What a worker builds its Engine from: the loaded config itself (pickled to it at start),
+    so a worker never re-reads a config file that may have changed since it was validated.
 
     `opener` ("module:function", called with (engine, location, filename)) replaces
     `Engine.open_stream`: the tests use it to make a worker misbehave on purpose.
     """
 
-    watchlist: Any
-    version: str
-    fingerprint_paths: tuple[str, ...] = ()
-    file_limits: Any = None
+    config: Any  # bot.config.Config
     opener: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    memory_mb: int = 0  # set by the pool from its limits
+
+    @property
+    def version(self) -> str:
+        """The watchlist version the engine will have."""
+        return str(self.config.watchlist.version)
 
     def build(self) -> Any:
-        """The Engine this spec describes."""
-        from detectors import Engine
+        """The Engine this spec describes (bot.scanning.build_engine: the one place it is made)."""
+        from bot.scanning import build_engine
 
-        fingerprints = None
-        if self.fingerprint_paths:
-            from bot.fingerprints_db import load_fingerprint_set
-
-            fingerprints = load_fingerprint_set(self.fingerprint_paths)
-        return Engine(self.watchlist, fingerprints=fingerprints, file_limits=self.file_limits)
+        return build_engine(self.config)
 
     def open_stream(self, engine: Any, location: str, filename: str) -> Any:
         """A streaming scan (feed/close) of one file."""
@@ -125,7 +123,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
         return 2
     spec: EngineSpec = pickle.loads(first[1])  # from our parent, before any hostile byte
     engine = spec.build()
-    limit_memory(int(spec.extra.get("memory_mb", 0)))
+    limit_memory(spec.memory_mb)
     write_frame(out, b"K", spec.version.encode())
     scan: Any = None
     failed: str | None = None

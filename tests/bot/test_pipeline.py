@@ -13,19 +13,27 @@ import pytest
 
 from bot.alerts.service import AlertService
 from bot.alerts.settings import AlertsConfig
+from bot.config import load_config
 from bot.demo.receiver import WebhookReceiver
 from bot.events import AttachmentRef, ChatMessage
 from bot.pipeline import EngineHolder, Pipeline, PipelineSettings
 from bot.scanpool import PoolLimits, ScanPool
 from bot.scanworker import EngineSpec
 from bot.store import HitFilter, Store
-from detectors import Engine, load_watchlist
+from detectors import Engine
 
 HERE = str(Path(__file__).resolve().parent)
-WATCHLIST = load_watchlist({
-    "codenames": [{"id": "cn-larkspur", "term": "Larkspur", "severity": "high"}],
-    "patterns": [{"id": "api-key", "regex": r"sk-ant-[A-Za-z0-9]{20,}", "severity": "critical"}],
-})
+WATCHLIST_TOML = """
+[[codenames]]
+id = "cn-larkspur"
+term = "Larkspur"
+severity = "high"
+
+[[patterns]]
+id = "api-key"
+regex = 'sk-ant-[A-Za-z0-9]{20,}'
+severity = "critical"
+"""
 _ids = itertools.count(1)
 
 
@@ -55,6 +63,8 @@ async def world(tmp_path, monkeypatch):
     })
     env = {"SIEM_URL": receiver.url + "?siem", "ALL_URL": receiver.url + "?all",
            "SIEM_SECRET": receiver.secret}
+    (tmp_path / "config.toml").write_text(WATCHLIST_TOML)
+    config = load_config(tmp_path / "config.toml")
     store = await Store.open(tmp_path / "hits.db")
     session = aiohttp.ClientSession()
     alerts = AlertService.from_settings(store, cfg.sinks, cfg.routes, session=session, env=env,
@@ -67,12 +77,12 @@ async def world(tmp_path, monkeypatch):
 
     w = World()
     w.store, w.receiver, w.alerts = store, receiver, alerts
-    w.engines = EngineHolder(Engine(WATCHLIST), WATCHLIST.version)
+    w.engines = EngineHolder(Engine(config.watchlist), config.watchlist.version)
 
     async def make(*, files: bool = False, **settings) -> Pipeline:
         pool = None
         if files:  # worker processes only where a test posts files: they take a while to start
-            spec = EngineSpec(WATCHLIST, WATCHLIST.version, opener="scan_misbehaving:open_stream")
+            spec = EngineSpec(config, opener="scan_misbehaving:open_stream")
             pool = ScanPool(spec, PoolLimits(workers=2, timeout_seconds=3, stall_seconds=3,
                                              cpu_seconds=2))
             await pool.start()
