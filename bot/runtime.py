@@ -31,6 +31,7 @@ from bot import jobs
 from bot.config import Config, ConfigError
 from bot.metrics import AlertsCollector, Metrics
 from bot.pipeline import EngineHolder, Pipeline
+from bot.scanning import build_engine
 from bot.scanpool import PoolLimits, ScanPool
 from bot.scanworker import EngineSpec
 from bot.store import Store, StoreError
@@ -51,7 +52,7 @@ class StartupError(Exception):
 
 def engine_spec(config: Config) -> EngineSpec:
     """What the scan workers (and the in-process text engine) are built from."""
-    return EngineSpec(config)
+    return EngineSpec.from_config(config)
 
 
 def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
@@ -136,7 +137,7 @@ class Runtime:
 
         spec = engine_spec(self.config)
         try:
-            engine = await asyncio.to_thread(spec.build)
+            engine = await asyncio.to_thread(build_engine, self.config)
         except ConfigError as err:  # e.g. an unreadable fingerprint registry
             raise StartupError(err.lines) from None
         self.engines = EngineHolder(engine, spec.version)
@@ -226,11 +227,6 @@ class Runtime:
                 from bot.platforms.slack_alerts import sink_factory as slack_sinks
 
                 factories["slack"] = slack_sinks(adapter)
-        problems = [f"[[sinks]] id={sink.id!r}: type {sink.type!r} needs a [{sink.type}] section"
-                    for sink in self.settings.sinks
-                    if sink.type in ("discord", "slack") and sink.type not in factories]
-        if problems:
-            raise StartupError(problems)
         try:
             return AlertService.from_settings(
                 self.store, self.settings.sinks, self.settings.routes, session=self._session,
@@ -338,7 +334,7 @@ class Runtime:
     async def _apply_config(self, fresh: Config) -> None:
         assert self.engines is not None and self.pool is not None
         spec = engine_spec(fresh)
-        engine = await asyncio.to_thread(spec.build)
+        engine = await asyncio.to_thread(build_engine, fresh)
         self.engines.swap(engine, spec.version)  # one assignment: scans see old or new, whole
         self.pool.update(spec)
         self.config = fresh

@@ -9,11 +9,11 @@ not pickle, so each worker builds its own from the config path:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
-from bot.fingerprints_db import FingerprintDbError, load_fingerprint_set
+from bot.fingerprints_db import FingerprintDbError
+from bot.scanworker import EngineSpec
 from detectors import Engine
 
 _worker_engine: Engine | None = None
@@ -21,15 +21,10 @@ _worker_engine: Engine | None = None
 
 def build_engine(config: Config) -> Engine:
     """The Engine for `config`: fingerprint registries of [weights] loaded, [files] limits set."""
-    registries = [config.resolve(p) for p in config.settings.weights.fingerprints]
-    fingerprints = None
-    if registries:
-        try:
-            fingerprints = load_fingerprint_set(registries)
-        except FingerprintDbError as err:
-            raise ConfigError([f"{config.path}: [weights] fingerprints: {err}"]) from None
-    return Engine(config.watchlist, fingerprints=fingerprints,
-                  file_limits=config.settings.files.limits(), clock=time.monotonic)
+    try:
+        return EngineSpec.from_config(config).build()
+    except FingerprintDbError as err:
+        raise ConfigError([f"{config.path}: [weights] fingerprints: {err}"]) from None
 
 
 def load_engine(config_path: str | Path) -> Engine:

@@ -20,6 +20,7 @@ import pickle
 import resource
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -48,27 +49,43 @@ def read_frame(inp: BinaryIO) -> tuple[bytes, bytes] | None:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """What a worker builds its Engine from: the loaded config itself (pickled to it at start),
-    so a worker never re-reads a config file that may have changed since it was validated.
+    """What an Engine is built from: the watchlist, fingerprint registries and file limits.
 
-    `opener` ("module:function", called with (engine, location, filename)) replaces
-    `Engine.open_stream`: the tests use it to make a worker misbehave on purpose.
+    Pickled to each worker at start, so a worker never re-reads a config file that may have
+    changed since the parent validated it, and never imports `bot.config` (which pulls in
+    discord.py: two seconds of start-up per worker). `opener` ("module:function", called with
+    (engine, location, filename)) replaces `Engine.open_stream`: the tests use it to make a
+    worker misbehave on purpose.
     """
 
-    config: Any  # bot.config.Config
+    watchlist: Any
+    registries: tuple[str, ...] = ()  # resolved paths of [weights] fingerprints
+    file_limits: Any = None  # detectors.FileLimits from [files]
     opener: str | None = None
     memory_mb: int = 0  # set by the pool from its limits
+
+    @classmethod
+    def from_config(cls, config: Any, **kw: Any) -> EngineSpec:
+        """The spec of a loaded `bot.config.Config`."""
+        registries = tuple(str(config.resolve(p)) for p in config.settings.weights.fingerprints)
+        return cls(config.watchlist, registries, config.settings.files.limits(), **kw)
 
     @property
     def version(self) -> str:
         """The watchlist version the engine will have."""
-        return str(self.config.watchlist.version)
+        return str(self.watchlist.version)
 
     def build(self) -> Any:
-        """The Engine this spec describes (bot.scanning.build_engine: the one place it is made)."""
-        from bot.scanning import build_engine
+        """The Engine (FingerprintDbError when a registry cannot be read)."""
+        from detectors import Engine
 
-        return build_engine(self.config)
+        fingerprints = None
+        if self.registries:
+            from bot.fingerprints_db import load_fingerprint_set
+
+            fingerprints = load_fingerprint_set(self.registries)
+        return Engine(self.watchlist, fingerprints=fingerprints, file_limits=self.file_limits,
+                      clock=time.monotonic)
 
     def open_stream(self, engine: Any, location: str, filename: str) -> Any:
         """A streaming scan (feed/close) of one file."""

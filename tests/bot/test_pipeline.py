@@ -82,8 +82,8 @@ async def world(tmp_path, monkeypatch):
     async def make(*, files: bool = False, **settings) -> Pipeline:
         pool = None
         if files:  # worker processes only where a test posts files: they take a while to start
-            spec = EngineSpec(config, opener="scan_misbehaving:open_stream")
-            pool = ScanPool(spec, PoolLimits(workers=2, timeout_seconds=3, stall_seconds=3,
+            spec = EngineSpec.from_config(config, opener="scan_misbehaving:open_stream")
+            pool = ScanPool(spec, PoolLimits(workers=2, timeout_seconds=1.5, stall_seconds=1.5,
                                              cpu_seconds=2))
             await pool.start()
             pools.append(pool)

@@ -21,8 +21,8 @@ IRON = '[[codenames]]\nid = "cn-iron"\nterm = "Iron Meadow"\n'
 def spec(tmp_path: Path, text: str = LARKSPUR, *, misbehaving: bool = True) -> EngineSpec:
     path = tmp_path / f"config-{abs(hash(text))}.toml"
     path.write_text(text)
-    return EngineSpec(load_config(path),
-                      opener="scan_misbehaving:open_stream" if misbehaving else None)
+    return EngineSpec.from_config(load_config(path),
+                                  opener="scan_misbehaving:open_stream" if misbehaving else None)
 
 
 def attachment(name: str, data: bytes, *, fail_after: int | None = None,
@@ -43,7 +43,7 @@ async def make_pool(monkeypatch, tmp_path):
     made = []
 
     async def make(**limits) -> ScanPool:
-        limits = {"workers": 2, "memory_mb": 256, "cpu_seconds": 1.0, "timeout_seconds": 8.0,
+        limits = {"workers": 1, "memory_mb": 256, "cpu_seconds": 1.0, "timeout_seconds": 8.0,
                   "stall_seconds": 8.0, **limits}
         p = ScanPool(spec(tmp_path), PoolLimits(**limits))
         await p.start()
@@ -64,7 +64,7 @@ async def test_a_clean_attachment_is_scanned_in_a_worker_process(pool):
     found = await pool.scan("attachment:notes.txt", attachment("notes.txt", b"the Larkspur plan\n" * 200))
     assert {(f.rule_id, f.location) for f in found} == {("cn-larkspur", "attachment:notes.txt")}
     assert len(found) == 200
-    assert len(pool.worker_pids()) == 2
+    assert len(pool.worker_pids()) == 1
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ async def test_a_hostile_file_gets_a_scan_limit_finding_and_the_pool_recovers(po
 
 
 async def test_a_stuck_worker_does_not_delay_files_on_the_other_one(make_pool):
-    pool = await make_pool(timeout_seconds=1.5)
+    pool = await make_pool(workers=2, timeout_seconds=1.5)
     stuck = asyncio.create_task(pool.scan("attachment:hang.bin", attachment("hang.bin", b"x")))
     await asyncio.sleep(0.2)
     t0 = time.monotonic()
