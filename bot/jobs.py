@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.alerts.base import Alert
-from bot.alerts.digest import crontab_trigger
+from bot.alerts.digest import crontab_trigger, valid_crontab
 from bot.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -46,14 +46,7 @@ class JobsSettings(BaseModel):
     retention_cron: str = "30 3 * * *"
     watchlist_poll_seconds: float = Field(default=5.0, ge=0)  # 0: reload on SIGHUP only
 
-    @field_validator("retention_cron")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        try:
-            crontab_trigger(value)
-        except ValueError as exc:
-            raise ValueError(f"invalid crontab {value!r}: {exc}") from None
-        return value
+    _cron = field_validator("retention_cron")(valid_crontab)
 
 
 # ---- outbox ------------------------------------------------------------------------------

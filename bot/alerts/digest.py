@@ -55,6 +55,15 @@ def crontab_trigger(crontab: str) -> CronTrigger:
     )
 
 
+def valid_crontab(value: str) -> str:
+    """`value` when it is a crontab apscheduler can run; ValueError naming it otherwise."""
+    try:
+        crontab_trigger(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+    return value
+
+
 def next_fire_function(crontab: str) -> Callable[[float], float]:
     """now -> the next fire time of `crontab` (UTC) strictly after now, as epoch seconds."""
     trigger = crontab_trigger(crontab)

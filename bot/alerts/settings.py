@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.alerts.digest import valid_crontab
+
 SEVERITIES = ("low", "medium", "high", "critical")
 PLATFORMS = ("discord", "slack", "file")  # "file": hits recorded from offline scans
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
@@ -62,16 +64,7 @@ class _SinkBase(BaseModel):
 
     _severity = field_validator("digest_below")(_check_severity)
 
-    @field_validator("digest_cron")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        from bot.alerts.digest import crontab_trigger
-
-        try:
-            crontab_trigger(value)
-        except ValueError as exc:
-            raise ValueError(f"invalid crontab {value!r}: {exc}") from None
-        return value
+    _cron = field_validator("digest_cron")(valid_crontab)
 
 
 class SlackBotSinkSettings(_SinkBase):
