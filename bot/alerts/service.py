@@ -5,8 +5,7 @@ await service.start(scheduler)            # relay tasks + digest jobs
 sinks = service.sinks_for(findings, message)
 await store.record_hits(message, findings, watchlist_version=v, sinks=sinks)
 service.notify(sinks)                     # deliver now rather than at the next poll
-adapter = DiscordAdapter(..., on_health=service.health_listener("discord"))
-adapter.triage_sinks = service.triage_sinks()   # PagerDuty/webhooks hear of acks and resolves
+service.attach(adapter)   # triage mirrored to PagerDuty/webhooks; blind/stopped -> health alert
 """
 
 from __future__ import annotations
@@ -107,3 +106,10 @@ class AlertService:
     def health_listener(self, platform: str) -> Callable[[Any, str], None]:
         """An adapter's `on_health` callback: blind or stopped monitors alert the health sinks."""
         return self.health.listener(platform)
+
+    def attach(self, adapter: Any) -> None:
+        """Wire a platform adapter in: triage mirrored to `triage_sinks`, health alerts raised."""
+        adapter.triage_sinks = self.triage_sinks()
+        health = getattr(adapter, "health", None)
+        if health is not None and hasattr(health, "add_listener"):
+            health.add_listener(self.health_listener(adapter.platform))

@@ -38,7 +38,7 @@ class DiscordHealth:
 
     def __init__(self, blind_after: int, listener: HealthListener | None = None):
         self.blind_after = blind_after
-        self._listener = listener
+        self._listeners: list[HealthListener] = [listener] if listener is not None else []
         self.connected = False
         self.blind = False
         self.fatal: str | None = None
@@ -91,5 +91,9 @@ class DiscordHealth:
         self._last = now
         level = logging.ERROR if now[0] in (HealthState.BLIND, HealthState.FATAL) else logging.INFO
         log.log(level, "discord health: %s (%s)", now[0].value, now[1])
-        if self._listener is not None:
-            self._listener(*now)
+        for listener in self._listeners:
+            listener(*now)
+
+    def add_listener(self, listener: HealthListener) -> None:
+        """Also tell `listener` of every change from now on (metrics, health alerts ...)."""
+        self._listeners.append(listener)

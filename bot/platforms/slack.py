@@ -300,7 +300,7 @@ class SlackAdapter:
             self.stats["deferred"] += 1  # backlog full: Slack keeps it and delivers it again
             return False
         try:
-            first = await self._claim(event_key(str(team_id), str(event_id)))
+            first = await self._claim(event_key(str(team_id), str(event_id)), event=True)
         except Exception:
             self._slots.release()
             log.exception("slack inbox claim failed; leaving the event to Slack's retry")
@@ -314,8 +314,10 @@ class SlackAdapter:
         self._spawn(self._process(ws, event), release=True)
         return True
 
-    async def _claim(self, key: str) -> bool:
-        if not self.claim_inbox:
+    async def _claim(self, key: str, *, event: bool = False) -> bool:
+        # Event keys are always claimed before the ack (that is what makes an ack safe);
+        # message keys only with `claim_inbox` (else the pipeline claims after its commit).
+        if not (event or self.claim_inbox):
             return True
         if self.store is not None:
             return await self.store.inbox_claim(key)

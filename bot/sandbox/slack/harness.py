@@ -95,11 +95,11 @@ def settings_for(sandbox: SlackSandbox, **overrides: Any) -> SlackSettings:
 @contextlib.asynccontextmanager
 async def running_adapter(
     sandbox: SlackSandbox, inbox: Inbox, *, store: Any = None, env: dict[str, str] | None = None,
-    **overrides: Any,
+    claim_inbox: bool = True, **overrides: Any,
 ) -> AsyncIterator[SlackAdapter]:
     """An adapter on `sandbox` (Socket Mode connected, or HTTP wired to the sandbox's sender)."""
     adapter = SlackAdapter(settings_for(sandbox, **overrides), store=store,
-                           env=env or env_for(sandbox))
+                           env=env or env_for(sandbox), claim_inbox=claim_inbox)
     await adapter.start(inbox)
     try:
         if adapter.settings.mode == "socket":

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp
 import pytest
 from pydantic import ValidationError
 
+from bot.alerts.service import AlertService
+from bot.alerts.settings import AlertsConfig
 from bot.platforms.discord import DiscordAdapter, DiscordConfigError
 from bot.platforms.discord_health import HealthState
 from bot.platforms.discord_settings import DiscordSettings
@@ -19,6 +22,7 @@ from bot.sandbox.discord.harness import (
     running_adapter,
     settings_for,
 )
+from bot.store import Store
 
 
 @pytest.fixture
@@ -339,3 +343,30 @@ async def test_a_new_session_after_a_gap_waits_for_the_identify_budget_too(sandb
         assert (await inbox.next()).text == "back"
     assert waited >= 0.4 and adapter.session_start_limit["remaining"] == 0
     assert any("IDENTIFY budget exhausted" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_blind_monitor_raises_a_health_alert_through_the_alert_service(sandbox, caplog,
+                                                                              tmp_path):
+    cfg = AlertsConfig.model_validate({"sinks": [{"id": "ops-log", "type": "log", "health": True},
+                                                 {"id": "pager", "type": "pagerduty",
+                                                  "routing_key_env": "PD"}]})
+    store = await Store.open(tmp_path / "leakwarden.db")
+    async with aiohttp.ClientSession() as session:
+        service = AlertService.from_settings(store, cfg.sinks, [], session=session,
+                                             env={"PD": "k" * 32})
+        await service.start()
+        inbox = Inbox()
+        try:
+            async with running_adapter(sandbox, inbox) as adapter:
+                service.attach(adapter)
+                sandbox.withhold_content = True
+                for n in range(3):
+                    await sandbox.post_message(sandbox.general, sandbox.alice, f"secret {n}")
+                    await inbox.next()
+                await eventually(lambda: "leakwarden.monitor-blind" in caplog.text)
+        finally:
+            await service.stop()
+            await store.close()
+    assert adapter.triage_sinks == ["pager"]
+    alert_lines = [r.getMessage() for r in caplog.records if r.name == "leakwarden.alerts"]
+    assert any("monitor-blind" in line and "MESSAGE CONTENT" in line for line in alert_lines)

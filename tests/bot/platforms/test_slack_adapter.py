@@ -93,10 +93,12 @@ async def test_own_and_other_bots_messages_and_unfurls_are_ignored(sandbox):
     assert adapter.stats["events"] == 4
 
 
+@pytest.mark.parametrize("claim_inbox", [True, False])  # False: the pipeline claims messages
 @pytest.mark.parametrize("mode", MODES)
-async def test_the_same_event_four_times_is_processed_once(sandbox, mode):
+async def test_the_same_event_four_times_is_processed_once(sandbox, mode, claim_inbox):
     inbox, store = Inbox(), MemoryStore()
-    async with running_adapter(sandbox, inbox, store=store, mode=mode) as adapter:
+    async with running_adapter(sandbox, inbox, store=store, mode=mode,
+                               claim_inbox=claim_inbox) as adapter:
         sent = await sandbox.post_message(sandbox.general, sandbox.alice, "Larkspur",
                                           dispatch=False)
         body = sandbox.envelope_payload(sandbox.team, sandbox.message_event(sandbox.team, sent))
@@ -105,7 +107,9 @@ async def test_the_same_event_four_times_is_processed_once(sandbox, mode):
         await inbox.next()
         await inbox.quiet()
     assert adapter.stats["duplicates"] == 3
+    # The event is committed to the inbox before its ack, whoever claims the message itself.
     assert event_key(sandbox.team.id, body["event_id"]) in store.claimed
+    assert (inbox.messages[0].dedupe_key in store.claimed) is claim_inbox
     if mode == "http":  # every copy answered 200: Slack stops retrying
         assert {d.status for d in sandbox.deliveries} == {200}
 
