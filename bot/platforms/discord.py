@@ -86,12 +86,13 @@ def apply_endpoints(settings: DiscordSettings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
-def monitor_intents() -> discord.Intents:
-    """Guilds, guild messages and the privileged message content: nothing else."""
+def monitor_intents(direct_messages: bool = False) -> discord.Intents:
+    """Guilds, guild messages and the privileged message content (and DMs if asked): no more."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.message_content = True
+    intents.dm_messages = direct_messages
     return intents
 
 
@@ -209,7 +210,7 @@ class DiscordAdapter:
         )
         self.client = MonitorClient(
             self,
-            intents=monitor_intents(),
+            intents=monitor_intents(self.settings.direct_messages),
             guild_ready_timeout=self.settings.guild_ready_timeout,
             heartbeat_timeout=self.settings.heartbeat_timeout_seconds,
             max_messages=None,  # no message cache: edits arrive whole via raw events

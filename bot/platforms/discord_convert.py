@@ -31,6 +31,7 @@ class WatchFilter:
         self.channels_include = {int(c) for c in settings.channels_include}
         self.channels_exclude = {int(c) for c in settings.channels_exclude}
         self.ignore_bots = settings.ignore_bots
+        self.direct_messages = settings.direct_messages
 
     def watches_guild(self, guild_id: int) -> bool:
         """Allow list (when set) then deny list."""
@@ -40,6 +41,8 @@ class WatchFilter:
 
     def watches_channel(self, channel: object) -> bool:
         """Include list (when set) then exclude list; a thread follows its own id or its parent's."""
+        if isinstance(channel, discord.DMChannel):
+            return self.direct_messages  # a DM has no server or channel lists to match
         guild = getattr(channel, "guild", None)
         if guild is None or not self.watches_guild(guild.id):
             return False

@@ -27,6 +27,7 @@ class DiscordSettings(BaseModel):
     guilds_deny: list[Snowflake] = Field(default_factory=list)
     channels_include: list[Snowflake] = Field(default_factory=list)  # channel/thread/category ids
     channels_exclude: list[Snowflake] = Field(default_factory=list)
+    direct_messages: bool = False  # also read messages people send the bot directly
     join_threads: bool = True  # join new threads (private threads send nothing to non-members)
     ignore_bots: bool = True  # other bots' messages (our own are always ignored)
     backfill_days: int = Field(default=7, ge=0)

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 HELLO, HEARTBEAT, IDENTIFY, RESUME, INVALID_SESSION, HEARTBEAT_ACK = 10, 1, 2, 6, 9, 11
 MESSAGE_CONTENT_INTENT = 1 << 15
+DIRECT_MESSAGES_INTENT = 1 << 12
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT  # members, presences, content
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_DISALLOWED_INTENTS = 4014
@@ -37,9 +38,9 @@ class Session:
         return bool(self.intents & MESSAGE_CONTENT_INTENT)
 
     def owns(self, guild_id: object) -> bool:
-        """Discord's sharding formula: (guild_id >> 22) % shard_count == shard_id."""
+        """Discord's sharding formula: (guild_id >> 22) % shard_count == shard_id (DMs: shard 0)."""
         if guild_id is None:
-            return True
+            return self.shard[0] == 0
         shard_id, count = self.shard
         return (int(guild_id) >> 22) % count == shard_id  # type: ignore[call-overload]
 
@@ -153,8 +154,13 @@ class Gateway:
         for session in list(self.sessions.values()):
             if not session.owns(data.get("guild_id")):
                 continue  # another shard's server
+            direct = event.startswith("MESSAGE_") and "guild_id" not in data
+            if direct and not session.intents & DIRECT_MESSAGES_INTENT:
+                continue  # DMs only reach bots that asked for them
             body = data
-            if strip_content or (event.startswith("MESSAGE_") and not session.reads_content):
+            # Discord sends a DM's content to its bot without the privileged intent.
+            hidden = event.startswith("MESSAGE_") and not session.reads_content and not direct
+            if strip_content or hidden:
                 body = without_content(data)
             await self._deliver(session, event, body)
 

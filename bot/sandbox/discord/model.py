@@ -13,6 +13,7 @@ from typing import Any
 from discord.utils import DISCORD_EPOCH
 
 TEXT_CHANNEL = 0
+DM_CHANNEL = 1  # a direct message channel: no guild (guild_id 0 here)
 PUBLIC_THREAD = 11
 PRIVATE_THREAD = 12
 FORUM_CHANNEL = 15
@@ -74,6 +75,9 @@ class Channel:
         return self.type in (10, 11, 12)
 
     def payload(self) -> dict[str, Any]:
+        if self.type == DM_CHANNEL:
+            return {"id": str(self.id), "type": DM_CHANNEL, "recipients": [],
+                    "last_message_id": str(self.last_message_id) if self.last_message_id else None}
         data: dict[str, Any] = {
             "id": str(self.id),
             "guild_id": str(self.guild_id),
@@ -230,9 +234,7 @@ def message_payload(message: Message, base_url: str, signer: UrlSigner) -> dict[
     data: dict[str, Any] = {
         "id": str(message.id),
         "channel_id": str(channel.id),
-        "guild_id": str(channel.guild_id),
         "author": message.author.payload(),
-        "member": {k: v for k, v in member_payload(message.author).items() if k != "user"},
         "content": message.content,
         "timestamp": message.sent_at.isoformat(),
         "edited_timestamp": message.edited_at.isoformat() if message.edited_at else None,
@@ -247,6 +249,9 @@ def message_payload(message: Message, base_url: str, signer: UrlSigner) -> dict[
         "type": 0,
         "flags": 0,
     }
+    if channel.type != DM_CHANNEL:  # a DM has no server, so no guild or member
+        data["guild_id"] = str(channel.guild_id)
+        data["member"] = {k: v for k, v in member_payload(message.author).items() if k != "user"}
     if message.nonce is not None:
         data["nonce"] = message.nonce
     if (original := message.forwarded) is not None:

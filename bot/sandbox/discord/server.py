@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.sandbox.discord.gateway import Gateway
 from bot.sandbox.discord.model import (
     ALL_PERMISSIONS,
+    DM_CHANNEL,
     FORUM_CHANNEL,
     PRIVATE_THREAD,
     PUBLIC_THREAD,
@@ -118,6 +119,13 @@ class DiscordSandbox(SandboxHttp):
         kind = FORUM_CHANNEL if forum else TEXT_CHANNEL
         channel = Channel(self._ids.next(), guild.id, name, kind)
         guild.channels[channel.id] = channel
+        self.channels[channel.id] = channel
+        self.messages[channel.id] = {}
+        return channel
+
+    def add_dm(self, user: User) -> Channel:
+        """The direct-message channel between `user` and the bot."""
+        channel = Channel(self._ids.next(), 0, f"dm-{user.name}", DM_CHANNEL)
         self.channels[channel.id] = channel
         self.messages[channel.id] = {}
         return channel

@@ -370,3 +370,19 @@ async def test_a_blind_monitor_raises_a_health_alert_through_the_alert_service(s
     assert adapter.triage_sinks == ["pager"]
     alert_lines = [r.getMessage() for r in caplog.records if r.name == "leakwarden.alerts"]
     assert any("monitor-blind" in line and "MESSAGE CONTENT" in line for line in alert_lines)
+
+
+@pytest.mark.parametrize("direct_messages", [False, True])
+async def test_direct_messages_are_read_only_when_asked_for(sandbox, direct_messages):
+    dm = sandbox.add_dm(sandbox.alice)
+    inbox = Inbox()
+    async with running_adapter(sandbox, inbox, direct_messages=direct_messages):
+        await sandbox.post_message(dm, sandbox.alice, "psst: Larkspur weights")
+        await sandbox.post_message(sandbox.general, sandbox.alice, "marker")
+        await eventually(lambda: "marker" in {m.text for m in inbox.messages})
+    texts = [m.text for m in inbox.messages]
+    assert ("psst: Larkspur weights" in texts) is direct_messages
+    if direct_messages:
+        got = inbox.messages[texts.index("psst: Larkspur weights")]
+        assert (got.community_id, got.channel_id) == ("", str(dm.id))
+        assert got.permalink == f"https://discord.com/channels/@me/{dm.id}/{got.message_id}"
