@@ -96,13 +96,16 @@ def monitor_intents(direct_messages: bool = False) -> discord.Intents:
     return intents
 
 
-class MonitorClient(discord.Client):
-    """discord.py client that forwards events to its adapter."""
+class _Monitor:
+    """The hooks both clients share: they forward events to their adapter."""
+
+    adapter: DiscordAdapter
+    tree: discord.app_commands.CommandTree
 
     def __init__(self, adapter: DiscordAdapter, **options: Any):
-        super().__init__(**options)
+        super().__init__(**options)  # type: ignore[call-arg]
         self.adapter = adapter
-        self.tree = discord.app_commands.CommandTree(self)
+        self.tree = discord.app_commands.CommandTree(self)  # type: ignore[arg-type]
         self._commands_synced = False
 
     async def setup_hook(self) -> None:
@@ -110,7 +113,7 @@ class MonitorClient(discord.Client):
         from bot.platforms.discord_commands import command_group
         from bot.platforms.discord_modlog import TriageButton
 
-        self.add_dynamic_items(TriageButton)
+        self.add_dynamic_items(TriageButton)  # type: ignore[attr-defined]
         self.tree.add_command(command_group(self.adapter))
 
     async def sync_commands_once(self) -> None:
@@ -131,16 +134,6 @@ class MonitorClient(discord.Client):
             await asyncio.sleep(self.adapter.settings.identify_delay_seconds)
             await self.adapter._respect_identify_budget()
 
-    async def on_ready(self) -> None:
-        await self.adapter._on_new_session()
-        await self.sync_commands_once()
-
-    async def on_resumed(self) -> None:
-        self.adapter.health.set_connected(True)
-
-    async def on_disconnect(self) -> None:
-        self.adapter.health.set_connected(False)
-
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter._on_live_message(message)
 
@@ -152,6 +145,35 @@ class MonitorClient(discord.Client):
     async def on_thread_create(self, thread: discord.Thread) -> None:
         self.adapter._continuous.add(thread.id)  # seen from birth: live messages cover it
         await self.adapter._join_thread(thread)
+
+
+class MonitorClient(_Monitor, discord.Client):
+    """One gateway connection (unsharded, or one shard of several processes)."""
+
+    async def on_ready(self) -> None:
+        await self.adapter._on_new_session(self.shard_id)
+        await self.sync_commands_once()
+
+    async def on_resumed(self) -> None:
+        self.adapter.health.set_connected(True, self.shard_id)
+
+    async def on_disconnect(self) -> None:
+        self.adapter.health.set_connected(False, self.shard_id)
+
+
+class ShardedMonitorClient(_Monitor, discord.AutoShardedClient):
+    """Several shards in this process, each with its own session, gaps and backfill."""
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # Fired on every READY of that shard (discord.py's on_ready only once for all).
+        await self.adapter._on_new_session(shard_id)
+        await self.sync_commands_once()
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.adapter.health.set_connected(True, shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.adapter.health.set_connected(False, shard_id)
 
 
 class DiscordAdapter:
@@ -180,12 +202,13 @@ class DiscordAdapter:
         self.store = store
         self.triage_sinks: list[str] = []  # incident-keeping sinks told of each triage
         self.filter = WatchFilter(settings)
-        self.health = DiscordHealth(settings.blind_after_empty_messages, on_health)
-        self.client: MonitorClient | None = None
+        self.health = DiscordHealth(settings.blind_after_empty_messages, on_health,
+                                    shards=settings.shards())
+        self.client: MonitorClient | ShardedMonitorClient | None = None
         self._on_message: OnMessage | None = None
         self._http: aiohttp.ClientSession | None = None
         self._run_task: asyncio.Task[None] | None = None
-        self._backfill_task: asyncio.Task[Any] | None = None
+        self._backfill_tasks: dict[int | None, asyncio.Task[Any]] = {}  # per shard
         self._closing = asyncio.Event()
         self._continuous: set[int] = set()  # channels/threads with no gap since their backfill
         self._live_marks: dict[int, int] = {}  # newest live message id per channel
@@ -208,23 +231,27 @@ class DiscordAdapter:
         self._http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(sock_connect=30, sock_read=60)
         )
-        self.client = MonitorClient(
-            self,
+        options: dict[str, Any] = dict(
             intents=monitor_intents(self.settings.direct_messages),
             guild_ready_timeout=self.settings.guild_ready_timeout,
             heartbeat_timeout=self.settings.heartbeat_timeout_seconds,
             max_messages=None,  # no message cache: edits arrive whole via raw events
             chunk_guilds_at_startup=False,
-            shard_id=self.settings.shard_id,
-            shard_count=self.settings.shard_count,
         )
+        shards = self.settings.shards()
+        if len(shards) == 1:
+            self.client = MonitorClient(self, shard_id=shards[0],
+                                        shard_count=self.settings.shard_count, **options)
+        else:
+            self.client = ShardedMonitorClient(self, shard_ids=shards,
+                                               shard_count=self.settings.shard_count, **options)
         self._run_task = asyncio.create_task(self._run(), name="discord-adapter")
 
     async def _run(self) -> None:
         assert self.client is not None
         try:
             await self.client.login(self._token.reveal())
-            await self._respect_identify_budget()
+            await self._respect_identify_budget(initial=True)
             if not self._closing.is_set():
                 await self.client.connect(reconnect=True)
         except discord.LoginFailure:
@@ -246,7 +273,7 @@ class DiscordAdapter:
                 await self.client.close()
             self.health.set_connected(False)
 
-    async def _respect_identify_budget(self) -> None:
+    async def _respect_identify_budget(self, *, initial: bool = False) -> None:
         # Each IDENTIFY spends the daily session-start budget (1000); running it dry gets the
         # token reset by Discord. A crash-looping restart waits for the budget instead.
         assert self.client is not None
@@ -256,7 +283,7 @@ class DiscordAdapter:
             log.warning("could not read the IDENTIFY budget (GET /gateway/bot); connecting anyway")
             return
         self.session_start_limit = dict(limit)
-        if limit["remaining"] <= 0:
+        if limit["remaining"] <= 0 or (initial and limit["remaining"] < len(self.settings.shards())):
             wait = limit["reset_after"] / 1000
             log.error("discord IDENTIFY budget exhausted: waiting %.0f s before connecting", wait)
             with contextlib.suppress(TimeoutError):
@@ -279,10 +306,10 @@ class DiscordAdapter:
     async def close(self) -> None:
         """Close the gateway and HTTP sessions cleanly (what SIGTERM should call)."""
         self._closing.set()
-        if self._backfill_task is not None:
-            self._backfill_task.cancel()
+        for task in list(self._backfill_tasks.values()):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._backfill_task
+                await task
         if self.client is not None and not self.client.is_closed():
             await self.client.close()
         with contextlib.suppress(Exception):  # a failing store must not block shutdown
@@ -302,18 +329,28 @@ class DiscordAdapter:
 
     # ---- events ----------------------------------------------------------------------------
 
-    async def _on_new_session(self) -> None:
-        # A fresh session (not a RESUME) may follow a gap whose events are gone: backfill.
-        self.health.set_connected(True)
-        self._continuous.clear()
+    async def _on_new_session(self, shard: int | None = None) -> None:
+        # A fresh session (not a RESUME) may follow a gap whose events are gone: backfill what
+        # that shard watches (all of it when unsharded).
+        self.health.set_connected(True, shard)
+        if shard is None:
+            self._continuous.clear()
+        else:
+            self._continuous -= {c.id for c in self.watched_channels(shard)}  # type: ignore[attr-defined]
         if self.store is None or not self.backfill_on_connect:
             return
-        if self._backfill_task is not None and not self._backfill_task.done():
-            self._backfill_task.cancel()
+        running = self._backfill_tasks.get(shard)
+        if running is not None and not running.done():
+            running.cancel()
         from bot.platforms.discord_backfill import backfill
 
-        self._backfill_task = asyncio.create_task(backfill(self), name="discord-backfill")
-        self._backfill_task.add_done_callback(_log_failure)
+        task = asyncio.create_task(backfill(self, shard=shard), name=f"discord-backfill-{shard}")
+        task.add_done_callback(_log_failure)
+        self._backfill_tasks[shard] = task
+
+    def backfills_done(self) -> bool:
+        """True when no backfill started by a new session is still running."""
+        return all(t.done() for t in self._backfill_tasks.values())
 
     async def _on_live_message(self, message: discord.Message) -> None:
         delivered = await self.deliver(message)
@@ -381,12 +418,15 @@ class DiscordAdapter:
 
     # ---- adapter surface -------------------------------------------------------------------
 
-    def watched_channels(self) -> list[discord.abc.Messageable]:
-        """Text channels and active threads the filters allow (forums are read via their posts)."""
+    def watched_channels(self, shard: int | None = None) -> list[discord.abc.Messageable]:
+        """Text channels and active threads the filters allow (forums are read via their posts),
+        in every server, or in those of `shard`."""
         assert self.client is not None
         found: list[Any] = []
         for guild in self.client.guilds:
             if not self.filter.watches_guild(guild.id):
+                continue
+            if shard is not None and guild.shard_id != shard:
                 continue
             for channel in [*guild.text_channels, *guild.threads]:
                 if self.filter.watches_channel(channel) and not _is_archived(channel):

@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 SETTLE_SECONDS = 900.0  # the longest a channel's end waits for its messages' commits
 
 
-async def backfill(adapter: DiscordAdapter, *, progress: Progress | None = None) -> BackfillReport:
-    """Page through each watched channel from its checkpoint (or `backfill_days` back).
+async def backfill(adapter: DiscordAdapter, *, progress: Progress | None = None,
+                   shard: int | None = None) -> BackfillReport:
+    """Page through each watched channel (of `shard`, or all) from its checkpoint (or
+    `backfill_days` back).
 
     Checkpoints advance every page, but never past a message the pipeline has not committed,
     so an interrupted pass (or a crash with messages still queued) resumes where nothing is
@@ -30,7 +32,7 @@ async def backfill(adapter: DiscordAdapter, *, progress: Progress | None = None)
         raise RuntimeError("backfill needs a store for its checkpoints")
     report = BackfillReport()
     adapter.backfill_runs += 1
-    for channel in adapter.watched_channels():
+    for channel in adapter.watched_channels(shard):
         await _backfill_channel(adapter, store, channel, report, progress)
     log.info("discord backfill: %d channels, %d read, %d new", report.channels, report.read,
              report.delivered)

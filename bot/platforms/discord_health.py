@@ -36,10 +36,11 @@ HealthListener = Callable[[HealthState, str], None]
 class DiscordHealth:
     """Connection + content visibility; tells `listener` (e.g. an alerting hook) on every change."""
 
-    def __init__(self, blind_after: int, listener: HealthListener | None = None):
+    def __init__(self, blind_after: int, listener: HealthListener | None = None,
+                 shards: list[int | None] | None = None):
         self.blind_after = blind_after
         self._listeners: list[HealthListener] = [listener] if listener is not None else []
-        self.connected = False
+        self._links: dict[int | None, bool] = dict.fromkeys(shards or [None], False)
         self.blind = False
         self.fatal: str | None = None
         self.empty_streak = 0
@@ -66,8 +67,17 @@ class DiscordHealth:
         """Ready only when connected and seeing content."""
         return self.state is HealthState.READY
 
-    def set_connected(self, connected: bool) -> None:
-        self.connected = connected
+    @property
+    def connected(self) -> bool:
+        """Every shard this process runs has a live gateway session."""
+        return all(self._links.values())
+
+    def set_connected(self, connected: bool, shard: int | None = None) -> None:
+        """One shard's link went up or down (None: the only one, or all when going down)."""
+        if shard is None and not connected:
+            self._links = dict.fromkeys(self._links, False)
+        else:
+            self._links[shard] = connected
         self._changed()
 
     def set_fatal(self, reason: str) -> None:

@@ -44,8 +44,8 @@ class DiscordSettings(BaseModel):
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)  # silence before reconnecting
     guild_ready_timeout: float = Field(default=2.0, ge=0)  # wait for GUILD_CREATEs after READY
     identify_delay_seconds: float = Field(default=5.0, ge=0)  # pause before a re-IDENTIFY
-    shard_id: int | None = Field(default=None, ge=0)  # this process's shard (with shard_count)
-    shard_count: int | None = Field(default=None, ge=1)  # processes splitting the servers
+    shard_count: int | None = Field(default=None, ge=1)  # shards the servers are split into
+    shard_ids: list[int] = Field(default_factory=list)  # this process's shards (empty = all)
 
     @field_validator("triage_permission")
     @classmethod
@@ -55,9 +55,17 @@ class DiscordSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _shard_pair(self) -> Self:
-        if (self.shard_id is None) != (self.shard_count is None):
-            raise ValueError("[discord] shard_id and shard_count go together")
-        if self.shard_id is not None and self.shard_count is not None and self.shard_id >= self.shard_count:
-            raise ValueError("[discord] shard_id must be below shard_count")
+    def _shards(self) -> Self:
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("[discord] shard_ids needs shard_count")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("[discord] shard_ids: each shard once")
+        if any(not 0 <= s < (self.shard_count or 0) for s in self.shard_ids):
+            raise ValueError("[discord] shard_ids must be in 0 .. shard_count - 1")
         return self
+
+    def shards(self) -> list[int | None]:
+        """The shards this process runs: [None] when unsharded."""
+        if self.shard_count is None:
+            return [None]
+        return list(self.shard_ids) or list(range(self.shard_count))

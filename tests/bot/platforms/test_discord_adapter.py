@@ -251,21 +251,45 @@ async def test_close_while_waiting_for_the_identify_budget_returns_promptly(sand
     assert sandbox.gateway.identify_count == 0
 
 
-async def test_two_shards_split_the_servers_between_them(sandbox):
+async def guilds_on_both_shards(sandbox) -> list:
     guilds = [sandbox.guild]
     while len({(g.id >> 22) % 2 for g in guilds}) < 2:
         await asyncio.sleep(0.002)  # a guild id in the next millisecond may fall on the other shard
         guilds.append(sandbox.add_guild(f"g{len(guilds)}"))
-    channels = [sandbox.add_channel(g, "chat") for g in guilds]
+    return [sandbox.add_channel(g, "chat") for g in guilds]
+
+
+async def test_two_processes_split_the_servers_between_their_shards(sandbox):
+    channels = await guilds_on_both_shards(sandbox)
     inboxes = [Inbox(), Inbox()]
-    async with running_adapter(sandbox, inboxes[0], shard_id=0, shard_count=2), \
-            running_adapter(sandbox, inboxes[1], shard_id=1, shard_count=2):
+    async with running_adapter(sandbox, inboxes[0], shard_ids=[0], shard_count=2), \
+            running_adapter(sandbox, inboxes[1], shard_ids=[1], shard_count=2):
         for channel in channels:
             await sandbox.post_message(channel, sandbox.alice, str(channel.guild_id))
         await eventually(lambda: sum(len(i.messages) for i in inboxes) == len(channels))
     for shard, inbox in enumerate(inboxes):
         assert inbox.messages
         assert all((int(m.community_id) >> 22) % 2 == shard for m in inbox.messages)
+
+
+async def test_one_process_can_run_several_shards_each_backfilled_after_its_own_gap(sandbox):
+    channels = await guilds_on_both_shards(sandbox)
+    inbox, store = Inbox(), MemoryStore()
+    async with running_adapter(sandbox, inbox, store=store, shard_count=2) as adapter:
+        assert sandbox.gateway.identify_count == 2 and adapter.health.ready
+        await eventually(lambda: adapter.backfills_done() and len(adapter._backfill_tasks) == 2)
+        for channel in channels:
+            await sandbox.post_message(channel, sandbox.alice, f"live {channel.guild_id}")
+        await eventually(lambda: len(inbox.messages) == len(channels))
+        for channel in channels:
+            await sandbox.post_message(channel, sandbox.alice, f"missed {channel.guild_id}",
+                                       dispatch=False)
+        await sandbox.lose_session()  # both shards must IDENTIFY again and backfill their gap
+        await eventually(lambda: sandbox.gateway.identify_count == 4, timeout=10)
+        await eventually(lambda: len(inbox.messages) == 2 * len(channels), timeout=10)
+        assert adapter.health.ready
+    assert sorted(m.text for m in inbox.messages) == sorted(
+        f"{kind} {c.guild_id}" for kind in ("live", "missed") for c in channels)
 
 
 def test_ids_may_be_written_as_numbers_or_strings():
@@ -277,8 +301,9 @@ def test_ids_may_be_written_as_numbers_or_strings():
     ("values", "error"),
     [({"channels_exclude": ["#general"]}, "digits only"),
      ({"triage_permission": "be_nice"}, "unknown Discord permission"),
-     ({"shard_id": 0}, "go together"),
-     ({"shard_id": 2, "shard_count": 2}, "below shard_count"),
+     ({"shard_ids": [0]}, "needs shard_count"),
+     ({"shard_ids": [2], "shard_count": 2}, "0 .. shard_count - 1"),
+     ({"shard_ids": [1, 1], "shard_count": 2}, "each shard once"),
      ({"surprise": 1}, "Extra inputs")],
 )
 def test_bad_settings_are_refused(values, error):

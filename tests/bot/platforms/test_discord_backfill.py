@@ -35,8 +35,7 @@ def counts(inbox):
 
 
 async def wait_backfills(adapter, runs):
-    await eventually(lambda: adapter.backfill_runs >= runs and adapter._backfill_task is not None
-                     and adapter._backfill_task.done())
+    await eventually(lambda: adapter.backfill_runs >= runs and adapter.backfills_done())
 
 
 async def test_start_backfills_recent_history_but_not_older_than_backfill_days(sandbox):
