@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import FilePrint, Fingerprint, FingerprintSet, Severity, TensorPrint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: FastCDC 2020 cuts, BLAKE3 chunk digests (1 is unreadable)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,6 +102,9 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         row = None
+    if row is not None and row[0].isdigit() and int(row[0]) < SCHEMA_VERSION:
+        raise FingerprintDbError(f"{path}: registry schema {row[0]} is from an older leakwarden whose "
+                                 f"chunks differ: register the checkpoints again")
     if row is None or row[0] != str(SCHEMA_VERSION):
         raise FingerprintDbError(f"{path}: not a leakwarden fingerprint registry (schema {SCHEMA_VERSION})")
 

@@ -35,6 +35,8 @@ class ScanContext:
         self.text_bytes = 0
         self.timed_out = False
         self.exhausted = False  # max_expanded_bytes reached: no more members are expanded
+        self.fed = 0  # bytes of the attachment itself received so far
+        self.root_location = ""
         self._clock = clock
         self._spent = 0.0
         self._entered: float | None = None

@@ -22,7 +22,8 @@ class Member:
 
     Expanded bytes count against `max_expanded_bytes` (stored members too: a stored zip inside a
     stored zip inside ... costs its bytes at every level), compressed members against
-    `max_ratio` once they have produced `ratio_grace_bytes`. Hitting a limit stops this member
+    `max_ratio` once they have produced `ratio_grace_bytes` (and so does the attachment as a
+    whole: everything expanded against the bytes received so far). Hitting a limit stops this member
     (it is still hashed up to there and closed) and, for the attachment-wide budgets, the
     members after it; the rest of the archive is still walked for names.
     """
@@ -53,6 +54,12 @@ class Member:
             ctx.limit("max_ratio", self.child.location, limits.max_ratio,
                       f"{self.produced} bytes from {self.consumed}: expansion stopped",
                       produced=self.produced, consumed=self.consumed)
+        elif ctx.expanded > limits.ratio_grace_bytes and ctx.expanded > limits.max_ratio * ctx.fed:
+            # Nested bombs keep each level's ratio modest; the attachment as a whole does not.
+            ctx.exhausted = True
+            ctx.limit("max_ratio", ctx.root_location, limits.max_ratio,
+                      f"{ctx.expanded} bytes expanded from {ctx.fed}: expansion stopped",
+                      produced=ctx.expanded, consumed=ctx.fed, scope="attachment")
         elif not ctx.out_of_time(self.parent.location):
             self.child.feed(out)
             return True

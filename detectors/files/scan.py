@@ -158,6 +158,7 @@ class FileScan:
                  clock: Clock | None = None) -> None:
         self._ctx = ScanContext(engine, limits or FileLimits(), clock)
         path = filename or location.partition(":")[2] or location
+        self._ctx.root_location = location
         self._ctx.enter()
         try:
             self._root = StreamScan(self._ctx, location, path, filename, depth=0)
@@ -171,6 +172,7 @@ class FileScan:
             raise ValueError("feed() after close()")
         self._ctx.enter()
         try:
+            self._ctx.fed += len(data)
             self._root.feed(data)
         finally:
             self._ctx.leave()

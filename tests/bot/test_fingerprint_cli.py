@@ -138,6 +138,15 @@ def test_a_foreign_sqlite_file_is_not_a_registry(tmp_path):
         load_fingerprints(garbage)
 
 
+def test_a_registry_of_an_older_schema_asks_for_registration_again(tmp_path, folder):
+    db = tmp_path / "old.db"
+    assert invoke("fingerprint", "add", str(folder), "--id", "ckpt-a", "--db", str(db)).exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(FingerprintDbError, match="register the checkpoints again"):
+        load_fingerprints(db)
+
+
 def test_load_fingerprint_set_round_trips_and_refuses_duplicate_ids(tmp_path, folder):
     data = (folder / "model-00001.safetensors").read_bytes()
     fp = build_fingerprint("ckpt-a", "medium", [("m.safetensors", [data])])
