@@ -21,34 +21,49 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import ahocorasick
 from rapidfuzz.distance import OSA
 
 from .fuzzyindex import DeletionIndex
-from .normalize import FOLD, SHAPE, Folded, fold, fold_term, readings
+from .normalize import (
+    CLS_ASCII,
+    DIGIT,
+    FOLD,
+    LEET,
+    LEET_ANY,
+    LEET_I,
+    LOWER,
+    PLAIN,
+    READINGS,
+    SENTINEL,
+    SPLIT,
+    UPPER,
+    Folded,
+    fold,
+    fold_term,
+    readings,
+)
 from .ordinary import ordinary_words
+from .screen import CANDIDATE, CLEAR, HOT, JOIN_TOKEN, LEAD, SEPARATOR, TRAIL, screen
 from .watchlist import CodenameEntry
 
 MIN_TERM_CHARS = 3
 _CACHE_LIMIT = 400_000
-# Word boundaries inside a token that the slow path also honours (camelCase, "XMLParser",
-# letters against digits); the screen splits on them too, so it never misses a typo'd word.
-_WORDY = re.compile(r"[a-z][A-Z]|[A-Z][A-Z][a-z]|[A-Za-z][0-9]|[0-9][A-Za-z]")
-_WORD_SPLIT = re.compile(
-    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])"
-)
-_LATIN_RUN = re.compile(r"[a-z0-9]+")
-_LETTER_DIGIT = ("a0", "0a", "A0", "0A", "a1", "1a", "A1", "1A")
 
 
-def _wordy(shape: str) -> bool:
-    """Whether a token may hold several words (camelCase, "XMLParser", letters and digits)."""
-    if "aA" in shape or "AAa" in shape:
-        return True
-    return ("0" in shape or "1" in shape) and any(p in shape for p in _LETTER_DIGIT)
-# Three or more single characters separated by separators: "L a r k", "L.a.r.k".
-_RUN = re.compile(r"(?<!\S)\S(?: +\S(?!\S)){2,}")
+def _transitions(reading: int) -> re.Pattern[str]:
+    """Adjacent ASCII characters with a word boundary between them in this reading (camelCase,
+    "XMLParser", letters against digits), as `normalize.fold` decides them."""
+    cls = CLS_ASCII[reading]
+    lo, up, dg = (re.escape("".join(chr(i) for i in range(128) if cls[i] == k)) for k in (LOWER, UPPER, DIGIT))
+    # A lookahead, so that overlapping transitions ("aB1") are all found; a word starts one
+    # character after each match.
+    return re.compile(f"(?=[{lo}][{up}]|[{up}][{up}][{lo}]|[{dg}][{lo}{up}]|[{lo}{up}][{dg}])")
+
+
+_TRANSITIONS = {r: _transitions(r) for r in READINGS}
 
 
 def auto_edits(n: int) -> int:
@@ -101,13 +116,75 @@ def _budgets(entry: CodenameEntry, compact: str, words: tuple[str, ...]) -> tupl
     return total, tuple(min(total, len(w) // 3) for w in words)
 
 
+class _TokenCodes(dict):
+    """Token of the original text -> its screen verdict byte, computed on first sight."""
+
+    def __init__(self, matcher: CodenameMatcher):
+        super().__init__({JOIN_TOKEN: SEPARATOR})
+        self._matcher = matcher
+
+    def __missing__(self, token: str) -> int:
+        code = self._matcher._token_code(token)
+        if len(self) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
+            self.clear()
+            self[JOIN_TOKEN] = SEPARATOR
+        self[token] = code
+        return code
+
+
+def _spans(fd: Folded) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
+    """(words, every compact span looked up as a whole): tokens, words and maximal runs of
+    three or more single-character tokens ("L a r k")."""
+    tokens = fd.segments(fd.sepbound)
+    words = fd.segments(fd.bound)
+    spans = set(tokens)
+    spans.update(words)
+    run_start = run_len = 0
+    for s, e in (*tokens, (-1, -1)):
+        if e - s == 1 and run_len and s == run_start + run_len:
+            run_len += 1
+            continue
+        if run_len >= 3:
+            spans.add((run_start, run_start + run_len))
+        run_start, run_len = (s, 1) if e - s == 1 else (0, 0)
+    return words, spans
+
+
+_NONSPACE = re.compile(r"\S+")
+
+
+def _ascii_strings(token: str, reading: int) -> tuple[list[str], list[str]]:
+    """(tokens, strings `_fuzzy` looks up) of an ASCII text, without `fold`: ASCII folds one
+    character to one, so positions in the folded text are positions in the original."""
+    f = token.translate(FOLD[reading])
+    toks = [m.span() for m in _NONSPACE.finditer(f)]
+    spans = []
+    run: list[tuple[int, int]] = []
+    for a, b in (*toks, (0, 0)):
+        if b - a == 1:
+            run.append((a, b))
+            continue
+        if len(run) >= 3:
+            spans.append((run[0][0], run[-1][1]))
+        run = []
+    cuts = [m.start() + 1 for m in _TRANSITIONS[reading].finditer(token)]
+    for a, b in toks:
+        inner = [c for c in cuts if a < c < b]
+        spans += pairwise([a, *inner, b]) if inner else [(a, b)]
+    strings = []
+    for a, b in spans:  # a number is never a typo: skip what was written with digits only
+        if not all(token[k].isdigit() for k in range(a, b) if f[k] != " "):
+            strings.append(f[a:b].replace(" ", ""))
+    return [f[a:b] for a, b in toks], strings
+
+
 class CodenameMatcher:
     """All codename entries of a watchlist, compiled for matching."""
 
     def __init__(self, entries: Sequence[CodenameEntry]):
         self.entries = tuple(entries)
-        self._forms: list[_Form] = []
-        self._ac = ahocorasick.Automaton(ahocorasick.STORE_ANY)
+        self.forms: list[_Form] = []
+        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
         exact: dict[str, list[int]] = {}
         keys: list[tuple[str, int]] = []
         self._meta: list[tuple[int, int]] = []  # key id -> (form id, word index or -1 = whole)
@@ -118,8 +195,8 @@ class CodenameMatcher:
                 if len(compact) < MIN_TERM_CHARS:
                     continue
                 budget, word_budgets = _budgets(entry, compact, words)
-                fid = len(self._forms)
-                self._forms.append(_Form(ei, compact, words, budget, word_budgets))
+                fid = len(self.forms)
+                self.forms.append(_Form(ei, compact, words, budget, word_budgets))
                 exact.setdefault(compact, []).append(fid)
                 keys.append((compact, budget))
                 self._meta.append((fid, -1))
@@ -130,18 +207,22 @@ class CodenameMatcher:
                         self._meta.append((fid, j))
                         explicit.append(entry.max_edits != "auto")
         for compact, fids in exact.items():
-            self._ac.add_word(compact, (len(compact), tuple(fids)))
+            self.automaton.add_word(compact, (len(compact), tuple(fids)))
         if exact:
-            self._ac.make_automaton()
+            self.automaton.make_automaton()
         self._keys = keys
         self._explicit = explicit
         self._index = DeletionIndex(keys)
+        self.fuzzy = self._index.max_budget > 0  # some key tolerates typos
         self._maxlen = max((len(k) for k, b in keys if b > 0), default=0)
-        self._ordinary = ordinary_words() if self._index.max_budget else frozenset()
-        # Per-token verdicts, shared by scanning threads. They are replaced, never cleared in
-        # place, so a reader holding the old objects still sees a consistent pair.
+        self._ordinary = ordinary_words() if self.fuzzy else frozenset()
+        # A token holding more characters that no key has than the largest budget is no typo of
+        # anything (numbers, mostly): one C call instead of an index probe.
+        self._foreign = {ord(c): None for c in {c for k, b in keys if b > 0 for c in k}}
+        # Per-token verdicts, shared by scanning threads (racing on a dict is safe; a cleared
+        # cache only costs recomputation).
         self._verdicts: dict[str, tuple[tuple[int, int], ...]] = {}
-        self._hot: set[str] = set()  # tokens whose verdict is non-empty
+        self.token_codes = _TokenCodes(self)
 
     # ---- per-token verdicts (cached) --------------------------------------------------------
 
@@ -151,7 +232,10 @@ class CodenameMatcher:
         if cached is not None:
             return cached
         hits: tuple[tuple[int, int], ...] = ()
-        if MIN_TERM_CHARS <= len(token) <= self._maxlen + 2:
+        if (
+            MIN_TERM_CHARS <= len(token) <= self._maxlen + 2
+            and len(token.translate(self._foreign)) <= self._index.max_budget
+        ):
             found = []
             # A written word gets no more typos than its own length allows ("call" is never a
             # typo of "Cally"), and an ordinary word is no typo at all ("model" is not "Kodel").
@@ -168,82 +252,101 @@ class CodenameMatcher:
                     found.append((kid, d))
             hits = tuple(found)
         if len(self._verdicts) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
-            self._verdicts, self._hot = {}, set()
+            self._verdicts = {}
         self._verdicts[token] = hits
-        if hits:
-            self._hot.add(token)
         return hits
 
-    def _any_hot(self, tokens: Iterable[str]) -> bool:
-        toks = set(tokens)
-        if not toks.isdisjoint(self._hot):
-            return True
-        novel = toks.difference(self._verdicts)
-        return any(self._lookup(t) for t in novel)
+    def _token_code(self, token: str) -> int:
+        """The screen's verdict on one whitespace-delimited token of original text (see
+        screen.py): folded alone in every reading, exactly the strings `_fuzzy` would look up."""
+        if token.isascii():
+            if token.isdigit():  # a number: never a typo, a letter of a run only if one digit
+                return LEAD | TRAIL if len(token) == 1 else 0
+            pieces = token.translate(SPLIT).split()
+            if pieces != [token]:
+                return self._pieces_code(pieces)
+        code = 0
+        if token.isascii():
+            todo = [PLAIN]
+            if LEET_ANY.search(token):
+                todo.append(LEET)
+                if "1" in token or "!" in token or "|" in token:
+                    todo.append(LEET_I)
+        else:
+            folds = {}
+            for r in READINGS:  # a reading that folds the token alike adds nothing
+                folds.setdefault(token.translate(FOLD[r]), r)
+            todo = list(folds.values())
+        for r in todo:
+            if token.isascii():
+                toks, strings = _ascii_strings(token, r)
+            else:
+                fd = fold(token, r)
+                toks = [fd.compact[a:b] for a, b in fd.segments(fd.sepbound)]
+                strings = [fd.compact[a:b] for a, b in _spans(fd)[1] if not _all_digits(fd, a, b)]
+            if not toks:
+                code |= CLEAR
+                continue
+            if len(toks[0]) == 1:
+                code |= LEAD
+            if len(toks[-1]) == 1:
+                code |= TRAIL
+            if not code & HOT and any(self._lookup(x) for x in strings):
+                code |= HOT
+        return code
 
-    # ---- fast screen ------------------------------------------------------------------------
+    def _pieces_code(self, pieces: list[str]) -> int:
+        """The verdict on a token made of pieces cut by separators, from the pieces' verdicts
+        (so "https://x.test/run/4821" costs one new piece, not a new token)."""
+        codes = bytes(self.token_codes[p] for p in pieces)
+        if not codes:
+            return CLEAR
+        code = HOT if CANDIDATE.search(codes) else 0  # a hot piece, or a run across pieces
+        for c in codes:  # the first piece that shows in a reading may start with a single letter
+            code |= c & LEAD
+            if not c & CLEAR:
+                break
+        for c in reversed(codes):
+            code |= c & TRAIL
+            if not c & CLEAR:
+                break
+        if all(c & CLEAR for c in codes):
+            code |= CLEAR
+        return code
 
-    def _maybe(self, text: str, shape: str, leet: int) -> bool:
-        """False when no codename can be in `text` in this reading (the common case)."""
-        f = text.translate(FOLD[leet])
-        compact = f.replace(" ", "")
-        for _ in self._ac.iter(compact):
-            return True
-        if not self._index.max_budget:
-            return False
-        tokens = f.split()
-        if self._any_hot(tokens):
-            return True
-        if _wordy(shape) and self._any_hot(
-            _WORD_SPLIT.sub(" ", text).translate(FOLD[leet]).split()
-        ):
-            return True
-        if not text.isascii() and self._any_hot(_LATIN_RUN.findall(f)):
-            return True  # Latin words glued to a caseless script ("我们的Larksupr")
-        try:
-            has_run = b"\x01\x01\x01" in bytes(map(len, tokens))
-        except ValueError:  # a token longer than 255: ask the regex
-            has_run = True
-        return has_run and any(
-            self._lookup("".join(m.group().split())) for m in _RUN.finditer(f)
-        )
-
-    # ---- full match on one reading ------------------------------------------------------------
+    # ---- full match ---------------------------------------------------------------------------
 
     def _exact(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
         bound = fd.bound
-        for end, (length, fids) in self._ac.iter(fd.compact):
+        for end, (length, fids) in self.automaton.iter(fd.compact):
             s, e = end - length + 1, end + 1
             if bound[s] and bound[e]:
                 for fid in fids:
                     yield fid, s, e, 0
 
+    def has_exact(self, text: str, reading: int) -> bool:
+        """Whether `text` spells a term exactly, on word boundaries, in this reading."""
+        return any(True for _ in self._exact(fold(text, reading)))
+
     def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
         compact = fd.compact
-        words = fd.segments(fd.bound)
-        tokens = fd.segments(fd.sepbound)
-        singles = [(s, e) for s, e in tokens if e - s == 1]
-        runs, cur = [], []
-        for seg in singles:
-            if cur and seg[0] != cur[-1][1]:
-                runs.append(cur)
-                cur = []
-            cur.append(seg)
-        runs.append(cur)
-        spans = set(tokens) | set(words) | {(r[0][0], r[-1][1]) for r in runs if len(r) >= 3}
-        for s, e in spans:
+        words, spans = _spans(fd)
+        digits = {(s, e) for s, e in spans if _all_digits(fd, s, e)}
+        for s, e in spans - digits:
             for kid, d in self._lookup(compact[s:e]):
                 fid, j = self._meta[kid]
-                if j < 0 and d > 0 and not _all_digits(fd, s, e):
+                if j < 0 and d > 0:
                     yield fid, s, e, d
         # Word-by-word alignment for multi-word terms.
         word_text = [compact[s:e] for s, e in words]
         for i, w in enumerate(word_text):
+            if words[i] in digits:
+                continue
             for kid, _ in self._lookup(w):
                 fid, j = self._meta[kid]
                 if j < 0:
                     continue
-                form = self._forms[fid]
+                form = self.forms[fid]
                 i0, n = i - j, len(form.words)
                 if i0 < 0 or i0 + n > len(words):
                     continue
@@ -252,34 +355,40 @@ class CodenameMatcher:
                     tw, fw, b = word_text[i0 + jj], form.words[jj], form.word_budgets[jj]
                     dd = 0 if tw == fw else OSA.distance(tw, fw, score_cutoff=b)
                     total += dd
-                    if dd > b or total > form.budget:
+                    if dd > b or total > form.budget or (dd and words[i0 + jj] in digits):
                         break
                 else:
-                    s, e = words[i0][0], words[i0 + n - 1][1]
-                    if total and not _all_digits(fd, s, e):
-                        yield fid, s, e, total
+                    if total:
+                        yield fid, words[i0][0], words[i0 + n - 1][1], total
 
-    def scan(self, text: str) -> list[CodenameMatch]:
-        """Every codename mention in `text`, one per entry and place (best match kept)."""
-        if not self._forms:
-            return []
+    def match(self, text: str) -> list[CodenameMatch]:
+        """Every codename mention in `text`, without the screen (for texts it named)."""
         found: list[CodenameMatch] = []
-        shape = text.translate(SHAPE)
-        for leet in readings(text, shape):
-            if not self._maybe(text, shape, leet):
-                continue
+        for leet in readings(text):
             fd = fold(text, leet)
-            for fid, s, e, d in (*self._exact(fd), *self._fuzzy(fd)):
-                form = self._forms[fid]
+            matches = self._exact(fd)
+            if self.fuzzy:
+                matches = (*matches, *self._fuzzy(fd))
+            for fid, s, e, d in matches:
+                form = self.forms[fid]
                 start, end = fd.span(s, e)
                 found.append(CodenameMatch(self.entries[form.entry], start, end, d, len(form.compact)))
         return _best_per_place(found)
 
+    def scan(self, text: str) -> list[CodenameMatch]:
+        """Every codename mention in `text`, one per entry and place (best match kept)."""
+        if not self.forms or not text:
+            return []
+        if not screen(self, [text.replace(SENTINEL, " ")]):  # NUL joins batches: a separator here
+            return []
+        return self.match(text)
+
 
 def _all_digits(fd: Folded, s: int, e: int) -> bool:
-    """Whether compact [s, e) was written with digits only: a number is never a typo ("74510")."""
-    start, end = fd.span(s, e)
-    return fd.text[start:end].replace(" ", "").isdigit()
+    """Whether compact [s, e) was written with digits only: a number is never a typo ("74510"),
+    and neither is a word of a multi-word term ("Build 20246" is not "Build 20245")."""
+    text = fd.text
+    return all(text[o].isdigit() for o in fd.orig[s:e].tolist())
 
 
 def _best_per_place(matches: list[CodenameMatch]) -> list[CodenameMatch]:

@@ -12,7 +12,7 @@ from .model import Finding, Severity
 from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
 from .screen import JOIN, Owners, screen
-from .unicode_checks import suspicious_runs
+from .unicode_checks import has_suspicious, suspicious_runs
 from .watchlist import Watchlist
 
 CHUNK_CHARS = 1 << 20
@@ -51,27 +51,36 @@ class Engine:
         out: list[list[Finding]] = [[] for _ in texts]
         for lo in range(0, len(texts), BATCH):
             part = texts[lo : lo + BATCH]
-            for i in self._screen(part):
-                out[lo + i] = self.scan_text(part[i], location)
+            alone = {i for i, t in enumerate(part) if SENTINEL in t or len(t) > CHUNK_CHARS}
+            clean = [t if i not in alone else "" for i, t in enumerate(part)]
+            named = screen(self._codenames, clean)
+            for i in sorted(alone | named | self._screen_others(clean)):
+                if i in alone:
+                    out[lo + i] = self.scan_text(part[i], location)
+                else:
+                    out[lo + i] = self._scan(part[i], location, codenames=i in named)
         return out
 
-    def _screen(self, texts: Sequence[str]) -> set[int]:
-        """Indices that may have findings (a superset; never misses one `scan_text` finds)."""
-        hits = {i for i, t in enumerate(texts) if SENTINEL in t or len(t) > CHUNK_CHARS}
-        clean = [t if i not in hits else "" for i, t in enumerate(texts)]
-        hits |= screen(self._codenames, clean)
-        joined = JOIN.join(clean)
-        owner = Owners(joined)
-        if self._patterns.entries:
+    def _screen_others(self, texts: Sequence[str]) -> set[int]:
+        """Indices that may have pattern, digest or suspicious-Unicode findings (a superset)."""
+        hits: set[int] = set()
+        if self._patterns.entries or self.watchlist.digests:
+            joined = JOIN.join(texts)
+            owner = Owners(joined)
             if self._patterns.anchored:  # ^ and $ mean one message: screen them one by one
-                hits |= {i for i, t in enumerate(clean) if self._patterns.scan(t)}
-            else:
+                hits |= {i for i, t in enumerate(texts) if self._patterns.scan(t)}
+            elif self._patterns.entries:
                 for a, b in self._patterns.spans(joined):
                     hits.update(range(owner(a), owner(max(a, b - 1)) + 1))
-        if self.watchlist.digests:
-            hits |= {owner(m.start) for m in self._digests.scan(joined)}
-        if not joined.isascii():
-            hits |= {owner(r.start) for r in suspicious_runs(joined)}
+            if self.watchlist.digests:
+                hits |= {owner(m.start) for m in self._digests.scan(joined)}
+        # Bidi controls and tag characters are never ASCII.
+        other = [i for i, t in enumerate(texts) if not t.isascii()]
+        if other:
+            joined = JOIN.join([texts[i] for i in other])
+            if has_suspicious(joined):
+                owner = Owners(joined)
+                hits |= {other[owner(r.start)] for r in suspicious_runs(joined)}
         return hits
 
     def scan_text_chunked(
@@ -105,15 +114,21 @@ class Engine:
 
     # ---- one text -------------------------------------------------------------------------------
 
-    def _scan(self, text: str, location: str) -> list[Finding]:
+    def _scan(self, text: str, location: str, codenames: bool | None = None) -> list[Finding]:
+        """All findings of one text; `codenames` says whether the screen already named it
+        (True: match without screening again, False: it holds none, None: screen it)."""
         if not text:
             return []
         if SENTINEL in text:
-            text = text.replace(SENTINEL, " ")  # NUL separates batches; here it is a separator
+            text = text.replace(SENTINEL, " ")  # NUL joins batches; in a text it is a separator
         pats = self._patterns.scan(text)
         secrets = [(m.start, m.end) for m in pats if m.entry.secret]
         out: list[Finding] = []
-        for m in self._codenames.scan(text):
+        if codenames is None:
+            matches = self._codenames.scan(text)
+        else:
+            matches = self._codenames.match(text) if codenames else []
+        for m in matches:
             detail = {"match": "typo" if m.edits else "exact", "edits": m.edits}
             if m.entry.label:
                 detail["label"] = m.entry.label

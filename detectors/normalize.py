@@ -151,9 +151,18 @@ READINGS = (PLAIN, LEET, LEET_I)
 FOLD = {r: _Table(_fold_value(r)) for r in READINGS}
 _LEN = {r: _Table(lambda c, r=r: chr(len(fold_char(c, r)))) for r in READINGS}
 _CLS = {r: _Table(lambda c, r=r: chr(char_class(c, r))) for r in READINGS}
+# ASCII characters that separate in every reading, as spaces: splitting on them cuts a text into
+# pieces that fold alone just as they fold inside it (leet symbols stay: "L@rk" is one piece).
+SPLIT = str.maketrans(
+    {chr(i): " " for i in range(128) if all(_fold_ascii(chr(i), r) == " " for r in READINGS)}
+)
+# The same classes for ASCII, as lists indexed by code point (the screen's boundary checks).
+CLS_ASCII = {r: [char_class(chr(i), r) for i in range(128)] for r in READINGS}
 
 
 def _shape_of(c: str) -> str:
+    if c == SENTINEL:
+        return SENTINEL  # batches split back into their texts
     if c.isascii():
         if c.islower():
             return "a"
@@ -175,10 +184,20 @@ def _shape_of(c: str) -> str:
 SHAPE = _Table(_shape_of)
 
 
-def readings(text: str, shape: str) -> tuple[int, ...]:
+# Any character that reads differently in the leet readings (SHAPE "1" or "!").
+LEET_ANY = re.compile(r"[013457@$!|]")
+
+
+def readings(text: str, shape: str | None = None) -> tuple[int, ...]:
     """The readings `text` needs: plain always, leet when letters may hide behind digits or
-    symbols, and leet with 1 = i when an i/l-ambiguous glyph is there too."""
-    if ("1" in shape or "!" in shape) and LEET_HINT.search(text) is not None:
+    symbols, and leet with 1 = i when an i/l-ambiguous glyph is there too. (`shape`, when
+    given, is `text.translate(SHAPE)` and spares a search.)"""
+    if shape is not None:
+        if "1" not in shape and "!" not in shape:
+            return (PLAIN,)
+    elif LEET_ANY.search(text) is None:
+        return (PLAIN,)
+    if LEET_HINT.search(text) is not None:
         if "1" in text or "|" in text or "!" in text:
             return READINGS
         return (PLAIN, LEET)

@@ -1,13 +1,21 @@
-"""Batch screening: which messages of a batch may mention a codename.
+"""The codename screen: which texts of a batch may mention a codename (a superset, never less).
 
-The bot scans messages in batches (`Engine.scan_many`). Screening a batch as ONE string pays the
-interpreter's per-message overhead once: the batch is folded and its word boundaries computed in
-a few vectorised passes, exact terms are found with their real boundaries, and typo candidates
-are looked up once per distinct token. Only the messages this screen names get a full scan, so
-it must never miss one the full scan would report (a test holds it to that).
+Most messages mention nothing, and the screen makes them cheap: a handful of C calls over the
+batch joined into one string, plus one cached verdict per distinct whitespace-delimited token of
+the ORIGINAL text. Only the texts it names get the full match (`CodenameMatcher.match`), so it
+must name every text the full match would report; a hypothesis test holds it to that.
 
-Messages are joined with a NUL-NUL token between them, which folding keeps: no match and no token can
-straddle two messages. Texts must not contain NUL themselves (the engine screens those alone).
+What the full match reports, and where the screen finds it:
+- an exact spelling, with separators or none: one Aho-Corasick pass over the folded batch (the
+  automaton skips whitespace), each hit checked for word boundaries at both ends; the leet
+  readings only for the texts that need them (`normalize.readings`);
+- a typo inside one whitespace-delimited token ("Larksupr", "ProjectLarksupr",
+  "L.a.r.k.s.u.p.r"): that token's verdict, which folds the token alone in every reading and
+  looks up exactly the strings the full match would. Folding never joins across whitespace, so a
+  token folds alone just as it folds inside its text;
+- a typo across tokens: a multi-word term ("Iron Medow") has a mistyped word inside one token
+  (above); a run of spaced letters ("L a r k s u p r") has single letters on both sides of
+  whitespace, which the verdicts flag and a regex over the batch's verdict bytes finds.
 """
 
 from __future__ import annotations
@@ -15,133 +23,188 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .normalize import LEET, LEET_I, PLAIN, SENTINEL, SHAPE, fold
+from .normalize import (
+    CLS_ASCII,
+    DIGIT,
+    FOLD,
+    LEET,
+    LEET_I,
+    LOWER,
+    PLAIN,
+    SENTINEL,
+    SPLIT,
+    UPPER,
+    readings,
+)
 
 if TYPE_CHECKING:
     from .codenames import CodenameMatcher
 
-# Two NULs: a one-character token would look like part of a run of spaced letters ("L a r k").
+# Between two texts of a batch: a token that folds to itself and matches nothing, so no exact
+# match, no token and no run of letters can straddle two texts. Texts holding NUL are never
+# batched (the engine scans them alone).
 JOIN = f" {SENTINEL * 2} "
-_RUN = re.compile(r"(?<!\S)\S(?: +\S(?!\S)){2,}")
-_LETTER = np.frombuffer(b"aA", np.uint8)
+JOIN_TOKEN = SENTINEL * 2
+
+# A token's verdict, one byte: it starts or ends with a single letter (in some reading), it folds
+# to nothing in some reading (a run of letters passes through it), or some string in it is within
+# the edit budget of a key (hot). SEPARATOR marks the token between two texts.
+LEAD, TRAIL, CLEAR, HOT, SEPARATOR = 1, 2, 4, 8, 16
+
+
+def _klass(bit: int) -> bytes:
+    return re.escape(bytes(c for c in range(16) if c & bit))
+
+
+# A hot token, or a single letter, tokens that fold to nothing, and a single letter again.
+CANDIDATE = re.compile(
+    b"[%s]|[%s][%s]*[%s]" % (_klass(HOT), _klass(TRAIL), _klass(CLEAR), _klass(LEAD))
+)
 
 
 class Owners:
-    """Position in a batch string -> index of the message it belongs to (counting NULs)."""
+    """Position in a joined batch -> index of the text it belongs to (counting JOIN tokens)."""
 
-    def __init__(self, s: str):
-        self._cuts = [m.start() for m in re.finditer(SENTINEL * 2, s)]
+    def __init__(self, joined: str):
+        self._cuts = [m.start() for m in re.finditer(JOIN_TOKEN, joined)]
 
     def __call__(self, pos: int) -> int:
         return bisect_right(self._cuts, pos)
 
 
-def _leet_hints(shape: str) -> list[int]:
-    """Positions where a digit or symbol touches a letter, maybe across one separator: a
-    superset of `normalize.LEET_HINT` computed on the shape string without a regex."""
-    a = np.frombuffer(shape.encode("latin-1"), np.uint8)
-    if len(a) < 2:
-        return []
-    letter = np.isin(a, _LETTER)
-    leet = a == ord("1")
-    sym = a == ord("!")
-    sepish = (a == ord(" ")) | sym
-    nxt = np.zeros_like(letter)
-    nxt2 = np.zeros_like(letter)
-    hint = np.zeros_like(letter)
-    # letter then leet digit, or leet digit then letter, directly or across one separator
-    hint[:-1] |= (letter[:-1] & leet[1:]) | (leet[:-1] & letter[1:])
-    # letter, symbol(s), letter ("L@rk"); two symbols count as a hint whatever follows them
-    hint[:-2] |= letter[:-2] & sym[1:-1] & (letter[2:] | sym[2:])
-    nxt[:-2] = sepish[1:-1]
-    nxt2[:-2] = (letter[:-2] & leet[2:]) | (leet[:-2] & letter[2:])
-    hint |= nxt & nxt2
-    return np.flatnonzero(hint).tolist()
-
-
-def screen_reading(matcher: CodenameMatcher, texts: Sequence[str], reading: int) -> set[int]:
-    """Indices of `texts` that may hold a codename in this reading."""
-    if not texts:
-        return set()
-    fd = fold(JOIN.join(texts), reading)
-    hits: set[int] = set()
-    compact = fd.compact
-    found = list(matcher._ac.iter(compact))
-    if found:
-        ends = np.fromiter((e for e, _ in found), np.int64, len(found))
-        lens = np.fromiter((v[0] for _, v in found), np.int64, len(found))
-        ok = fd.bound[ends - lens + 1] & fd.bound[ends + 1]
-        if ok.any():
-            owner = Owners(compact)
-            hits.update(owner(int(e)) for e in ends[ok])
-    if not matcher._index.max_budget:
-        return hits
-    f = fd.folded
-    words = fd.spaced(fd.bound)  # camelCase and digit splits as separate words
-    tokens = f.split()
-    vocab = set(tokens)
-    vocab.update(words.split())
-    for t in vocab.difference(matcher._verdicts):
-        matcher._lookup(t)
-    hot = vocab & matcher._hot
-    if hot:
-        alternation = "|".join(map(re.escape, sorted(hot, key=len, reverse=True)))
-        rx = re.compile(rf"(?<!\S)(?:{alternation})(?!\S)")
-        for haystack in (f, words):
-            matches = list(rx.finditer(haystack))
-            if matches:
-                owner = Owners(haystack)
-                hits.update(owner(m.start()) for m in matches)
-    try:
-        has_run = b"\x01\x01\x01" in bytes(map(len, tokens))
-    except ValueError:  # a token longer than 255
-        has_run = True
-    if has_run:
-        owner = Owners(f)
-        for m in _RUN.finditer(f):
-            for part in m.group().split(SENTINEL):
-                if matcher._lookup("".join(part.split())):
-                    hits.update(range(owner(m.start()), owner(m.end() - 1) + 1))
-    return hits
-
-
 def screen(matcher: CodenameMatcher, texts: Sequence[str]) -> set[int]:
-    """Indices of `texts` that may hold a codename in any reading."""
-    if not matcher._forms or not texts:
+    """Indices of `texts` that may hold a codename (texts must not contain NUL)."""
+    if not texts or not matcher.forms:
         return set()
-    # str.translate is fast only on pure-ASCII strings: one emoji would slow the whole batch, so
-    # ASCII and non-ASCII messages are screened as two batches.
-    ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
-    if 0 < len(ascii_idx) < len(texts):
-        other_idx = sorted(set(range(len(texts))) - set(ascii_idx))
-        hits = set()
-        for idx in (ascii_idx, other_idx):
-            hits.update(idx[j] for j in _screen(matcher, [texts[i] for i in idx]))
-        return hits
-    return _screen(matcher, texts)
+    found: set[int] = set()
+    ascii_idx: list[int] = []
+    other_idx: list[int] = []
+    for i, t in enumerate(texts):
+        (ascii_idx if t.isascii() else other_idx).append(i)
+    for idx in (ascii_idx, other_idx):
+        if not idx:
+            continue
+        joined = JOIN.join([texts[i] for i in idx])
+        if matcher.fuzzy:
+            found.update(_hot_tokens(matcher, joined, idx, idx is ascii_idx))
+        if idx is ascii_idx:
+            found.update(_exact_ascii(matcher, joined, texts, idx, PLAIN))
+        else:
+            found.update(_exact_other(matcher, joined, texts, idx, PLAIN))
+    # The leet readings, for the texts that need them.
+    by_reading = _leet_readings(texts, ascii_idx, other_idx, found)
+    for reading, idx in by_reading.items():
+        part = [i for i in idx if texts[i].isascii()]
+        if part:
+            joined = JOIN.join([texts[i] for i in part])
+            found.update(_exact_ascii(matcher, joined, texts, part, reading))
+        part = [i for i in idx if not texts[i].isascii()]
+        if part:
+            joined = JOIN.join([texts[i] for i in part])
+            found.update(_exact_other(matcher, joined, texts, part, reading))
+    return found
 
 
-def _screen(matcher: CodenameMatcher, texts: Sequence[str]) -> set[int]:
-    hits = screen_reading(matcher, texts, PLAIN)
-    joined = JOIN.join(texts)
-    shape = joined.translate(SHAPE)
-    if "1" not in shape and "!" not in shape:
-        return hits
-    owner = Owners(joined)
-    hinted = sorted({owner(p) for p in _leet_hints(shape)} - hits)
-    by_reading: dict[int, list[int]] = {LEET: [], LEET_I: []}
-    for i in hinted:
-        # `readings` would say the same or less; the screen may ask for more, never for less.
-        by_reading[LEET].append(i)
+# ASCII -> a for a letter, 1 for a leet digit or symbol, 0 for another digit, a space for the
+# rest: every match of `normalize.LEET_HINT` is then a letter next to a run of 1s, or one
+# character away from it.
+_HINT_SHAPE = str.maketrans(
+    {
+        chr(i): SENTINEL if chr(i) == SENTINEL
+        else "a" if chr(i).isalpha()
+        else "1" if chr(i) in "013457@$!|"
+        else "0" if chr(i).isdigit()
+        else " "
+        for i in range(128)
+    }
+)  # fmt: skip
+def _leet_readings(texts, ascii_idx, other_idx, found) -> dict[int, list[int]]:
+    """Texts (not yet found) per leet reading they may need: a superset of what
+    `normalize.readings` says, found for ASCII texts by a few C searches per batch."""
+    hinted: set[int] = set()
+    if ascii_idx:
+        sh = JOIN.join([texts[i] for i in ascii_idx]).translate(_HINT_SHAPE)
+        starts = None
+        p = sh.find("1")
+        while p >= 0:  # str.find: much faster here than a regex's finditer
+            e = p + 1
+            while sh[e : e + 1] == "1":
+                e += 1
+            if "a" in (sh[p - 1 : p], sh[e : e + 1]) or sh[p - 2 : p] == "a " or sh[e : e + 2] == " a":
+                if starts is None:
+                    starts = list(accumulate((len(texts[i]) + len(JOIN) for i in ascii_idx), initial=0))
+                hinted.add(ascii_idx[bisect_right(starts, p) - 1])
+            p = sh.find("1", e)
+    hinted.update(i for i in other_idx if len(readings(texts[i])) > 1)
+    out: dict[int, list[int]] = {LEET: [], LEET_I: []}
+    for i in sorted(hinted - found):
+        out[LEET].append(i)
         t = texts[i]
         if "1" in t or "|" in t or "!" in t:
-            by_reading[LEET_I].append(i)
-    for r, idx in by_reading.items():
-        if idx:
-            sub = screen_reading(matcher, [texts[i] for i in idx], r)
-            hits.update(idx[j] for j in sub)
-    return hits
+            out[LEET_I].append(i)
+    return out
+
+
+def _hot_tokens(matcher: CodenameMatcher, joined: str, idx: list[int], ascii: bool) -> set[int]:
+    """Texts with a hot token or single letters on both sides of a cut (see the module doc)."""
+    if ascii:  # cut at every separator, not only whitespace: pieces of URLs and code repeat
+        joined = joined.translate(SPLIT)
+    codes = bytes(map(matcher.token_codes.__getitem__, joined.split()))
+    return {idx[codes.count(SEPARATOR, 0, m.start())] for m in CANDIDATE.finditer(codes)}
+
+
+def _exact_ascii(matcher: CodenameMatcher, joined: str, texts, idx: list[int], reading: int):
+    """Texts (ASCII) with an exact spelling on word boundaries. ASCII folds one character to
+    one, so positions in the folded batch are positions in the original batch."""
+    f = joined.translate(FOLD[reading])
+    starts = list(accumulate((len(texts[i]) + len(JOIN) for i in idx), initial=0))
+    cls = CLS_ASCII[reading]
+    n = len(f)
+
+    def bound(q: int) -> bool:
+        """A word starts at position q (a compact character) of the batch."""
+        if q == 0 or q >= n or f[q - 1] == " " or f[q] == " ":
+            return True
+        c1, c2 = cls[ord(joined[q - 1])], cls[ord(joined[q])]
+        if (c1 == DIGIT) != (c2 == DIGIT) or (c1 == LOWER and c2 == UPPER):
+            return True
+        # "XMLParser": a capital before capital + small starts a word.
+        return (
+            c1 == UPPER and c2 == UPPER and q + 1 < n and f[q + 1] != " "
+            and cls[ord(joined[q + 1])] == LOWER
+        )  # fmt: skip
+
+    out: set[int] = set()
+    for end, (length, _fids) in matcher.automaton.iter(f, ignore_white_space=True):
+        owner = bisect_right(starts, end) - 1
+        if idx[owner] in out:
+            continue
+        start, left = end, length - 1
+        while left:
+            start -= 1
+            if f[start] != " ":
+                left -= 1
+        if bound(start) and bound(end + 1):
+            out.add(idx[owner])
+    return out
+
+
+def _exact_other(matcher: CodenameMatcher, joined: str, texts, idx: list[int], reading: int):
+    """Texts (not ASCII) with an exact spelling on word boundaries: the automaton finds the
+    spellings in the folded batch, and each text with one is folded alone to check them."""
+    f = joined.translate(FOLD[reading])
+    owner = None
+    out: set[int] = set()
+    checked: set[int] = set()
+    for end, _value in matcher.automaton.iter(f, ignore_white_space=True):
+        if owner is None:
+            owner = Owners(f)
+        i = idx[owner(end)]
+        if i not in checked:
+            checked.add(i)
+            if matcher.has_exact(texts[i], reading):
+                out.add(i)
+    return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 # Bidi embeddings/overrides/isolates (Trojan Source) and the tag block (invisible ASCII copies).
 _SUSPICIOUS = re.compile("[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]+")
+_SUSPICIOUS_ONE = re.compile("[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,11 @@ class SuspiciousRun:
     start: int
     end: int
     codepoints: tuple[str, ...]
+
+
+def has_suspicious(text: str) -> bool:
+    """Whether `text` holds any suspicious character (one search, for batches)."""
+    return _SUSPICIOUS_ONE.search(text) is not None
 
 
 def suspicious_runs(text: str) -> list[SuspiciousRun]:
