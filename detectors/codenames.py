@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import ahocorasick
+import numpy as np
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from .fuzzyindex import DeletionIndex
@@ -241,15 +243,19 @@ class CodenameMatcher:
             # typo of "Cally"), and an ordinary word is no typo at all ("model" is not "Kodel").
             ordinary = token in self._ordinary
             own = auto_edits(len(token))
-            for kid in self._index.candidates(token):
-                key, budget = self._keys[kid]
-                if ordinary:
-                    budget = 0
-                elif not self._explicit[kid]:
-                    budget = min(budget, own)
-                d = OSA.distance(token, key, score_cutoff=budget)
-                if 0 < d <= budget:  # exact spellings are the automaton's job
-                    found.append((kid, d))
+            cands = [] if ordinary else self._index.candidates(token)
+            if cands:  # one C loop over the candidates, then the budget of each near one
+                near = process.extract(
+                    token, [self._keys[k][0] for k in cands], scorer=OSA.distance,
+                    score_cutoff=self._index.max_budget, limit=None,
+                )  # fmt: skip
+                for _key, d, at in near:
+                    kid = cands[at]
+                    budget = self._keys[kid][1]
+                    if not self._explicit[kid]:
+                        budget = min(budget, own)
+                    if 0 < d <= budget:  # exact spellings are the automaton's job
+                        found.append((kid, d))
             hits = tuple(found)
         if len(self._verdicts) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
             self._verdicts = {}
@@ -283,7 +289,8 @@ class CodenameMatcher:
             else:
                 fd = fold(token, r)
                 toks = [fd.compact[a:b] for a, b in fd.segments(fd.sepbound)]
-                strings = [fd.compact[a:b] for a, b in _spans(fd)[1] if not _all_digits(fd, a, b)]
+                spans = _spans(fd)[1]
+                strings = [fd.compact[a:b] for a, b in spans - _digit_spans(fd, spans)]
             if not toks:
                 code |= CLEAR
                 continue
@@ -331,7 +338,7 @@ class CodenameMatcher:
     def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
         compact = fd.compact
         words, spans = _spans(fd)
-        digits = {(s, e) for s, e in spans if _all_digits(fd, s, e)}
+        digits = _digit_spans(fd, spans)
         for s, e in spans - digits:
             for kid, d in self._lookup(compact[s:e]):
                 fid, j = self._meta[kid]
@@ -384,11 +391,25 @@ class CodenameMatcher:
         return self.match(text)
 
 
-def _all_digits(fd: Folded, s: int, e: int) -> bool:
-    """Whether compact [s, e) was written with digits only: a number is never a typo ("74510"),
-    and neither is a word of a multi-word term ("Build 20246" is not "Build 20245")."""
-    text = fd.text
-    return all(text[o].isdigit() for o in fd.orig[s:e].tolist())
+class _DigitMarks(dict):
+    """`str.translate` table: a digit -> "1", anything else -> "0" (filled on first sight)."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = "1" if chr(code).isdigit() else "0"
+        return self[code]
+
+
+_DIGIT_MARKS = _DigitMarks()
+
+
+def _digit_spans(fd: Folded, spans: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The spans written with digits only: a number is never a typo ("74510"), and neither is
+    a word of a multi-word term ("Build 20246" is not "Build 20245")."""
+    marks = fd.text.translate(_DIGIT_MARKS)
+    if "1" not in marks:
+        return set()
+    per_char = np.frombuffer(marks.encode("ascii"), np.uint8)[fd.orig].tobytes()
+    return {(a, b) for a, b in spans if b"0" not in per_char[a:b]}
 
 
 def _best_per_place(matches: list[CodenameMatch]) -> list[CodenameMatch]:

@@ -50,6 +50,7 @@ class DeletionIndex:
         order = np.argsort(h, kind="stable")
         self._hashes = h[order]
         self._ids = np.frombuffer(ids, dtype=np.int64)[order] if ids else np.zeros(0, np.int64)
+        self._cache: dict[str, list[int]] = {}  # prefix -> candidates (they depend on it alone)
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -58,17 +59,24 @@ class DeletionIndex:
     def nbytes(self) -> int:
         return self._hashes.nbytes + self._ids.nbytes
 
-    def candidates(self, query: str) -> set[int]:
+    def candidates(self, query: str) -> list[int]:
         """Ids of keys that may be within budget of `query` (a superset; verify each)."""
         if not self.max_budget or not len(self._hashes):
-            return set()
-        probe = np.fromiter(
-            (hash(d) for d in deletions(query[:PREFIX], self.max_budget)), dtype=np.int64
-        )
+            return []
+        prefix = query[:PREFIX]
+        cached = self._cache.get(prefix)
+        if cached is not None:
+            return cached
+        probe = np.fromiter((hash(d) for d in deletions(prefix, self.max_budget)), dtype=np.int64)
         lo = np.searchsorted(self._hashes, probe, "left")
-        hi = np.searchsorted(self._hashes, probe, "right")
-        out: set[int] = set()
-        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-            if b > a:
-                out.update(self._ids[a:b].tolist())
+        n = np.searchsorted(self._hashes, probe, "right") - lo
+        total = int(n.sum())
+        if not total:
+            out: list[int] = []
+        else:  # every [lo, lo + n) range at once
+            starts = np.repeat(lo - np.cumsum(n) + n, n)
+            out = np.unique(self._ids[starts + np.arange(total)]).tolist()
+        if len(self._cache) > 100_000:  # bounded: novel prefixes never end
+            self._cache = {}
+        self._cache[prefix] = out
         return out

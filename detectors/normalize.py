@@ -249,38 +249,52 @@ def _codes(s: str, dtype=np.uint32) -> np.ndarray:
     return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+def _transition_table() -> np.ndarray:
+    """(class, next class, the class after it or SEP if separated) -> 1 a script change, 2 a
+    word boundary (camelCase, "XML|Parser", letters against digits). One lookup per character
+    instead of a dozen array operations: most texts folded are short, where numpy's per-call
+    cost is what counts."""
+    table = np.zeros(8 * 8 * 8, np.uint8)
+    for c1 in range(8):
+        for c2 in range(8):
+            for c3 in range(8):
+                bits = 1 if CASELESS in (c1, c2) else 0
+                camel = c1 == LOWER and c2 == UPPER
+                acronym = c1 == UPPER and c2 == UPPER and c3 == LOWER
+                digit = (c1 == DIGIT) != (c2 == DIGIT)
+                if camel or acronym or digit:
+                    bits |= 2
+                table[(c1 * 8 + c2) * 8 + c3] = bits
+    return table
+
+
+_TRANSITION = _transition_table()
+
+
 def fold(text: str, leet: int = PLAIN) -> Folded:
     """Fold `text` and compute the offset map and word boundaries (vectorised for long texts)."""
     f = text.translate(FOLD[leet])
-    n = len(text)
+    compact = f.replace(" ", "")
+    m = len(compact)
+    ci = np.flatnonzero(_codes(f) != 32)
     if text.isascii():
-        off = np.arange(n, dtype=np.int64)  # ASCII folds one char to one char
+        orig = ci  # ASCII folds one char to one char
     else:
         lens = _codes(text.translate(_LEN[leet]), np.uint8)
-        off = np.repeat(np.arange(n, dtype=np.int64), lens)
-    fa = _codes(f)
-    ci = np.flatnonzero(fa != 32)
-    compact = f.replace(" ", "")
-    orig = off[ci]
-    cls = _codes(text.translate(_CLS[leet]), np.uint8)
-    m = len(compact)
-
+        orig = np.repeat(np.arange(len(text), dtype=np.int64), lens)[ci]
     bound = np.ones(m + 1, dtype=bool)
-    sepbound = np.ones(m + 1, dtype=bool)
-    if m > 1:
-        o1, o2 = orig[:-1], orig[1:]
-        c1, c2 = cls[o1], cls[o2]
-        same_char = o1 == o2  # one original char folded to several: never split it
-        sep = (ci[1:] - ci[:-1]) > 1
-        script = ((c1 == CASELESS) | (c2 == CASELESS)) & ~same_char
-        camel = (c1 == LOWER) & (c2 == UPPER)
-        # "XMLParser": a capital followed by capital+small starts a word ("XML|Parser").
-        nxt = np.append(cls[orig[2:]], SEP) if m > 2 else np.array([SEP], dtype=np.uint8)
-        nxt_sep = np.append(sep[1:], True)
-        acronym = (c1 == UPPER) & (c2 == UPPER) & (nxt == LOWER) & ~nxt_sep
-        digit = (c1 == DIGIT) != (c2 == DIGIT)
-        sepbound[1:m] = sep | script
-        bound[1:m] = sep | script | ((camel | acronym | digit) & ~same_char)
+    if m < 2:
+        return Folded(text, f, compact, orig, bound, bound.copy())
+    cc = _codes(text.translate(_CLS[leet]), np.uint8)[orig].astype(np.intp)
+    sep = np.diff(ci) > 1
+    after = np.full(m - 1, SEP, np.intp)  # the class after the pair, SEP if separated from it
+    after[:-1] = np.where(sep[1:], SEP, cc[2:])
+    bits = _TRANSITION[(cc[:-1] * 8 + cc[1:]) * 8 + after]
+    if not text.isascii():
+        bits[np.diff(orig) == 0] = 0  # one original char folded to several: never split it
+    sepbound = bound.copy()
+    sepbound[1:m] = sep | (bits & 1).astype(bool)
+    bound[1:m] = sepbound[1:m] | (bits & 2).astype(bool)
     return Folded(text, f, compact, orig, bound, sepbound)
 
 

@@ -86,3 +86,41 @@ def test_separator_boundaries_are_word_boundaries(text):
 )
 def test_terms_fold_like_text(term, compact, words):
     assert fold_term(term) == (compact, words)
+
+
+def _reference_bounds(text: str, leet: int) -> tuple[list[bool], list[bool]]:
+    """Word boundaries as DESIGN.md words them, one character at a time (the specification)."""
+    from detectors.normalize import CASELESS, DIGIT, LOWER, SEP, UPPER, char_class, fold_char
+
+    compact: list[tuple[int, bool]] = []  # (original index, a separator stands before it)
+    gap = False
+    for i, c in enumerate(text):
+        for ch in fold_char(c, leet):
+            if ch == " ":
+                gap = True
+            else:
+                compact.append((i, gap))
+                gap = False
+    m = len(compact)
+    cls = [char_class(text[o], leet) for o, _ in compact]
+    bound, sepbound = [True] * (m + 1), [True] * (m + 1)
+    for k in range(1, m):
+        c1, c2 = cls[k - 1], cls[k]
+        same = compact[k - 1][0] == compact[k][0]  # one character folded to several
+        sep = compact[k][1]
+        after = cls[k + 1] if k + 1 < m and not compact[k + 1][1] else SEP
+        script = CASELESS in (c1, c2) and not same
+        wordy = (c1 == LOWER and c2 == UPPER) or (c1 == UPPER and c2 == UPPER and after == LOWER)
+        wordy = (wordy or (c1 == DIGIT) != (c2 == DIGIT)) and not same
+        sepbound[k] = sep or script
+        bound[k] = sep or script or wordy
+    return bound, sepbound
+
+
+@given(texts | st.from_regex(r"[A-Za-z0-9ÀÉßΣσЖж中文🙂\u200b\u0301 .\-]{0,40}", fullmatch=True), st.sampled_from([0, 1, 2]))
+@settings(max_examples=300, deadline=None)
+def test_boundaries_follow_the_specification(text, leet):
+    fd = fold(text, leet)
+    bound, sepbound = _reference_bounds(text, leet)
+    assert fd.bound.tolist() == bound
+    assert fd.sepbound.tolist() == sepbound
