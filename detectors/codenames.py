@@ -218,6 +218,15 @@ class CodenameMatcher:
         self.fuzzy = self._index.max_budget > 0  # some key tolerates typos
         self._maxlen = max((len(k) for k, b in keys if b > 0), default=0)
         self._ordinary = ordinary_words() if self.fuzzy else frozenset()
+        # Words of multi-word terms that anchor an alignment when written exactly: "Coral Ospha"
+        # is "Corfal Ospha" (the exact "Ospha" vouches for the typo, even one that makes an
+        # ordinary word); an ordinary word anchors nothing ("iron meadows" is not "Iron Meadow").
+        self._anchors: dict[str, list[tuple[int, int]]] = {}
+        for fid, form in enumerate(self.forms):
+            if len(form.words) > 1 and form.budget:
+                for j, w in enumerate(form.words):
+                    if len(w) >= MIN_TERM_CHARS and w not in self._ordinary:
+                        self._anchors.setdefault(w, []).append((fid, j))
         # A token holding more characters that no key has than the largest budget is no typo of
         # anything (numbers, mostly): one C call instead of an index probe.
         self._foreign = {ord(c): None for c in {c for k, b in keys if b > 0 for c in k}}
@@ -298,7 +307,7 @@ class CodenameMatcher:
                 code |= LEAD
             if len(toks[-1]) == 1:
                 code |= TRAIL
-            if not code & HOT and any(self._lookup(x) for x in strings):
+            if not code & HOT and any(self._lookup(x) or x in self._anchors for x in strings):
                 code |= HOT
         return code
 
@@ -349,8 +358,8 @@ class CodenameMatcher:
         for i, w in enumerate(word_text):
             if words[i] in digits:
                 continue
-            for kid, _ in self._lookup(w):
-                fid, j = self._meta[kid]
+            starts = [self._meta[kid] for kid, _ in self._lookup(w)]
+            for fid, j in (*starts, *self._anchors.get(w, ())):
                 if j < 0:
                     continue
                 form = self.forms[fid]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .codenames import CodenameMatcher
 from .digests import DigestMatcher
-from .excerpt import make_excerpt
+from .excerpt import MAX_EXCERPT, make_excerpt
 from .model import Finding, Severity
 from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
@@ -89,22 +90,40 @@ class Engine:
         """The findings of `text` scanned in overlapping chunks, each reported once.
 
         Each chunk owns the findings that start in its middle (half an overlap away from a cut),
-        so memory stays bounded and nothing is reported twice or cut in half.
+        so memory stays bounded and nothing is reported twice or cut in half. Excerpts are made
+        again from the whole text once the next chunk is scanned, with the secrets of both, so
+        they read (and mask) exactly as an unchunked scan's.
         """
         n = len(text)
         half = overlap // 2
         start = 0
+        pending: list[Finding] = []
+        secrets: set[tuple[int, int]] = set()
         while True:
             stop = min(n, start + chunk)
             own_lo = start + half if start > 0 else 0
             own_hi = stop - half if stop < n else n
-            for f in self._scan(text[start:stop], location):
-                s = f.start + start if f.start is not None else None
-                if s is not None and own_lo <= s < own_hi:
-                    yield f.shifted(start)
+            found = self._scan(text[start:stop], location)
+            secrets = {(s, e) for s, e in secrets if e > start - chunk}  # only recent ones matter
+            secrets.update(
+                (f.start + start, f.end + start)
+                for f in found
+                if f.kind == "pattern" and f.detail.get("secret") and f.start is not None
+            )
+            yield from self._with_excerpts(text, pending, secrets)
+            pending = [
+                f.shifted(start) for f in found if f.start is not None and own_lo <= f.start + start < own_hi
+            ]
             if stop >= n:
+                yield from self._with_excerpts(text, pending, secrets)
                 return
             start = stop - overlap
+
+    @staticmethod
+    def _with_excerpts(text: str, findings: list[Finding], secrets: set[tuple[int, int]]):
+        for f in findings:
+            window = [(s, e) for s, e in secrets if s < f.end + 2 * MAX_EXCERPT and e > f.start - 2 * MAX_EXCERPT]
+            yield replace(f, excerpt=make_excerpt(text, f.start, f.end, window))
 
     def open_stream(self, location: str, filename: str):
         """A streaming scan of one attachment: `feed(bytes)` then `close() -> list[Finding]`."""

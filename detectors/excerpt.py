@@ -30,6 +30,16 @@ class _Escapes(dict):
 _ESCAPES = _Escapes()
 
 
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
 def make_excerpt(
     text: str, start: int, end: int, secrets: Iterable[tuple[int, int]] = ()
 ) -> str:
@@ -38,12 +48,12 @@ def make_excerpt(
     hi = min(len(text), max(end, start) + _CONTEXT)
     pieces: list[str] = []
     pos = lo
-    for s, e in sorted(secrets):
-        if e <= lo or s >= hi or s < pos:
+    for s, e in _merged(secrets):  # overlapping secrets are masked as one: no tail shows
+        if e <= lo or s >= hi:
             continue
-        pieces.append(text[pos:s])
+        pieces.append(text[pos:s] if s > pos else "")
         pieces.append(mask(text[s:e]))
-        pos = e
+        pos = max(pos, e)
     pieces.append(text[pos:hi])
     body = "".join(pieces)
     if not body.isprintable():

@@ -199,11 +199,20 @@ def _exact_other(matcher: CodenameMatcher, joined: str, texts, idx: list[int], r
     owner = None
     out: set[int] = set()
     checked: set[int] = set()
-    for end, _value in matcher.automaton.iter(f, ignore_white_space=True):
+    for end, (length, _fids) in matcher.automaton.iter(f, ignore_white_space=True):
         if owner is None:
             owner = Owners(f)
         i = idx[owner(end)]
-        if i not in checked:
+        if i in checked:
+            continue
+        start, left = end, length - 1
+        while left:
+            start -= 1
+            if f[start] != " ":
+                left -= 1
+        if f[start - 1] == " " and f[end + 1 : end + 2] in (" ", ""):
+            out.add(i)  # separators on both sides: on word boundaries whatever the case
+        else:
             checked.add(i)
             if matcher.has_exact(texts[i], reading):
                 out.add(i)

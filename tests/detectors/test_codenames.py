@@ -178,6 +178,12 @@ def test_many_terms_do_not_interfere():
         # The longest exact match wins where terms nest inside one another.
         (["Corsil", "Quincorsil"], "Q u i n C o r s i l", [("t1", "Q u i n C o r s i l")]),
         (["Iron", "Iron Meadow"], "Iron Meadow", [("t1", "Iron Meadow")]),
+        # An exact word of a multi-word term vouches for a typo in the other, even one that
+        # makes an ordinary word ("coral")...
+        (["Corfal Ospha"], "Coral Ospha when one call", [("t0", "Coral Ospha")]),
+        # ...but an ordinary word vouches for nothing, and a lone word is no mention.
+        (["Iron Meadow"], "iron meadows", []),
+        (["Corfal Ospha"], "Ospha and coral", []),
         # ...but separate places are separate mentions.
         (["Corsil", "Quincorsil"], "Corsil and Quincorsil", [("t0", "Corsil"), ("t1", "Quincorsil")]),
     ],
