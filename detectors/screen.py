@@ -156,6 +156,16 @@ def _hot_tokens(matcher: CodenameMatcher, joined: str, idx: list[int], ascii: bo
     return {idx[codes.count(SEPARATOR, 0, m.start())] for m in CANDIDATE.finditer(codes)}
 
 
+def _start_of(f: str, end: int, length: int) -> int:
+    """Where a match of `length` letters ending at `end` starts (the automaton skips spaces)."""
+    start, left = end, length - 1
+    while left:
+        start -= 1
+        if f[start] != " ":
+            left -= 1
+    return start
+
+
 def _exact_ascii(matcher: CodenameMatcher, joined: str, texts, idx: list[int], reading: int):
     """Texts (ASCII) with an exact spelling on word boundaries. ASCII folds one character to
     one, so positions in the folded batch are positions in the original batch."""
@@ -182,11 +192,7 @@ def _exact_ascii(matcher: CodenameMatcher, joined: str, texts, idx: list[int], r
         owner = bisect_right(starts, end) - 1
         if idx[owner] in out:
             continue
-        start, left = end, length - 1
-        while left:
-            start -= 1
-            if f[start] != " ":
-                left -= 1
+        start = _start_of(f, end, length)
         if bound(start) and bound(end + 1):
             out.add(idx[owner])
     return out
@@ -205,11 +211,7 @@ def _exact_other(matcher: CodenameMatcher, joined: str, texts, idx: list[int], r
         i = idx[owner(end)]
         if i in checked:
             continue
-        start, left = end, length - 1
-        while left:
-            start -= 1
-            if f[start] != " ":
-                left -= 1
+        start = _start_of(f, end, length)
         if f[start - 1] == " " and f[end + 1 : end + 2] in (" ", ""):
             out.add(i)  # separators on both sides: on word boundaries whatever the case
         else:
