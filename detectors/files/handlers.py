@@ -5,14 +5,16 @@ from __future__ import annotations
 import zlib
 
 from detectors.files.context import file_finding
-from detectors.files.expand import Member, decompressor, inflate, open_member
+from detectors.files.expand import Member, open_member
+from detectors.files.fingerprints.containers import ZipLayout
+from detectors.files.inflate import decompressor, inflate
 from detectors.files.pickles import PickleReport, pickle_walk
 from detectors.files.pull import Pump
 from detectors.files.scan import StreamScan
 from detectors.files.sniff import ARCHIVES, UNEXPANDED_ARCHIVES, text_encoding
 from detectors.files.tarwalk import tar_walk
 from detectors.files.weights import pickle_findings, recognised_findings
-from detectors.files.zipwalk import zip_walk
+from detectors.files.zipwalk import FanOut, ZipMembers, zip_walk
 from detectors.model import Severity
 
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar"}
@@ -58,7 +60,13 @@ class Walk:
 
     def __init__(self, stream: StreamScan, kind: str) -> None:
         self._stream, self._kind = stream, kind
-        self._pump = Pump(zip_walk(stream) if kind == "zip" else tar_walk(stream))
+        if kind == "zip":
+            sink = ZipMembers(stream)
+            if stream.zip_layout is not None:  # one walk: members scanned, weights laid out
+                sink = FanOut(sink, ZipLayout(stream.zip_layout))
+            self._pump = Pump(zip_walk(sink))
+        else:
+            self._pump = Pump(tar_walk(stream))
 
     def feed(self, data: memoryview) -> None:
         if not self._pump.finished:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from detectors.files.context import Clock, ScanContext, file_finding
+from detectors.files.fingerprints.containers import Layout
 from detectors.files.fingerprints.register import StreamAnalysis
 from detectors.files.hashing import FileHasher, digest_findings
 from detectors.files.limits import FileLimits
@@ -49,6 +50,7 @@ class StreamScan:
         self._head = bytearray()
         self._handler: Handler | None = None
         self._layout: StreamAnalysis | None = None  # container parser, when no matcher runs one
+        self.zip_layout: Layout | None = None  # where a zip walk reports npz / PyTorch tensors
         self._scan_name()
 
     @property
@@ -112,9 +114,14 @@ class StreamScan:
         self._head = bytearray()
         self.kind = sniff(head)
         self._check_extension()
+        if self.kind in LAYOUT_KINDS:
+            analysis = self.matcher.analysis if self.matcher is not None else None
+            if analysis is None:  # layout only: format, metadata, errors
+                analysis = self._layout = StreamAnalysis(None, None, digest=False,
+                                                         parse=self.kind != "zip")
+            if self.kind == "zip":  # the archive walk reports the weight layout too
+                self.zip_layout = analysis.detach_layout()
         self._handler = self._make_handler(head)
-        if self.kind in LAYOUT_KINDS and self.matcher is None:
-            self._layout = StreamAnalysis(None, None, digest=False)  # layout only: format, metadata
         if head and not self.ctx.out_of_time(self.location):
             if self._layout is not None:
                 self._layout.feed(head)

@@ -8,6 +8,10 @@ descriptors work; a stored member with a descriptor is followed to its verified 
 then read the central directory and compare: an entry whose data starts inside another's
 (overlapping entries, the trick of non-recursive zip bombs) or that the walk never met is
 flagged, and its name is still scanned. Nothing is written anywhere.
+
+This is the only zip parser: the archive scan (`ZipMembers`: members become nested streams) and
+the fingerprints' weight layout (npz arrays, PyTorch storages: `containers.ZipLayout`) are two
+sinks of the same walk, fanned out (`FanOut`) when both want a stream.
 """
 
 from __future__ import annotations
@@ -16,42 +20,65 @@ import encodings.cp437  # noqa: F401  (legacy member names; imported now, not mi
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from detectors.files.context import file_finding
-from detectors.files.expand import Member, decompressor, inflate, open_member, scan_name_only
+from detectors.files.expand import open_member, scan_name_only
+from detectors.files.inflate import decompressor, inflate
 from detectors.files.pull import PIECE, FormatError, Parser, Reader
 from detectors.model import Severity
 
 LOCAL, CENTRAL, EOCD = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
-ZIP64_EOCD, ZIP64_LOCATOR, DESCRIPTOR = b"PK\x06\x06", b"PK\x06\x07", b"PK\x07\x08"
+ZIP64_EOCD, DESCRIPTOR = b"PK\x06\x06", b"PK\x07\x08"
 METHODS = {0: None, 8: "deflate", 12: "bz2"}
 MAX_CENTRAL_ENTRIES = 1 << 20  # past this the directory is not compared (max_entries is far lower)
 
 
 @dataclass(slots=True)
-class _Local:
+class Walked:
+    """A member the walk met: where its local header starts and its data ends."""
+
     offset: int
     end: int
     name: str
 
 
-def zip_walk(stream) -> Parser:
-    """Pull parser over a zip stream; members become nested streams of `stream`."""
-    r = Reader()
-    walked: dict[int, _Local] = {}
+class ZipMember(Protocol):
+    stopped: bool
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ZipSink(Protocol):
+    """What a walk reports to."""
+
+    def member(self, name: str, *, method: int, directory: bool, encrypted: bool,
+               data_offset: int) -> ZipMember | None: ...
+
+    def unsupported(self, name: str, method: int) -> None: ...
+
+    def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None: ...
+
+
+def zip_walk(sink: ZipSink, r: Reader | None = None) -> Parser:
+    """Pull parser over a zip stream (from its first byte, or from `r`'s position)."""
+    r = r or Reader()
+    walked: dict[int, Walked] = {}
     sig = yield from r.read(4)
     if sig == DESCRIPTOR:  # the marker a split archive's first part starts with
         sig = yield from r.read(4)
     while sig == LOCAL:
         offset = r.pos - 4
-        entry = yield from _local_entry(r, stream, offset)
+        entry = yield from _local_entry(r, sink, offset)
         if entry is None:  # cannot find where this member ends: look for the directory
             sig = yield from _resync(r)
             break
         walked[offset] = entry
         sig = yield from r.read(4)
     if sig == CENTRAL:
-        yield from _central(r, stream, walked)
+        yield from _central(r, sink, walked)
     elif sig not in (EOCD, ZIP64_EOCD, b""):
         raise FormatError(f"unexpected bytes {sig!r} after the zip members")
 
@@ -61,7 +88,19 @@ def _name(raw: bytes, flags: int) -> str:
     return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
 
 
-def _local_entry(r: Reader, stream, offset: int):
+class _Skip:
+    """Nobody wants this member's bytes."""
+
+    stopped = True
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def _local_entry(r: Reader, sink: ZipSink, offset: int):
     fixed = yield from r.read(26)
     _, flags, method, _, _, _, csize, usize, name_len, extra_len = struct.unpack("<HHHHHIIIHH", fixed)
     name = _name((yield from r.read(name_len)), flags)
@@ -72,19 +111,15 @@ def _local_entry(r: Reader, stream, offset: int):
     encrypted = bool(flags & 0x1)
     descriptor = bool(flags & 0x8)
     known = not descriptor or csize > 0
-    is_dir = name.endswith("/") and csize == 0
     supported = method in METHODS
-    member = open_member(stream, name, compressed=method != 0,
-                         kind="directory" if is_dir else "file", encrypted=encrypted)
-    if not supported and member.child is not None:
-        stream.ctx.add(file_finding(
-            "scan-limit", Severity.MEDIUM, member.child.location, "compression-method",
-            f"zip compression method {method} is not supported: {name} was not scanned",
-            {"limit": "compression-method", "method": method}))
+    member = sink.member(name, method=method, directory=name.endswith("/") and csize == 0,
+                         encrypted=encrypted, data_offset=r.pos) or _Skip()
+    if not supported and not member.stopped:
+        sink.unsupported(name, method)
         member.stopped = True
     if encrypted or not supported or member.stopped:
+        member.close()
         if not known:
-            member.close()
             return None
         yield from r.skip(csize)
     elif method == 0:
@@ -92,23 +127,23 @@ def _local_entry(r: Reader, stream, offset: int):
             yield from _stored(r, member, csize)
         else:
             found = yield from _stored_until_descriptor(r, member)
+            member.close()
             if not found:
-                member.close()
                 return None
             descriptor = False  # consumed with the data
     else:
         ok = yield from _compressed(r, member, METHODS[method], csize if known else None)
+        member.close()
         if not ok:
-            member.close()
             return None
     member.close()
     if descriptor:  # optional signature, crc, then two sizes of 4 (or 8 with zip64) bytes
         head = yield from r.read(4)
         yield from r.skip((4 if head == DESCRIPTOR else 0) + (16 if zip64 else 8))
-    return _Local(offset, r.pos, name)
+    return Walked(offset, r.pos, name)
 
 
-def _stored(r: Reader, member: Member, size: int) -> Parser:
+def _stored(r: Reader, member: ZipMember, size: int) -> Parser:
     left = size
     while left:
         k = min(left, PIECE)
@@ -118,7 +153,7 @@ def _stored(r: Reader, member: Member, size: int) -> Parser:
             member.take(data, k)
 
 
-def _compressed(r: Reader, member: Member, method: str, csize: int | None) -> Parser:
+def _compressed(r: Reader, member: ZipMember, method: str, csize: int | None) -> Parser:
     """Inflate a member; with no known size, the stream's own end tells where it stops."""
     d = decompressor(method)
     left = csize
@@ -148,7 +183,7 @@ def _compressed(r: Reader, member: Member, method: str, csize: int | None) -> Pa
     return True
 
 
-def _stored_until_descriptor(r: Reader, member: Member) -> Parser:
+def _stored_until_descriptor(r: Reader, member: ZipMember) -> Parser:
     """A stored member of unknown size: it ends at a descriptor whose CRC and size match."""
     crc = size = 0
     pending = b""  # bytes that may still be the start of the descriptor
@@ -159,9 +194,8 @@ def _stored_until_descriptor(r: Reader, member: Member) -> Parser:
         while at != -1:
             if len(buf) - at < 16:
                 break  # need the descriptor's fields: wait for more bytes
-            body_crc = zlib.crc32(buf[:at], crc)
             d_crc, d_csize = struct.unpack_from("<II", buf, at + 4)
-            if d_crc == body_crc and d_csize == (size + at) & 0xFFFFFFFF:
+            if d_crc == zlib.crc32(buf[:at], crc) and d_csize == (size + at) & 0xFFFFFFFF:
                 member.take(buf[:at], at)
                 r.unread(buf[at + 16 :])
                 return True
@@ -170,7 +204,8 @@ def _stored_until_descriptor(r: Reader, member: Member) -> Parser:
         ready, pending = buf[: len(buf) - keep], buf[len(buf) - keep :]
         crc = zlib.crc32(ready, crc)
         size += len(ready)
-        member.take(ready, len(ready))
+        if not member.stopped:
+            member.take(ready, len(ready))
         if size > 1 << 34:
             return False
 
@@ -188,7 +223,7 @@ def _resync(r: Reader) -> Parser:
         pending = buf[-3:]
 
 
-def _central(r: Reader, stream, walked: dict[int, _Local]) -> Parser:
+def _central(r: Reader, sink: ZipSink, walked: dict[int, Walked]) -> Parser:
     entries: list[tuple[int, str, int]] = []  # (local header offset, name, external attributes)
     sig = CENTRAL
     while sig == CENTRAL:
@@ -203,44 +238,112 @@ def _central(r: Reader, stream, walked: dict[int, _Local]) -> Parser:
         if len(entries) < MAX_CENTRAL_ENTRIES:
             entries.append((offset, name, attrs))
         sig = yield from r.read(4)
-    _compare(stream, walked, entries)
+    sink.directory(walked, entries)
 
 
-def _compare(stream, walked: dict[int, _Local], entries: list[tuple[int, str, int]]) -> None:
-    """Entries the walk never met, or whose bytes overlap another's, are flagged; so are
-    symbolic links, which only the directory's unix mode bits reveal."""
-    overlapping, hidden = 0, []
-    spans = sorted((w.offset, w.end) for w in walked.values())
-    claimed: dict[int, int] = {}
-    for offset, name, attrs in entries:
-        if (attrs >> 16) & 0o170000 == 0o120000:
-            location = f"{stream.location}/{name.lstrip('/') or name}"
-            stream.ctx.add(file_finding(
-                "unsafe-archive-member", Severity.MEDIUM, location, name, f"symlink: {name}",
-                {"reason": "symlink", "member": name}))
-        claimed[offset] = claimed.get(offset, 0) + 1
-        if offset not in walked:
-            hidden.append(name)
-            if any(a < offset < b for a, b in spans):
-                overlapping += 1
-    overlapping += sum(n - 1 for n in claimed.values() if n > 1)
-    ctx = stream.ctx
-    if overlapping:
-        ctx.add(file_finding(
-            "malformed-archive", Severity.HIGH, stream.location, "overlapping-entries",
-            f"{overlapping} zip entries share or overlap another's data (a zip bomb's trick)",
-            {"reason": "overlapping-entries", "entries": len(entries), "overlapping": overlapping}))
-    elif hidden:
-        ctx.add(file_finding(
-            "malformed-archive", Severity.MEDIUM, stream.location, "hidden-entries",
-            f"{len(hidden)} central directory entries point where no member was found",
-            {"reason": "hidden-entries", "entries": len(entries), "hidden": len(hidden)}))
-    seen = {w.name for w in walked.values()}  # names the directory adds are scanned too
-    for name in dict.fromkeys(n for _, n, _ in entries if n not in seen):
-        if ctx.entries >= ctx.limits.max_entries:
-            break
-        ctx.entries += 1
-        scan_name_only(stream, name, name.lstrip("/") or name)
+# -- the archive scan's sink: members become nested streams ----------------------------------
+
+
+class ZipMembers:
+    """Members of a zip stream scanned as nested streams of `stream` (a StreamScan)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def member(self, name: str, *, method: int, directory: bool, encrypted: bool,
+               data_offset: int):
+        return open_member(self._stream, name, compressed=method != 0,
+                           kind="directory" if directory else "file", encrypted=encrypted)
+
+    def unsupported(self, name: str, method: int) -> None:
+        location = f"{self._stream.location}/{name.lstrip('/') or name}"
+        self._stream.ctx.add(file_finding(
+            "scan-limit", Severity.MEDIUM, location, "compression-method",
+            f"zip compression method {method} is not supported: {name} was not scanned",
+            {"limit": "compression-method", "method": method}))
+
+    def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None:
+        """Entries the walk never met, or whose bytes overlap another's, are flagged; so are
+        symbolic links, which only the directory's unix mode bits reveal."""
+        stream, ctx = self._stream, self._stream.ctx
+        overlapping, hidden = 0, 0
+        spans = sorted((w.offset, w.end) for w in walked.values())
+        claimed: dict[int, int] = {}
+        for offset, name, attrs in entries:
+            if (attrs >> 16) & 0o170000 == 0o120000:
+                ctx.add(file_finding(
+                    "unsafe-archive-member", Severity.MEDIUM,
+                    f"{stream.location}/{name.lstrip('/') or name}", name, f"symlink: {name}",
+                    {"reason": "symlink", "member": name}))
+            claimed[offset] = claimed.get(offset, 0) + 1
+            if offset not in walked:
+                hidden += 1
+                if any(a < offset < b for a, b in spans):
+                    overlapping += 1
+        overlapping += sum(n - 1 for n in claimed.values() if n > 1)
+        if overlapping:
+            ctx.add(file_finding(
+                "malformed-archive", Severity.HIGH, stream.location, "overlapping-entries",
+                f"{overlapping} zip entries share or overlap another's data (a zip bomb's trick)",
+                {"reason": "overlapping-entries", "entries": len(entries), "overlapping": overlapping}))
+        elif hidden:
+            ctx.add(file_finding(
+                "malformed-archive", Severity.MEDIUM, stream.location, "hidden-entries",
+                f"{hidden} central directory entries point where no member was found",
+                {"reason": "hidden-entries", "entries": len(entries), "hidden": hidden}))
+        seen = {w.name for w in walked.values()}  # names the directory adds are scanned too
+        for name in dict.fromkeys(n for _, n, _ in entries if n not in seen):
+            if ctx.entries >= ctx.limits.max_entries:
+                break
+            ctx.entries += 1
+            scan_name_only(stream, name, name.lstrip("/") or name)
+
+
+class _FanMember:
+    def __init__(self, members: list[ZipMember]) -> None:
+        self._members = members
+        self.stopped = all(m.stopped for m in members)
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool:
+        wanted = [m.take(out, consumed) for m in self._members if not m.stopped]
+        self.stopped = not any(wanted)
+        return not self.stopped
+
+    def close(self) -> None:
+        for m in self._members:
+            m.close()
+
+
+class FanOut:
+    """One walk, several sinks: each member's bytes go to every sink that wants them."""
+
+    def __init__(self, *sinks: ZipSink) -> None:
+        self._sinks = sinks
+
+    def member(self, name: str, **info) -> ZipMember | None:
+        members = [m for s in self._sinks if (m := s.member(name, **info)) is not None]
+        return _FanMember(members) if members else None
+
+    def unsupported(self, name: str, method: int) -> None:
+        for s in self._sinks:
+            s.unsupported(name, method)
+
+    def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None:
+        for s in self._sinks:
+            s.directory(walked, entries)
+
+
+# -- zip64 ------------------------------------------------------------------------------------
+
+
+def _has_zip64(extra: bytes) -> bool:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            return True
+        pos += 4 + size
+    return False
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
@@ -261,16 +364,6 @@ def _zip64_central(extra: bytes, usize: int, csize: int, offset: int) -> tuple[i
     if offset == 0xFFFFFFFF and values:
         offset = values.pop(0)
     return usize, csize, offset
-
-
-def _has_zip64(extra: bytes) -> bool:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            return True
-        pos += 4 + size
-    return False
 
 
 def _zip64_values(extra: bytes) -> list[int]:

@@ -13,7 +13,6 @@ import ast
 import json
 import math
 import struct
-import zlib
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
@@ -137,7 +136,10 @@ def container_parser(sink: LayoutSink) -> Parser:
     if head[:4] == b"GGUF":
         yield from _gguf(r, sink, head)
     elif head[:4] == b"PK\x03\x04":
-        yield from _zip(r, sink, head)
+        from detectors.files.zipwalk import zip_walk  # the one zip parser; it imports our siblings
+
+        r.unread(head)
+        yield from zip_walk(ZipLayout(sink), r)
     elif head[:6] == b"\x93NUMPY":
         sink.container = "npy"
         yield from _npy(r, sink, "array", head, stored=True)
@@ -308,56 +310,78 @@ def _npy(r: Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
     yield from stream_tensor(r, sink, name, shape, dtype, r.pos if stored else None, nbytes)
 
 
-def _npy_member(sink: LayoutSink, name: str) -> Parser:
-    r = Reader()
+def _npy_member(sink: LayoutSink, name: str, data_offset: int | None) -> Parser:
+    r = Reader(data_offset or 0)
     head = yield from r.read(8)
     if head[:6] != b"\x93NUMPY":
         raise FormatError("npz member is not npy")
-    yield from _npy(r, sink, name, head, stored=False)
+    yield from _npy(r, sink, name, head, stored=data_offset is not None)
 
 
-def _zip(r: Reader, sink: LayoutSink, head: bytes) -> Parser:
-    """Local file headers of a zip: .npy members (npz) and PyTorch storages are parsed."""
-    sink.container = "zip"
-    views: dict[str, list[TensorView]] = {}  # PyTorch: storage path -> tensors viewing it
-    sig = head[:4]
-    rest = head[4:]
-    while sig == b"PK\x03\x04":
-        fixed = rest + (yield from r.read(26 - len(rest)))
-        rest = b""
-        _, flags, method, _, _, _, csize, usize, name_len, extra_len = struct.unpack("<HHHHHIIIHH", fixed)
-        name = (yield from r.read(name_len)).decode("utf-8", "replace")
-        extra = yield from r.read(extra_len)
-        zip64 = csize == 0xFFFFFFFF or usize == 0xFFFFFFFF
-        if zip64:
-            usize, csize = _zip64_sizes(extra, usize, csize)
-        if flags & 0x1 or (flags & 0x8 and csize == 0):
-            return  # encrypted, or sizes only in a trailing descriptor: cannot walk further
-        data_start = r.pos
-        if name.endswith("data.pkl") and method == 0 and csize <= MAX_PICKLE_BYTES:
-            views = _torch_views(name[: -len("data.pkl")], (yield from r.read(csize)))
-            if views:
-                sink.container = "pytorch"
-        elif name in views and method == 0:
-            yield from _torch_storage(r, sink, views[name], csize)
-            yield from r.skip(data_start + csize - r.pos)
-        elif name.endswith(".npy") and method == 0 and csize >= 10:
-            magic = yield from r.read(8)
-            if magic[:6] == b"\x93NUMPY":
-                yield from _npy(r, sink, name[:-4], magic, stored=True, limit=data_start + csize)
-            if r.pos > data_start + csize:
-                raise FormatError("npy member runs past its zip entry")
-            yield from r.skip(data_start + csize - r.pos)
-        elif name.endswith(".npy") and method == 8:
-            yield from _inflate_member(r, sink, name[:-4], csize, usize)
-        else:
-            yield from r.skip(csize)
-        if flags & 0x8:  # sizes were in the header too; skip the descriptor after the data
-            size_bytes = 16 if zip64 else 8
-            tail = yield from r.read(4)
-            yield from r.skip(4 + size_bytes if tail == b"PK\x07\x08" else size_bytes)
-        sig = yield from r.read(4)
-    sink.complete = True
+class _ParsedMember:
+    """A zip member's bytes driven through a pull parser (npy arrays, PyTorch storages)."""
+
+    def __init__(self, parser: Parser) -> None:
+        self._pump = Pump(parser)
+        self.stopped = self._pump.finished
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool:
+        self._pump.feed(out)
+        self.stopped = self._pump.finished
+        return not self.stopped
+
+    def close(self) -> None:
+        self._pump.close()
+
+
+class _PickleMember:
+    """PyTorch's data.pkl, kept (bounded) to read the tensor layout from when it ends."""
+
+    def __init__(self, layout: ZipLayout, prefix: str) -> None:
+        self._layout, self._prefix = layout, prefix
+        self._data: bytearray | None = bytearray()
+        self.stopped = False
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool:
+        if self._data is not None and len(self._data) + len(out) <= MAX_PICKLE_BYTES:
+            self._data += out
+            return True
+        self._data, self.stopped = None, True
+        return False
+
+    def close(self) -> None:
+        if self._data is not None:
+            self._layout.views.update(_torch_views(self._prefix, bytes(self._data)))
+            if self._layout.views:
+                self._layout.sink.container = "pytorch"
+            self._data = None
+
+
+class ZipLayout:
+    """The weight layout inside a zip, as a sink of the one zip walker (detectors.files.zipwalk):
+    .npy members (npz, stored or deflated) and the PyTorch storages data.pkl views."""
+
+    def __init__(self, sink: LayoutSink) -> None:
+        self.sink = sink
+        self.views: dict[str, list[TensorView]] = {}  # PyTorch: storage path -> tensors viewing it
+        sink.container = sink.container or "zip"
+
+    def member(self, name: str, *, method: int, directory: bool, encrypted: bool,
+               data_offset: int):
+        stored = data_offset if method == 0 else None  # absolute offsets only for stored bytes
+        if name.endswith("data.pkl"):
+            return _PickleMember(self, name[: -len("data.pkl")])
+        if name in self.views:
+            return _ParsedMember(_torch_storage(self.sink, self.views[name], stored))
+        if name.endswith(".npy"):
+            return _ParsedMember(_npy_member(self.sink, name[:-4], stored))
+        return None
+
+    def unsupported(self, name: str, method: int) -> None:
+        pass
+
+    def directory(self, walked, entries) -> None:
+        self.sink.complete = True
 
 
 def _torch_views(prefix: str, pickle_bytes: bytes) -> dict[str, list[TensorView]]:
@@ -371,8 +395,9 @@ def _torch_views(prefix: str, pickle_bytes: bytes) -> dict[str, list[TensorView]
     return out
 
 
-def _torch_storage(r: Reader, sink: LayoutSink, views: list[TensorView], size: int) -> Parser:
-    """Stream the tensors of one stored PyTorch storage, in offset order."""
+def _torch_storage(sink: LayoutSink, views: list[TensorView], data_offset: int | None) -> Parser:
+    """Stream the tensors of one PyTorch storage member, in offset order."""
+    r = Reader(data_offset or 0)
     base, pos = r.pos, 0
     for view in sorted(views, key=lambda v: v.offset):
         item = SAFETENSORS_DTYPES.get(view.dtype)
@@ -380,45 +405,12 @@ def _torch_storage(r: Reader, sink: LayoutSink, views: list[TensorView], size: i
         if item is None or layout is None:
             continue
         start, nbytes = view.offset * item, math.prod(view.shape) * item
-        if start < pos or start + nbytes > size:
-            continue  # shared or out-of-range views: skip rather than guess
+        if start < pos:
+            continue  # shared views: skip rather than guess
         yield from r.skip(base + start - r.pos)
         # A transposed view streams its storage as the transposed matrix, which is fine:
         # the canonical digests and sketches do not care about orientation.
         shape = tuple(reversed(view.shape)) if layout == "cols" else view.shape
-        yield from stream_tensor(r, sink, view.name, shape, view.dtype, base + start, nbytes)
+        offset = base + start if data_offset is not None else None
+        yield from stream_tensor(r, sink, view.name, shape, view.dtype, offset, nbytes)
         pos = start + nbytes
-
-
-def _zip64_sizes(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            values = list(struct.unpack_from(f"<{min(size, 16) // 8}Q", extra, pos + 4))
-            if usize == 0xFFFFFFFF and values:
-                usize = values.pop(0)
-            if csize == 0xFFFFFFFF and values:
-                csize = values.pop(0)
-            return usize, csize
-        pos += 4 + size
-    raise FormatError("zip64 sizes missing")
-
-
-def _inflate_member(r: Reader, sink: LayoutSink, name: str, csize: int, usize: int) -> Parser:
-    inner = Pump(_npy_member(sink, name))
-    inflater = zlib.decompressobj(-15)
-    produced, left = 0, csize
-    while left:
-        k = min(left, PIECE)
-        data = yield from r.read(k)
-        left -= k
-        # Inflate in bounded steps; stop at the declared size so a bomb costs no more than that.
-        while data and not inner.finished:
-            out = inflater.decompress(data, PIECE)
-            data = inflater.unconsumed_tail
-            produced += len(out)
-            if produced > usize:
-                raise FormatError("npz member inflates past its declared size")
-            inner.feed(out)
-    inner.close()

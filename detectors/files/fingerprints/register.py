@@ -27,14 +27,14 @@ class StreamAnalysis:
 
     def __init__(self, on_chunk: Callable[[Chunk], None] | None,
                  on_tensor: Callable[[TensorStats], None] | None,
-                 measure_chunks: bool = False, digest: bool = True) -> None:
+                 measure_chunks: bool = False, digest: bool = True, parse: bool = True) -> None:
         self._sha = hashlib.sha256() if digest else None
         self.size = 0
         self._chunker = Chunker(measure=measure_chunks) if on_chunk is not None else None
         self._on_chunk = on_chunk
         self._on_tensor = on_tensor
         self.layout = Layout(self._observer if on_tensor is not None else None)
-        self._pump = Pump(container_parser(self.layout))
+        self._pump = Pump(container_parser(self.layout)) if parse else None
 
     @property
     def container(self) -> str | None:
@@ -49,7 +49,15 @@ class StreamAnalysis:
     @property
     def failed(self) -> str | None:
         """Why the layout parser gave up on a recognised container, or None."""
-        return self._pump.error
+        return self._pump.error if self._pump is not None else None
+
+    def detach_layout(self) -> Layout:
+        """Stop parsing the layout here and hand a fresh Layout to whoever walks the container
+        instead (the file scanner's one zip walk feeds both the archive scan and this)."""
+        if self._pump is not None:
+            self._pump = None
+        self.layout = Layout(self._observer if self._on_tensor is not None else None)
+        return self.layout
 
     def _observer(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
                   nbytes: int) -> StatsObserver | None:
@@ -66,14 +74,16 @@ class StreamAnalysis:
         if self._chunker is not None:
             for chunk in self._chunker.feed(data):
                 self._on_chunk(chunk)
-        self._pump.feed(data)
+        if self._pump is not None:
+            self._pump.feed(data)
 
     def close(self) -> bytes | None:
         """End of stream; returns the sha256 (None when the caller computes it)."""
         if self._chunker is not None:
             for chunk in self._chunker.close():
                 self._on_chunk(chunk)
-        self._pump.close()
+        if self._pump is not None:
+            self._pump.close()
         return self._sha.digest() if self._sha is not None else None
 
 

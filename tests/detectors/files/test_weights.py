@@ -143,3 +143,25 @@ def test_a_zip_of_weights_reports_the_member():
     found = run(buf.getvalue(), "bundle.zip")[0]
     assert [(f.kind, f.location) for f in found if f.kind == "model-weights"] == [
         ("model-weights", "attachment:bundle.zip/ckpt/model.safetensors")]
+
+
+def test_one_zip_walk_feeds_both_the_archive_scan_and_the_fingerprints():
+    from detectors import Engine, FingerprintSet, build_fingerprint, load_watchlist
+
+    registered = save(WEIGHTS)
+    fps = FingerprintSet([build_fingerprint("fp-w", "critical", [("w.safetensors", [registered])])])
+    engine = Engine(load_watchlist({"codenames": [{"id": "cn-larkspur", "term": "Larkspur"}]}),
+                    fingerprints=fps)
+    buf = io.BytesIO()  # the same arrays as a deflated npz: only a walk that inflates sees them
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for key, value in WEIGHTS.items():
+            npy = io.BytesIO()
+            np.save(npy, value)
+            z.writestr(f"{key}.npy", npy.getvalue())
+        z.writestr("larkspur-notes.txt", "eval notes")
+    scan = engine.open_stream("attachment:w.npz", "w.npz")
+    scan.feed(buf.getvalue())
+    found = scan.close()
+    assert [(f.kind, f.detail["verdict"]) for f in found if f.kind == "weights"] == [("weights", "derived")]
+    assert ("model-weights", "attachment:w.npz") in {(f.kind, f.location) for f in found}
+    assert ("codename", "filename:w.npz/larkspur-notes.txt") in {(f.kind, f.location) for f in found}

@@ -178,9 +178,10 @@ def _descriptor_zip() -> bytes:
     return data
 
 
-def test_zip_members_with_sizes_only_in_descriptors_stop_the_walk_quietly():
-    sink, _ = parse(_descriptor_zip())
-    assert sink.tensors == [] and not sink.complete
+def test_zip_members_with_sizes_only_in_descriptors_are_walked_to_their_verified_descriptors():
+    sink, pump = parse(_descriptor_zip())
+    assert [t.name for t in sink.tensors] == ["first", "second"]
+    assert sink.complete and not pump.failed
 
 
 def test_zip_members_with_sizes_in_the_header_and_a_descriptor_are_walked():
