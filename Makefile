@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-scan test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
+	$(BIN)/leakwarden demo
+
+demo-scan: setup
 	$(BIN)/leakwarden scan examples/discord-export.json -c examples/config.toml --format table; \
 	  rc=$$?; test $$rc -le 1
 
