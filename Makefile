@@ -23,10 +23,12 @@ demo-scan: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 
 bench: setup
 	$(BIN)/python benchmarks/text.py
