@@ -41,6 +41,9 @@ class JobsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # With several processes on one store (docs/scale-out.md), exactly one is the leader: it
+    # delivers the outbox and runs digests and retention; the others only scan and record.
+    leader: bool = True
     backfill_interval_minutes: float = Field(default=30.0, ge=0)
     outbox_interval_seconds: float = Field(default=15.0, ge=0)
     retention_cron: str = "30 3 * * *"
@@ -265,7 +268,8 @@ async def send_health_alert(sinks: Mapping[str, Any], health_ids: Sequence[str],
 def schedule(scheduler: Any, settings: JobsSettings, *, backfill: Callable[[], Awaitable[Any]],
              outbox: Callable[[], Awaitable[Any]], retention: Callable[[], Awaitable[Any]],
              watchlist: Callable[[], Awaitable[Any]],
-             backfill_at_start: Callable[[], Awaitable[Any]] | None = None) -> list[str]:
+             backfill_at_start: Callable[[], Awaitable[Any]] | None = None,
+             leader: bool = True) -> list[str]:
     """Add the jobs (each at most one instance at a time); returns their ids.
 
     `backfill_at_start` runs once right away (platforms that do not backfill on connect).
@@ -289,9 +293,10 @@ def schedule(scheduler: Any, settings: JobsSettings, *, backfill: Callable[[], A
         scheduler.add_job(outbox, IntervalTrigger(seconds=settings.outbox_interval_seconds),
                           id="outbox", next_run_time=datetime.now(UTC), **common)
         ids.append("outbox")
-    scheduler.add_job(retention, crontab_trigger(settings.retention_cron), id="retention",
-                      **common)
-    ids.append("retention")
+    if leader:
+        scheduler.add_job(retention, crontab_trigger(settings.retention_cron), id="retention",
+                          **common)
+        ids.append("retention")
     if settings.watchlist_poll_seconds > 0:
         scheduler.add_job(watchlist, IntervalTrigger(seconds=settings.watchlist_poll_seconds),
                           id="watchlist", **common)

@@ -58,6 +58,10 @@ class PipelineSettings(BaseModel):
     drain_timeout_seconds: float = Field(default=30.0, ge=0)  # at shutdown
 
 
+class PipelineClosed(RuntimeError):
+    """`submit` after `stop_intake`: the message was not taken (it is scanned after restart)."""
+
+
 class PipelineStore(Protocol):
     """The slice of `bot.store.Store` the pipeline uses."""
 
@@ -144,6 +148,7 @@ class Pipeline:
         self._consumers: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[Any]] = set()
         self._accepting = False
+        self._closed = asyncio.Event()
         self.metrics.track_queue(self._queue.qsize)
         self.stats = {"submitted": 0, "duplicates": 0, "scanned": 0, "hits": 0, "record_failures": 0}
 
@@ -156,8 +161,9 @@ class Pipeline:
             self._consumers.append(asyncio.create_task(self._consume(), name=f"pipeline-{i}"))
 
     def stop_intake(self) -> None:
-        """Refuse new messages from now on (they stay unclaimed, so redelivery or backfill
-        brings them back after a restart)."""
+        """Take no new messages: `submit` now waits until `close` and then raises
+        PipelineClosed, so an adapter never counts such a message as delivered (no checkpoint
+        moves past it) and a redelivery or the next backfill brings it back."""
         self._accepting = False
 
     async def drain(self, timeout: float | None = None) -> bool:
@@ -167,7 +173,7 @@ class Pipeline:
         if not waiting:
             return True
         _, pending = await asyncio.wait(
-            [asyncio.ensure_future(w) for w in waiting], timeout=timeout or None)
+            [asyncio.ensure_future(w) for w in waiting], timeout=timeout)
         for p in pending:
             p.cancel()
         return not pending
@@ -186,6 +192,7 @@ class Pipeline:
                 await task
         self._consumers.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self._closed.set()
         return drained
 
     @property
@@ -203,7 +210,8 @@ class Pipeline:
     async def submit(self, message: ChatMessage) -> None:
         """Accept one message (the adapters' `on_message`); waits while the queue is full."""
         if not self._accepting:
-            return
+            await self._closed.wait()
+            raise PipelineClosed("the monitor is stopping; this message is left for a rescan")
         key = message.dedupe_key
         self.stats["submitted"] += 1
         if key in self._inflight or key in self._recent:

@@ -161,7 +161,8 @@ class Runtime:
         except RuntimeError as err:
             raise StartupError([str(err)]) from None
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        await self.alerts.start(self.scheduler)
+        if s.jobs.leader:
+            await self.alerts.start(self.scheduler)  # the relay and digests: the leader's alone
         await self.pipeline.start()
         self.reloader = jobs.WatchlistReloader(self.config, self._apply_config,
                                                self._reject_config, self.metrics)
@@ -176,6 +177,7 @@ class Runtime:
             backfill_at_start=functools.partial(
                 jobs.backfill_pass, [a for a in self.adapters if a.platform == "slack"],
                 self.metrics),
+            leader=s.jobs.leader,
         )
         self.scheduler.start()
         self.web = WebServer(self.listen, metrics=self.metrics, readiness=self.readiness)
@@ -286,14 +288,20 @@ class Runtime:
             return
         self._stopped = True
         started = time.monotonic()
+        drained = True
+        if self.pipeline is not None:
+            # Intake stops first while the platforms stay connected: accepted attachments can
+            # still be downloaded, and the mod-log and Slack sinks can still post.
+            self.pipeline.stop_intake()
+            drained = await self.pipeline.drain()
+        if self.alerts is not None and self.settings.jobs.leader:
+            await self._let_relay_finish()
+        if self.pipeline is not None:
+            await self.pipeline.close(timeout=0)
         for adapter in self.adapters:
             with contextlib.suppress(Exception):
                 await adapter.close()
-        drained = True
-        if self.pipeline is not None:
-            drained = await self.pipeline.close()
         if self.alerts is not None:
-            await self._let_relay_finish()
             await self.alerts.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)

@@ -98,7 +98,8 @@ class SandboxWorld:
                     pipeline: dict[str, Any] | None = None, jobs: dict[str, Any] | None = None,
                     discord: dict[str, Any] | None = None, slack: dict[str, Any] | None = None,
                     sinks: str | None = None, listen: str = "127.0.0.1:0",
-                    log_format: str = "json") -> str:
+                    log_format: str = "json",
+                    platforms: tuple[str, ...] = ("discord", "slack")) -> str:
         """A complete config: the watchlist given, both platforms on the sandboxes, and sinks
         (by default: every hit to the Discord mod-log and the Slack #secops-alerts channel,
         high and above also to the webhook receiver)."""
@@ -110,20 +111,22 @@ class SandboxWorld:
         ]
         if fingerprints:
             parts.append(table("weights", {"fingerprints": fingerprints}))
-        parts += [
-            table("discord", {
+        if "discord" in platforms:
+            parts.append(table("discord", {
                 "token_env": TOKEN_ENV["discord"], "api_base_url": d.api_base_url,
                 "gateway_url": d.gateway_url, "modlog_channel": str(self.modlog.id),
                 "guild_ready_timeout": 0.05, "identify_delay_seconds": 0.0,
                 "retry_backoff_seconds": 0.05, "backfill_days": 1, "sync_commands": False,
                 **(discord or {}),
-            }),
-            table("slack", {
+            }))
+        if "slack" in platforms:
+            parts.append(table("slack", {
                 "bot_token_env": TOKEN_ENV["slack_bot"], "app_token_env": TOKEN_ENV["slack_app"],
                 "api_base_url": s.api_base_url, "file_hosts": ["files.slack.com", s.file_host],
                 "alert_channel": self.s_secops.id, "ping_interval_seconds": 1.0,
                 "retry_backoff_seconds": 0.05, "backfill_days": 1, **(slack or {}),
-            }),
+            }))
+        parts += [
             sinks if sinks is not None else self.default_sinks(),
             table("server", {"listen": listen}),
             table("logging", {"format": log_format}),
@@ -133,6 +136,14 @@ class SandboxWorld:
         if jobs:
             parts.append(table("jobs", jobs))
         return "\n".join(parts)
+
+    def webhook_sinks(self) -> str:
+        """Only the webhook "SIEM", for every hit (no platform needed to deliver)."""
+        return "\n".join([
+            table("sinks", {"id": "siem", "type": "webhook", "url_env": TOKEN_ENV["webhook_url"],
+                            "secret_env": TOKEN_ENV["webhook_secret"]}, array=True),
+            table("routes", {"min_severity": "low", "sinks": ["siem"]}, array=True),
+        ])
 
     def default_sinks(self) -> str:
         """Mod-log and #secops-alerts for every hit, the webhook "SIEM" for high and above."""

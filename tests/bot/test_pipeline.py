@@ -16,7 +16,7 @@ from bot.alerts.settings import AlertsConfig
 from bot.config import load_config
 from bot.demo.receiver import WebhookReceiver
 from bot.events import AttachmentRef, ChatMessage
-from bot.pipeline import EngineHolder, Pipeline, PipelineSettings
+from bot.pipeline import EngineHolder, Pipeline, PipelineClosed, PipelineSettings
 from bot.scanpool import PoolLimits, ScanPool
 from bot.scanworker import EngineSpec
 from bot.store import HitFilter, Store
@@ -220,8 +220,15 @@ async def test_close_drains_what_was_accepted_and_refuses_the_rest(world):
     ms = [message(f"Larkspur {i}") for i in range(20)]
     for m in ms:
         await pipeline.submit(m)
-    assert await pipeline.close(timeout=10)
+    pipeline.stop_intake()
     late = message("Larkspur late")
-    await pipeline.submit(late)
+    # A message offered while stopping is held, then refused with an error (so an adapter never
+    # counts it as delivered and moves its checkpoint past it).
+    refused = asyncio.create_task(pipeline.submit(late))
+    assert await pipeline.drain(10)
+    assert not refused.done()
+    assert await pipeline.close(timeout=0)
+    with pytest.raises(PipelineClosed):
+        await refused
     assert all([await world.store.inbox_seen(m.dedupe_key) for m in ms])
     assert not await world.store.inbox_seen(late.dedupe_key)

@@ -244,3 +244,31 @@ async def test_leakwarden_run_without_its_token_exits_2_at_once(world, tmp_path)
     assert f"cannot start: [discord] token_env: set the Discord bot token in the env var " \
            f"{TOKEN_ENV['discord']}" in text
     assert "Traceback" not in text
+
+
+async def test_two_processes_share_one_store_and_only_the_leader_delivers(world, tmp_path):
+    """docs/scale-out.md: a Discord process (leader) and a Slack process (follower), one store."""
+    store = str(tmp_path / "shared.db")
+    made = []
+    for name, platform, leader in (("leader", "discord", True), ("follower", "slack", False)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(world.config_toml(storage=store, watchlist=WATCHLIST,
+                                          sinks=world.webhook_sinks(), platforms=(platform,),
+                                          jobs={"leader": leader},
+                                          pipeline={"attachment_workers": 1}))
+        rt = Runtime(load_config(path), env=world.env(), install_signals=False)
+        await rt.start()
+        made.append(rt)
+    leader, follower = made
+    try:
+        assert await leader.adapters[0].wait_ready(10)
+        await world.slack.post_message(world.s_general, world.s_leaker, "sk-ant-" + "f" * 30)
+        await world.discord.post_message(world.general, world.leaker, "Larkspur")
+        got = sorted((a.data["rule_id"], a.data["platform"])
+                     for a in [await world.receiver.next(), await world.receiver.next()])
+        assert got == [("api-key", "slack"), ("cn-larkspur", "discord")]
+        await eventually(lambda: leader.alerts.relay.health()["siem"].sent == 2)
+        assert follower.alerts.relay.health()["siem"].sent == 0  # the follower only records
+    finally:
+        for rt in made:
+            await rt.stop()
