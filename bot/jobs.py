@@ -14,17 +14,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.alerts.base import Alert
 from bot.alerts.digest import crontab_trigger, valid_crontab
 from bot.metrics import Metrics
 
@@ -234,32 +232,6 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
     a, b = old.settings.model_dump(), new.settings.model_dump()
     # [weights] is part of the watchlist (fingerprints): reloaded, not restart-only.
     return sorted(k for k in a if k != "weights" and a[k] != b.get(k))
-
-
-async def send_health_alert(sinks: Mapping[str, Any], health_ids: Sequence[str], rule_id: str,
-                            matched: str, excerpt: str, *, attempts: int = 3) -> list[str]:
-    """Tell the health sinks (all sinks when none is marked `health`); returns who got it.
-
-    Direct, not through the outbox: a health alert concerns the monitor itself and has no hit.
-    """
-    targets = [s for s in health_ids if s in sinks] or list(sinks)
-    at = int(time.time())
-    alert = Alert(idempotency_key=f"health:{rule_id}:{at}", hit_id=f"health-{at}",
-                  incident_id=None, rule_id=rule_id, kind="health", severity="high",
-                  matched=matched[:120], excerpt=excerpt[:160])
-    delivered = []
-    for sink_id in targets:
-        for attempt in range(1, attempts + 1):
-            try:
-                await asyncio.wait_for(sinks[sink_id].send(alert), 10)
-                delivered.append(sink_id)
-                break
-            except Exception as exc:
-                log.warning("health alert via %s failed (%d/%d): %s", sink_id, attempt, attempts,
-                            exc)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.sleep(min(2.0**attempt, 10))
-    return delivered
 
 
 # ---- wiring ------------------------------------------------------------------------------

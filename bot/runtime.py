@@ -151,6 +151,8 @@ class Runtime:
 
         self._session = aiohttp.ClientSession()
         self.alerts = self._make_alerts()
+        for adapter in self.adapters:
+            self.alerts.attach(adapter)  # triage mirrored to incident sinks, health alerts
         self.pipeline = Pipeline(self.engines, self.store, self.alerts, settings=p,
                                  scan_pool=self.pool, metrics=self.metrics)
         self.metrics.add_collector(AlertsCollector(self.alerts.relay.health,
@@ -348,10 +350,12 @@ class Runtime:
         self.config = fresh
 
     async def _reject_config(self, lines: list[str]) -> None:
-        health = [s.id for s in self.settings.sinks if s.health]
-        excerpt = f"{len(lines)} problem(s); still using version {self.config.watchlist.version}. "
-        await jobs.send_health_alert(self.alerts.sinks, health, "leakwarden.watchlist-rejected",
-                                     self.config.path.name, excerpt + (lines[0] if lines else ""))
+        from bot.alerts.health import health_alert
+
+        text = (f"watchlist edit rejected ({len(lines)} problem(s)); still using version "
+                f"{self.config.watchlist.version}. {lines[0] if lines else ''}")
+        self.alerts.relay.send_health(health_alert("leakwarden.watchlist-rejected",
+                                                   self.config.path.name, text[:300]))
 
     async def _purge(self) -> None:
         assert self.store is not None

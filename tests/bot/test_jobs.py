@@ -12,9 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import ValidationError
 
 from bot import jobs
-from bot.alerts.sinks.webhook import WebhookSink
 from bot.config import Config, load_config
-from bot.demo.receiver import WebhookReceiver
 from bot.metrics import Metrics
 
 BASE = '[[codenames]]\nid = "cn-larkspur"\nterm = "Larkspur"\n'
@@ -139,22 +137,6 @@ async def test_outbox_tick_notices_new_dead_letters_and_wakes_the_relay(tmp_path
         await store.outbox_mark_dead(row.row_id, "404 forever")
         await jobs.outbox_tick(store, relay, watch)
         assert watch.dead_lettering() and watch.dead_since_start == 1
-
-
-async def test_a_health_alert_reaches_the_health_sinks(tmp_path):
-    import aiohttp
-
-    receiver = await WebhookReceiver().start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            sinks = {"ops": WebhookSink("ops", receiver.url, receiver.secret, session)}
-            got = await jobs.send_health_alert(sinks, ["ops", "gone"], "leakwarden.test",
-                                               "config.toml", "the edit was rejected")
-        assert got == ["ops"]
-        alert = await receiver.next(5)
-        assert alert.data["kind"] == "health" and alert.data["rule_id"] == "leakwarden.test"
-    finally:
-        await receiver.stop()
 
 
 def test_a_bad_retention_crontab_is_refused():
