@@ -182,6 +182,21 @@ def read_slack_export_dir(root: Path) -> Iterator[Item]:
 # ---- dispatch ---------------------------------------------------------------------------------
 
 
+def _first_line_is_json(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data.split(b"\n", 1)[0]), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def _json_error(path: str, data: bytes) -> InputError:
+    try:
+        json.loads(_decode(data))
+    except json.JSONDecodeError as err:
+        return InputError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno)
+    return InputError(path, "invalid JSON")
+
+
 def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
     """Stdin or a small file whose kind is decided by its content."""
     stripped = data.lstrip()
@@ -196,8 +211,11 @@ def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
         if isinstance(doc, list) and all(isinstance(m, dict) and "ts" in m for m in doc[:5]):
             yield from _slack_messages(path, PurePosixPath(path).parent.name or "-", doc)
             return
-        if doc is None and stripped[:1] == b"{":
-            yield from read_jsonl(path, data)
+        if doc is None:
+            if _first_line_is_json(stripped):
+                yield from read_jsonl(path, data)  # one message a line
+            else:  # one broken document (a truncated export, say): one error, where it broke
+                yield _json_error(path, data)
             return
     yield ScanItem(path, text=_decode(data), is_file_text=True)
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from detectors import Finding, Severity
+from detectors import Finding, Severity, display_safe
 
 SARIF_LEVEL = {
     Severity.LOW: "note",
@@ -86,10 +86,13 @@ def write_json(results: list[Result], errors: list[str], out: IO[str]) -> None:
 
 
 def _highlight(excerpt: str, matched: str) -> Text:
+    """The excerpt with the matched span in reverse video. Excerpts show whitespace as single
+    spaces and invisible characters as escapes, so the match is looked up the same way."""
     text = Text(excerpt)
-    at = excerpt.find(matched) if matched else -1
+    shown = " ".join(display_safe(matched).split()) if matched else ""
+    at = excerpt.find(shown) if shown else -1
     if at >= 0:
-        text.stylize("bold reverse", at, at + len(matched))
+        text.stylize("bold reverse", at, at + len(shown))
     return text
 
 

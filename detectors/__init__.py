@@ -6,6 +6,7 @@
 """
 
 from .engine import Engine
+from .excerpt import display_safe
 from .files import FileLimits, FileScan
 from .files.fingerprints import (
     FilePrint,
@@ -47,6 +48,7 @@ __all__ = [
     "Watchlist",
     "WatchlistError",
     "build_fingerprint",
+    "display_safe",
     "fold",
     "load_watchlist",
     "mask",

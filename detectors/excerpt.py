@@ -30,6 +30,12 @@ class _Escapes(dict):
 _ESCAPES = _Escapes()
 
 
+def display_safe(text: str) -> str:
+    """`text` with control, format (bidi, zero-width), surrogate and private-use characters
+    shown as escapes and line breaks as spaces: safe to print or post."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
 def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for s, e in sorted(spans):
@@ -56,9 +62,7 @@ def make_excerpt(
         pos = max(pos, e)
     pieces.append(text[pos:hi])
     body = "".join(pieces)
-    if not body.isprintable():
-        body = body.translate(_ESCAPES)
-    body = " ".join(body.split())
+    body = " ".join(display_safe(body).split())
     if lo > 0:
         body = "…" + body
     if hi < len(text):

@@ -37,7 +37,7 @@ class DeletionIndex:
     def __init__(self, keys: Sequence[tuple[str, int]]):
         """`keys[i] = (string, budget)`; a key with budget 0 is never returned."""
         hashes = array("q")
-        ids = array("l")
+        ids = array("i")  # 32-bit: 100k terms make millions of entries
         self.max_budget = 0
         for i, (s, budget) in enumerate(keys):
             if budget <= 0:
@@ -49,7 +49,7 @@ class DeletionIndex:
         h = np.frombuffer(hashes, dtype=np.int64) if hashes else np.zeros(0, np.int64)
         order = np.argsort(h, kind="stable")
         self._hashes = h[order]
-        self._ids = np.frombuffer(ids, dtype=np.int64)[order] if ids else np.zeros(0, np.int64)
+        self._ids = np.frombuffer(ids, dtype=np.int32)[order] if ids else np.zeros(0, np.int32)
         self._cache: dict[str, list[int]] = {}  # prefix -> candidates (they depend on it alone)
 
     def __len__(self) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -16,10 +17,10 @@ from bot import report
 from bot.config import ConfigError, load_config
 from bot.inputs import InputError, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
-from bot.scanning import build_engine
 from detectors import Engine, Severity
 
 READ_CHUNK = 1 << 20
+BATCH = 256  # messages scanned together (Engine.scan_many screens a batch in one pass)
 
 
 class Format(StrEnum):
@@ -29,22 +30,65 @@ class Format(StrEnum):
     sarif = "sarif"
 
 
-def _scan_item(engine: Engine, item: ScanItem) -> list[Result]:
-    if item.text is not None:
-        findings = engine.scan_text(item.text, item.location)
-        index = LineIndex.of(item.text) if item.is_file_text else None
-        out = []
-        for f in findings:
-            line = col = None
-            if index is not None and f.start is not None:
-                line, col = index.locate(f.start)
-            out.append(Result(f, item.path, item.message_id, line, col))
-        return out
+def _results(item: ScanItem, findings: Iterable) -> list[Result]:
+    index = LineIndex.of(item.text) if item.is_file_text and item.text is not None else None
+    out = []
+    for f in findings:
+        line = col = None
+        if index is not None and f.start is not None:
+            line, col = index.locate(f.start)
+        out.append(Result(f, item.path, item.message_id, line, col))
+    return out
+
+
+def _stream(engine: Engine, item: ScanItem) -> list[Result]:
     scan = engine.open_stream(item.location, item.filename or item.path)
     with item.open_binary() as fh:
         while chunk := fh.read(READ_CHUNK):
             scan.feed(chunk)
     return [Result(f, item.path, item.message_id) for f in scan.close()]
+
+
+def scan_inputs(
+    engine: Engine, items: Iterable[ScanItem | InputError]
+) -> Iterator[tuple[ScanItem | InputError, list[Result] | str]]:
+    """(item, its results) for each scanned item and (error, message) for each bad input, in
+    input order. Texts of one location are scanned in batches, as the monitor's pipeline does."""
+    pending: list[ScanItem] = []
+
+    def flush():
+        texts = [it.text for it in pending]
+        for it, found in zip(pending, engine.scan_many(texts, pending[0].location), strict=True):
+            yield it, _results(it, found)
+        pending.clear()
+
+    for item in items:
+        if isinstance(item, InputError):
+            yield from flush() if pending else ()
+            yield item, str(item)
+            continue
+        if item.text is not None:
+            if pending and (len(pending) >= BATCH or pending[0].location != item.location):
+                yield from flush()
+            pending.append(item)
+            continue
+        yield from flush() if pending else ()
+        try:
+            yield item, _stream(engine, item)
+        except OSError as err:
+            yield item, f"{item.path}: cannot read: {err.strerror or err}"
+    if pending:
+        yield from flush()
+
+
+def _progress(console: Console):
+    """A progress bar on stderr when it is a terminal (never in pipes, files or CI logs)."""
+    if not console.is_terminal:
+        return nullcontext()
+    return Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -65,33 +109,22 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--fail-on: {err}", err=True)
             raise typer.Exit(2) from None
         try:
-            engine = build_engine(load_config(config))
+            cfg = load_config(config)
         except ConfigError as err:
             for line in err.lines:
                 typer.echo(line, err=True)
             raise typer.Exit(2) from None
+        engine = Engine(cfg.watchlist)
 
         results: list[Result] = []
         errors: list[str] = []
-        err_console = Console(stderr=True)
-        progress = (
-            Progress(
-                TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err_console, transient=True,
-            )
-            if err_console.is_terminal
-            else nullcontext()
-        )  # fmt: skip
-        with progress as bar:
+        with _progress(Console(stderr=True)) as bar:
             task = bar.add_task("scan", total=None) if bar else None
-            for item in iter_inputs(paths, sys.stdin.buffer):
-                if isinstance(item, InputError):
-                    errors.append(str(item))
-                    continue
-                try:
-                    results.extend(_scan_item(engine, item))
-                except OSError as err:
-                    errors.append(f"{item.path}: cannot read: {err.strerror or err}")
+            for _item, found in scan_inputs(engine, iter_inputs(paths, sys.stdin.buffer)):
+                if isinstance(found, str):
+                    errors.append(found)
+                else:
+                    results.extend(found)
                 if bar:
                     bar.advance(task)
 

@@ -165,3 +165,50 @@ def test_bad_config_exits_two_naming_the_problem(tmp_path):
 def test_check_config_ok(cfg):
     code, out, _ = run("check-config", "-c", cfg)
     assert code == 0 and "2 codename(s)" in out
+
+
+def test_table_highlights_the_matched_span(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from bot.report import Result, write_table
+    from detectors import Engine, load_watchlist
+
+    engine = Engine(load_watchlist({"codenames": [{"id": "cn", "term": "Larkspur"}]}))
+    [f] = engine.scan_text("psst: L a r k\ns p u r is out")
+    out = io.StringIO()
+    write_table([Result(f, "a.txt")], [], Console(file=out, force_terminal=True, color_system="standard", width=200))
+    assert "\x1b[1;7mL a r k s p u r\x1b[0m" in out.getvalue()
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from bot.commands.scan import _progress
+
+    assert isinstance(_progress(Console(file=io.StringIO(), force_terminal=True)), Progress)
+    assert not isinstance(_progress(Console(file=io.StringIO())), Progress)
+
+
+def test_broken_export_is_one_error_with_its_line_and_the_rest_is_scanned(tmp_path, cfg):
+    broken = tmp_path / "export.json"
+    broken.write_text('{\n  "guild": {"id": "1"},\n  "messages": [\n    {"id": "7", "content": "Larkspur"\n')
+    good = tmp_path / "b.txt"
+    good.write_text("Larkspur")
+    code, out, err = run("scan", broken, good, "-c", cfg, "-f", "jsonl")
+    assert code == 2
+    assert [r["path"] for r in jsonl(out)] == [str(good)]
+    assert err.count("invalid JSON") == 1 and f"{broken}:5: invalid JSON" in err
+
+
+def test_large_exports_are_scanned_in_batches_with_the_same_results(tmp_path, cfg):
+    msgs = [{"id": f"m{i}", "text": "Larkspur" if i % 97 == 0 else f"hello {i}"} for i in range(1000)]
+    f = tmp_path / "many.jsonl"
+    f.write_text("\n".join(json.dumps(m) for m in msgs))
+    code, out, _ = run("scan", f, "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    assert [r["message_id"] for r in jsonl(out)] == [f"m{i}" for i in range(0, 1000, 97)]

@@ -171,3 +171,34 @@ def test_batch_scan_equals_one_by_one(engine, texts):
 def test_batch_scan_with_awkward_patterns(regex, texts):
     e = Engine(load_watchlist({"patterns": [{"id": "p", "regex": regex, "secret": False}]}))
     assert e.scan_many(texts) == [e.scan_text(t) for t in texts]
+
+
+RICH = Engine(
+    load_watchlist(
+        {
+            "codenames": [
+                {"id": "lark", "term": "Larkspur", "aliases": ["Project Larkspur"]},
+                {"id": "iron", "term": "Iron Meadow"},
+                {"id": "corfal", "term": "Corfal Ospha"},
+                {"id": "gpt", "term": "GPT-5 Turbo"},
+                {"id": "cat", "term": "cat"},
+            ],
+            "hashes": [{"id": "ckpt", "digest": SHA256}],
+        }
+    )
+)
+disguises = st.sampled_from(
+    ["Larkspur", "L a r k s u p r", "L.a.r.k.s.p.u.r", "L4rk5pur", "1arkspur", "Lárkspür", "Ｌａｒｋ",
+     "Lark\u200bspur", "ProjectLarksupr", "#IronMedow", "Iron", "Medow", "Coral", "Ospha", "coral",
+     "GPT-5", "Turbo", "gpt5turbo", "cat", "concatenate", "a", "x", "5", "1", "!", "|", "@", "$",
+     "-", "\n", "  ", "**", "||", "v1.2", "https://x.test/larkspur/7?a=1", "74510", "я", "中文", "🙂",
+     "\u202e", SHA256, "aB", "XMLParser", "l4rk"]
+)  # fmt: skip
+glued = st.lists(disguises, max_size=8).map("".join)
+spaced = st.lists(disguises, max_size=14).map(" ".join)
+
+
+@given(st.lists(glued | spaced | st.text(max_size=40), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_batch_scan_equals_one_by_one_on_every_disguise(texts):
+    assert RICH.scan_many(texts) == [RICH.scan_text(t) for t in texts]
