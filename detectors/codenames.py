@@ -340,10 +340,6 @@ class CodenameMatcher:
                 for fid in fids:
                     yield fid, s, e, 0
 
-    def has_exact(self, text: str, reading: int) -> bool:
-        """Whether `text` spells a term exactly, on word boundaries, in this reading."""
-        return any(True for _ in self._exact(fold(text, reading)))
-
     def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
         compact = fd.compact
         words, spans = _spans(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,8 +17,12 @@ from .screen import JOIN, Owners, screen
 from .unicode_checks import has_suspicious, suspicious_runs
 from .watchlist import Watchlist
 
-CHUNK_CHARS = 1 << 20
+CHUNK_CHARS = 1 << 20  # windows of text inside files (detectors/files/text.py)
 CHUNK_OVERLAP = 4096  # a finding up to half of this long is seen whole by some chunk
+# Longer texts are scanned in windows (see `scan_text_chunked`).
+WINDOW = 16_384
+CODENAME_WINDOW = 1024  # codename mentions are short: up to half of CODENAME_OVERLAP long
+CODENAME_OVERLAP = 256
 BATCH = 256  # messages screened together by scan_many
 
 
@@ -38,9 +43,9 @@ class Engine:
         self._digests = DigestMatcher(watchlist.digests)
 
     def scan_text(self, text: str, location: str = "text") -> list[Finding]:
-        """Every finding in `text`; long texts are scanned in overlapping chunks."""
-        if len(text) > CHUNK_CHARS + CHUNK_OVERLAP:
-            return list(self.scan_text_chunked(text, location))
+        """Every finding in `text`; long texts are scanned in overlapping windows."""
+        if len(text) > WINDOW + CHUNK_OVERLAP:
+            return list(self.scan_text_chunked(text, location, chunk=WINDOW))
         return self._scan(text, location)
 
     def scan_many(self, texts: Sequence[str], location: str = "text") -> list[list[Finding]]:
@@ -49,17 +54,21 @@ class Engine:
         Most messages mention nothing; screening a batch as one string pays the per-message
         interpreter overhead once per batch, and only the candidates get a full scan.
         """
-        out: list[list[Finding]] = [[] for _ in texts]
+        out: list[list[Finding]] = []
         for lo in range(0, len(texts), BATCH):
-            part = texts[lo : lo + BATCH]
-            alone = {i for i, t in enumerate(part) if SENTINEL in t or len(t) > CHUNK_CHARS}
-            clean = [t if i not in alone else "" for i, t in enumerate(part)]
-            named = screen(self._codenames, clean)
-            for i in sorted(alone | named | self._screen_others(clean)):
-                if i in alone:
-                    out[lo + i] = self.scan_text(part[i], location)
-                else:
-                    out[lo + i] = self._scan(part[i], location, codenames=i in named)
+            out += self._scan_batch(texts[lo : lo + BATCH], location)
+        return out
+
+    def _scan_batch(self, part: Sequence[str], location: str) -> list[list[Finding]]:
+        out: list[list[Finding]] = [[] for _ in part]
+        alone = {i for i, t in enumerate(part) if SENTINEL in t or len(t) > WINDOW + CHUNK_OVERLAP}
+        clean = [t if i not in alone else "" for i, t in enumerate(part)]
+        named = screen(self._codenames, clean)
+        for i in sorted(alone | named | self._screen_others(clean)):
+            if i in alone:
+                out[i] = self.scan_text(part[i], location)
+            else:
+                out[i] = self._scan(part[i], location, codenames=i in named)
         return out
 
     def _screen_others(self, texts: Sequence[str]) -> set[int]:
@@ -87,43 +96,49 @@ class Engine:
     def scan_text_chunked(
         self, text: str, location: str = "text", chunk: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP
     ) -> Iterator[Finding]:
-        """The findings of `text` scanned in overlapping chunks, each reported once.
+        """The findings of `text` scanned in overlapping windows, each reported once.
 
-        Each chunk owns the findings that start in its middle (half an overlap away from a cut),
-        so memory stays bounded and nothing is reported twice or cut in half. Excerpts are made
-        again from the whole text once the next chunk is scanned, with the secrets of both, so
-        they read (and mask) exactly as an unchunked scan's.
+        Each window owns the findings that start in its middle (half an overlap away from a cut),
+        so nothing is reported twice or cut in half. Patterns, digests and suspicious Unicode are
+        scanned in windows of `chunk`; codenames, whose mentions are short, in small windows
+        screened as a batch, so only the few with a candidate get the full match. Excerpts are
+        then made from the whole text, so they read (and mask) as an unchunked scan's.
         """
+        found = list(self._windows(text, location, chunk, overlap, codenames=False))
+        small, small_overlap = min(chunk, CODENAME_WINDOW), min(overlap, CODENAME_OVERLAP)
+        found += self._windows(text, location, small, small_overlap, codenames=True)
+        secrets = sorted(
+            (f.start, f.end) for f in found if f.kind == "pattern" and f.detail.get("secret")
+        )
+        found.sort(key=lambda f: (f.start, f.end, f.rule_id))
+        for f in found:
+            lo = bisect_left(secrets, (f.start - 4 * MAX_EXCERPT, 0))
+            near = [sp for sp in secrets[lo:] if sp[0] < f.end + 2 * MAX_EXCERPT]
+            yield replace(f, excerpt=make_excerpt(text, f.start, f.end, near))
+
+    def _windows(self, text: str, location: str, chunk: int, overlap: int, *, codenames: bool):
+        """The owned findings of each window: codenames only, or everything else."""
         n = len(text)
         half = overlap // 2
-        start = 0
-        pending: list[Finding] = []
-        secrets: set[tuple[int, int]] = set()
-        while True:
-            stop = min(n, start + chunk)
-            own_lo = start + half if start > 0 else 0
-            own_hi = stop - half if stop < n else n
-            found = self._scan(text[start:stop], location)
-            secrets = {(s, e) for s, e in secrets if e > start - chunk}  # only recent ones matter
-            secrets.update(
-                (f.start + start, f.end + start)
-                for f in found
-                if f.kind == "pattern" and f.detail.get("secret") and f.start is not None
-            )
-            yield from self._with_excerpts(text, pending, secrets)
-            pending = [
-                f.shifted(start) for f in found if f.start is not None and own_lo <= f.start + start < own_hi
-            ]
-            if stop >= n:
-                yield from self._with_excerpts(text, pending, secrets)
-                return
-            start = stop - overlap
-
-    @staticmethod
-    def _with_excerpts(text: str, findings: list[Finding], secrets: set[tuple[int, int]]):
-        for f in findings:
-            window = [(s, e) for s, e in secrets if s < f.end + 2 * MAX_EXCERPT and e > f.start - 2 * MAX_EXCERPT]
-            yield replace(f, excerpt=make_excerpt(text, f.start, f.end, window))
+        starts = list(range(0, max(n - overlap, 1), chunk - overlap))
+        for lo in range(0, len(starts), BATCH):
+            group = starts[lo : lo + BATCH]
+            windows = [text[a : a + chunk].replace(SENTINEL, " ") for a in group]
+            if codenames:
+                named = screen(self._codenames, windows)
+                results = [
+                    [self._codename_finding(w, m, location, ()) for m in self._codenames.match(w)]
+                    if i in named else []
+                    for i, w in enumerate(windows)
+                ]  # fmt: skip
+            else:
+                results = [self._scan(w, location, codenames=False) for w in windows]
+            for start, window_findings in zip(group, results, strict=True):
+                own_lo = start + half if start > 0 else 0
+                own_hi = start + chunk - half if start + chunk < n else n
+                for f in window_findings:
+                    if own_lo <= f.start + start < own_hi:
+                        yield f.shifted(start)
 
     def open_stream(self, location: str, filename: str):
         """A streaming scan of one attachment: `feed(bytes)` then `close() -> list[Finding]`."""
@@ -132,6 +147,16 @@ class Engine:
         return open_file_scan(self, location, filename)
 
     # ---- one text -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _codename_finding(text: str, m, location: str, secrets) -> Finding:
+        detail = {"match": "typo" if m.edits else "exact", "edits": m.edits}
+        if m.entry.label:
+            detail["label"] = m.entry.label
+        return Finding(
+            m.entry.id, "codename", m.entry.severity, location, m.start, m.end,
+            text[m.start : m.end], make_excerpt(text, m.start, m.end, secrets), m.score, detail,
+        )  # fmt: skip
 
     def _scan(self, text: str, location: str, codenames: bool | None = None) -> list[Finding]:
         """All findings of one text; `codenames` says whether the screen already named it
@@ -147,17 +172,7 @@ class Engine:
             matches = self._codenames.scan(text)
         else:
             matches = self._codenames.match(text) if codenames else []
-        for m in matches:
-            detail = {"match": "typo" if m.edits else "exact", "edits": m.edits}
-            if m.entry.label:
-                detail["label"] = m.entry.label
-            out.append(
-                Finding(
-                    m.entry.id, "codename", m.entry.severity, location, m.start, m.end,
-                    text[m.start : m.end], make_excerpt(text, m.start, m.end, secrets),
-                    m.score, detail,
-                )
-            )  # fmt: skip
+        out += [self._codename_finding(text, m, location, secrets) for m in matches]
         for p in pats:
             raw = text[p.start : p.end]
             out.append(

@@ -268,7 +268,21 @@ def _transition_table() -> np.ndarray:
     return table
 
 
-_TRANSITION = _transition_table()
+TRANSITION = _transition_table()
+
+
+def _class_run(c: str, leet: int) -> str | None:
+    """One class character per folded character of `c` (bit 8 set after the first: the same
+    original character), so a text translated with it lines up with its folded text."""
+    folded = fold_char(c, leet)
+    if not folded:
+        return None
+    k = char_class(c, leet)
+    return chr(k) + chr(k | 8) * (len(folded) - 1)
+
+
+# Original text -> the boundary class of each folded character, aligned with `FOLD`'s output.
+CLASS_RUNS = {r: _Table(lambda c, r=r: _class_run(c, r)) for r in READINGS}
 
 
 def fold(text: str, leet: int = PLAIN) -> Folded:
@@ -289,7 +303,7 @@ def fold(text: str, leet: int = PLAIN) -> Folded:
     sep = np.diff(ci) > 1
     after = np.full(m - 1, SEP, np.intp)  # the class after the pair, SEP if separated from it
     after[:-1] = np.where(sep[1:], SEP, cc[2:])
-    bits = _TRANSITION[(cc[:-1] * 8 + cc[1:]) * 8 + after]
+    bits = TRANSITION[(cc[:-1] * 8 + cc[1:]) * 8 + after]
     if not text.isascii():
         bits[np.diff(orig) == 0] = 0  # one original char folded to several: never split it
     sepbound = bound.copy()

@@ -27,16 +27,15 @@ from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from .normalize import (
-    CLS_ASCII,
-    DIGIT,
+    CLASS_RUNS,
     FOLD,
     LEET,
     LEET_I,
-    LOWER,
     PLAIN,
     SENTINEL,
+    SEP,
     SPLIT,
-    UPPER,
+    TRANSITION,
     readings,
 )
 
@@ -69,10 +68,10 @@ class Owners:
     """Position in a joined batch -> index of the text it belongs to (counting JOIN tokens)."""
 
     def __init__(self, joined: str):
-        self._cuts = [m.start() for m in re.finditer(JOIN_TOKEN, joined)]
+        self.cuts = [m.start() for m in re.finditer(JOIN_TOKEN, joined)]
 
     def __call__(self, pos: int) -> int:
-        return bisect_right(self._cuts, pos)
+        return bisect_right(self.cuts, pos)
 
 
 def screen(matcher: CodenameMatcher, texts: Sequence[str]) -> set[int]:
@@ -166,56 +165,53 @@ def _start_of(f: str, end: int, length: int) -> int:
     return start
 
 
+def _bound(f: str, cls: str, q: int, base: int = 0) -> bool:
+    """A word starts at position q (a compact character) of folded text `f`, as
+    `normalize.fold` decides; `cls[q - base]` is the class of q's original character."""
+    if q == 0 or q >= len(f) or f[q - 1] == " " or f[q] == " ":
+        return True
+    c2 = ord(cls[q - base])
+    if c2 & 8:
+        return False  # inside one original character
+    c1 = ord(cls[q - 1 - base]) & 7
+    after = ord(cls[q + 1 - base]) & 7 if q + 1 < len(f) and f[q + 1] != " " else SEP
+    return bool(TRANSITION[(c1 * 8 + c2) * 8 + after])
+
+
 def _exact_ascii(matcher: CodenameMatcher, joined: str, texts, idx: list[int], reading: int):
-    """Texts (ASCII) with an exact spelling on word boundaries. ASCII folds one character to
-    one, so positions in the folded batch are positions in the original batch."""
+    """Texts (ASCII) with an exact spelling on word boundaries."""
     f = joined.translate(FOLD[reading])
+    cls = joined.translate(CLASS_RUNS[reading])  # ASCII: one class per character
     starts = list(accumulate((len(texts[i]) + len(JOIN) for i in idx), initial=0))
-    cls = CLS_ASCII[reading]
-    n = len(f)
-
-    def bound(q: int) -> bool:
-        """A word starts at position q (a compact character) of the batch."""
-        if q == 0 or q >= n or f[q - 1] == " " or f[q] == " ":
-            return True
-        c1, c2 = cls[ord(joined[q - 1])], cls[ord(joined[q])]
-        if (c1 == DIGIT) != (c2 == DIGIT) or (c1 == LOWER and c2 == UPPER):
-            return True
-        # "XMLParser": a capital before capital + small starts a word.
-        return (
-            c1 == UPPER and c2 == UPPER and q + 1 < n and f[q + 1] != " "
-            and cls[ord(joined[q + 1])] == LOWER
-        )  # fmt: skip
-
     out: set[int] = set()
     for end, (length, _fids) in matcher.automaton.iter(f, ignore_white_space=True):
         owner = bisect_right(starts, end) - 1
-        if idx[owner] in out:
-            continue
-        start = _start_of(f, end, length)
-        if bound(start) and bound(end + 1):
-            out.add(idx[owner])
+        if idx[owner] not in out:
+            start = _start_of(f, end, length)
+            if _bound(f, cls, start) and _bound(f, cls, end + 1):
+                out.add(idx[owner])
     return out
 
 
 def _exact_other(matcher: CodenameMatcher, joined: str, texts, idx: list[int], reading: int):
-    """Texts (not ASCII) with an exact spelling on word boundaries: the automaton finds the
-    spellings in the folded batch, and each text with one is folded alone to check them."""
+    """Texts (not ASCII) with an exact spelling on word boundaries: each text with a match gets
+    its classes (one C call) to check the boundaries."""
     f = joined.translate(FOLD[reading])
     owner = None
     out: set[int] = set()
-    checked: set[int] = set()
+    classes: dict[int, tuple[str, int]] = {}
     for end, (length, _fids) in matcher.automaton.iter(f, ignore_white_space=True):
         if owner is None:
             owner = Owners(f)
-        i = idx[owner(end)]
-        if i in checked:
+        k = owner(end)
+        i = idx[k]
+        if i in out:
             continue
+        if k not in classes:  # the text's folded part starts after the JOIN before it
+            base = owner.cuts[k - 1] + len(JOIN) - 1 if k else 0
+            classes[k] = (texts[i].translate(CLASS_RUNS[reading]), base)
+        cls, base = classes[k]
         start = _start_of(f, end, length)
-        if f[start - 1] == " " and f[end + 1 : end + 2] in (" ", ""):
-            out.add(i)  # separators on both sides: on word boundaries whatever the case
-        else:
-            checked.add(i)
-            if matcher.has_exact(texts[i], reading):
-                out.add(i)
+        if _bound(f, cls, start, base) and _bound(f, cls, end + 1, base):
+            out.add(i)
     return out
