@@ -112,6 +112,9 @@ class _Work:
     pending: int = 1
     failed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The adapters' commit token: True once committed, False if left to be scanned again.
+    committed: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 def attachment_location(filename: str) -> str:
@@ -193,6 +196,9 @@ class Pipeline:
         self._consumers.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._closed.set()
+        for work in self._inflight.values():  # never committed: the adapters keep them unread
+            if not work.committed.done():
+                work.committed.set_result(False)
         return drained
 
     @property
@@ -207,19 +213,29 @@ class Pipeline:
 
     # ---- intake ----------------------------------------------------------------------------
 
-    async def submit(self, message: ChatMessage) -> None:
-        """Accept one message (the adapters' `on_message`); waits while the queue is full."""
+    async def submit(self, message: ChatMessage) -> asyncio.Future[bool] | None:
+        """Accept one message (the adapters' `on_message`); waits while the queue is full.
+
+        Returns the adapters' commit token (bot.platforms.backfill): an awaitable that gives
+        True once everything the message produced is committed (False if it could not be), or
+        None when it was already committed; PipelineClosed while stopping. Adapters checkpoint
+        only past committed messages, so a crash with messages queued loses none.
+        """
         if not self._accepting:
             await self._closed.wait()
             raise PipelineClosed("the monitor is stopping; this message is left for a rescan")
         key = message.dedupe_key
         self.stats["submitted"] += 1
-        if key in self._inflight or key in self._recent:
+        if key in self._recent:
             self._duplicate(message)
-            return
+            return None
+        if (twin := self._inflight.get(key)) is not None:
+            self._duplicate(message)
+            return twin.committed  # the copy in flight decides for both
         work = _Work(message, time.monotonic())
         self._inflight[key] = work
         await self._queue.put(work)
+        return work.committed
 
     def _duplicate(self, message: ChatMessage) -> None:
         self.stats["duplicates"] += 1
@@ -277,6 +293,7 @@ class Pipeline:
                 self._remember(work.message.dedupe_key)
                 self._inflight.pop(work.message.dedupe_key, None)
                 work.done.set()
+                work.committed.set_result(True)  # committed by whoever saw it first
             else:  # unseen, or the read failed: scanning again is safe, losing it is not
                 fresh.append(work)
         return fresh
@@ -388,6 +405,8 @@ class Pipeline:
         finally:
             self._inflight.pop(key, None)
             work.done.set()
+            if not work.committed.done():
+                work.committed.set_result(not work.failed)
 
     def _remember(self, key: str) -> None:
         self._recent[key] = None

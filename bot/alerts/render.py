@@ -59,6 +59,22 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
     return [(label, value) for label, value in rows if value]
 
 
+# What a file finding's detail shows first: the verdict, then the figures behind it.
+VERDICT_FIRST = ("verdict", "coverage", "score", "r", "limit", "fingerprint_id")
+VERDICT_FIGURES = 6
+
+
+def attachment_verdict(alert: Alert) -> str | None:
+    """ "attachment:a.zip/model.safetensors: verdict=derived, coverage=0.93, ..." or None."""
+    if alert.location == "text":
+        return None
+    scalars = {k: v for k, v in alert.detail.items()
+               if isinstance(v, str | int | float) and not isinstance(v, bool)}
+    order = [k for k in VERDICT_FIRST if k in scalars] + sorted(set(scalars) - set(VERDICT_FIRST))
+    figures = ", ".join(f"{k}={scalars[k]}" for k in order[:VERDICT_FIGURES])
+    return display(alert.location + (f": {figures}" if figures else ""), 300)
+
+
 def excerpt(alert: Alert) -> str:
     """The excerpt, at most 300 code points, invisible characters spelled out."""
     return display(alert.excerpt)

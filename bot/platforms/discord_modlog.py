@@ -11,9 +11,11 @@ import aiohttp
 import discord
 from discord.http import Route
 
+from bot.alerts import render
 from bot.alerts.base import Alert, PermanentError, RetryableError
-from bot.alerts.escape import clamp, discord_markdown, display
+from bot.alerts.escape import clamp, discord_markdown
 from bot.alerts.sinks.discord_webhook import message as embed_message
+from bot.platforms.posted_alerts import PostedAlerts, is_incident_update
 
 if TYPE_CHECKING:
     from bot.platforms.discord import DiscordAdapter
@@ -60,7 +62,8 @@ SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 def should_enforce(alert: Alert, min_severity: str | None) -> bool:
     """Enforce mode: delete new hits at or above `min_severity` (None = never)."""
-    if min_severity is None or alert.is_update or delete_target(alert) is None:
+    # An incident's update is a hit of its own (another message): it is deleted too.
+    if min_severity is None or alert.action != "trigger" or delete_target(alert) is None:
         return False
     return SEVERITY_RANK.get(alert.severity.lower(), 0) >= SEVERITY_RANK[min_severity]
 
@@ -74,11 +77,9 @@ def modlog_message(alert: Alert, enforcement: str | None = None) -> dict[str, An
     if enforcement:
         body["embeds"][0]["fields"].append(
             {"name": "Enforcement", "value": discord_markdown(enforcement), "inline": False})
-    verdict = alert.detail.get("verdict")
-    if verdict and alert.location != "text":
-        label = f"{alert.location}: {verdict}"
+    if verdict := render.attachment_verdict(alert):
         body["embeds"][0]["fields"].append(
-            {"name": "Attachment verdict", "value": clamp(discord_markdown(display(label, 200)), 1024),
+            {"name": "Attachment verdict", "value": clamp(discord_markdown(verdict), 1024),
              "inline": False}
         )
     buttons = []
@@ -184,9 +185,15 @@ class DiscordModlogSink:
         enforcement = None
         if should_enforce(alert, self.enforce_min_severity):
             enforcement = await self._enforce(client, alert)
-        route = Route("POST", "/channels/{channel_id}/messages", channel_id=self.channel_id)
+        posted = PostedAlerts(self.id, self.adapter.store)
+        body = modlog_message(alert, enforcement)
         try:
-            await client.http.request(route, json=modlog_message(alert, enforcement))
+            ref = await posted.find(alert.incident_id) if is_incident_update(alert) else None
+            if ref is not None and await self._edit(client, ref, body):
+                return
+            created = await client.http.request(
+                Route("POST", "/channels/{channel_id}/messages", channel_id=self.channel_id),
+                json=body)
         except discord.RateLimited as error:
             raise RetryableError(f"discord sink {self.id}: rate limited", error.retry_after) from None
         except discord.DiscordServerError as error:
@@ -198,7 +205,18 @@ class DiscordModlogSink:
                                  f"(code {error.code}) posting to channel {self.channel_id}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise RetryableError(f"discord sink {self.id}: {type(error).__name__}") from error
+        await posted.remember(alert.incident_id, str(self.channel_id), str(created["id"]))
 
+    async def _edit(self, client: discord.Client, ref: dict[str, str], body: dict[str, Any]) -> bool:
+        """Edit the incident's alert in place; False when that message is gone."""
+        edit = {k: body[k] for k in ("embeds", "components", "allowed_mentions")}
+        route = Route("PATCH", "/channels/{channel_id}/messages/{message_id}",
+                      channel_id=int(ref["channel"]), message_id=int(ref["message"]))
+        try:
+            await client.http.request(route, json=edit)
+        except (discord.NotFound, discord.Forbidden):
+            return False  # deleted, or no longer ours to edit: post the update anew
+        return True
 
     async def _enforce(self, client: discord.Client, alert: Alert) -> str:
         """Delete the flagged message and record it; the outcome is shown in the embed."""

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import render
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.alerts.escape import clamp, display, slack_mrkdwn
+from bot.platforms.posted_alerts import PostedAlerts, is_incident_update
 
 if TYPE_CHECKING:
     from bot.platforms.slack import SlackAdapter
@@ -38,6 +39,7 @@ ACTIONS: dict[str, tuple[str, str, str]] = {
 _EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:"}
 _RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                      "request_timeout"}
+_GONE = {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
 NO_ADMIN_TOKEN = ("Cannot delete: a bot token can delete only its own messages. Set "
                   "[slack] admin_token_env to an admin user token (chat:write) to enable this.")
 
@@ -53,15 +55,6 @@ def delete_value(alert: Alert) -> str | None:
     value = json.dumps({"hit": alert.hit_id, "team": alert.community_id,
                         "channel": alert.channel_id, "ts": alert.message_id})
     return value if len(value) <= 2000 else None
-
-
-def verdict_lines(alert: Alert) -> list[str]:
-    """Attachment verdicts: where in the file, the verdict and its figures."""
-    if alert.location == "text":
-        return []
-    detail = {k: v for k, v in alert.detail.items() if isinstance(v, str | int | float)}
-    parts = [f"{k}={v}" for k, v in sorted(detail.items())][:6]
-    return [display(alert.location, 200) + (": " + display(", ".join(parts), 300) if parts else "")]
 
 
 def fallback_text(alert: Alert) -> str:
@@ -84,8 +77,8 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
     if alert.excerpt:
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn", "text": "> " + _md(render.excerpt(alert), SECTION_LIMIT - 2)}})
-    if lines := verdict_lines(alert):
-        text = "*Attachment verdicts*\n" + "\n".join(slack_mrkdwn(line) for line in lines)
+    if verdict := render.attachment_verdict(alert):
+        text = "*Attachment verdict*\n" + slack_mrkdwn(verdict)
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": clamp(text, SECTION_LIMIT)}})
     context = []
@@ -158,9 +151,14 @@ class SlackBotSink:
         return self._client
 
     async def send(self, alert: Alert) -> None:
-        """Post one alert; RetryableError for 429/5xx/network, PermanentError otherwise."""
+        """Post one alert (an incident's update edits its first alert instead);
+        RetryableError for 429/5xx/network, PermanentError otherwise."""
+        posted = PostedAlerts(self.id, self.adapter.store)
         try:
-            await self._web().chat_postMessage(
+            ref = await posted.find(alert.incident_id) if is_incident_update(alert) else None
+            if ref is not None and await self._edit(ref, alert):
+                return
+            answer = await self._web().chat_postMessage(
                 channel=self.channel, text=fallback_text(alert), blocks=alert_blocks(alert),
                 unfurl_links=False, unfurl_media=False,
             )
@@ -168,6 +166,19 @@ class SlackBotSink:
             raise _sink_error(self.id, error) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise RetryableError(f"slack sink {self.id}: {type(error).__name__}") from error
+        await posted.remember(alert.incident_id, str(answer.get("channel") or self.channel),
+                              str(answer.get("ts")))
+
+    async def _edit(self, ref: dict[str, str], alert: Alert) -> bool:
+        """Update the incident's alert in place; False when that message is gone."""
+        try:
+            await self._web().chat_update(channel=ref["channel"], ts=ref["message"],
+                                          text=fallback_text(alert), blocks=alert_blocks(alert))
+        except SlackApiError as error:
+            if error.response.get("error") in _GONE:
+                return False  # deleted (or its channel is): post the update as a new alert
+            raise
+        return True
 
 
 def sink_factory(adapter: SlackAdapter) -> Any:

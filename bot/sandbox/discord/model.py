@@ -173,6 +173,7 @@ class StoredAttachment:
     filename: str
     data: bytes
     content_type: str = "application/octet-stream"
+    stall_after: int | None = None  # the CDN sends this many bytes, then nothing (a hostile host)
 
 
 @dataclass

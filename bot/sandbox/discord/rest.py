@@ -7,6 +7,7 @@ import json
 import secrets
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,7 @@ class SandboxHttp:
     interaction_responses: dict[int, asyncio.Future[dict[str, Any]]]
     commands: dict[str, dict[str, Any]]
     gateway: Gateway
+    stopping: asyncio.Event
     _ids: Snowflakes
 
     base_url: str
@@ -91,6 +93,7 @@ class SandboxHttp:
         api.get(f"{API_PREFIX}/channels/{{channel}}/messages")(self._list_messages)
         api.post(f"{API_PREFIX}/channels/{{channel}}/messages")(self._create_message)
         api.get(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._get_message)
+        api.patch(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._edit_message)
         api.delete(f"{API_PREFIX}/channels/{{channel}}/messages/{{message}}")(self._delete_message)
         api.get(f"{API_PREFIX}/guilds/{{guild}}/threads/active")(self._active_threads)
         api.put(f"{API_PREFIX}/channels/{{channel}}/thread-members/@me")(self._join_thread)
@@ -240,6 +243,20 @@ class SandboxHttp:
         await self._dispatch_message("MESSAGE_CREATE", message)
         return _json(self._render(message))
 
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        """PATCH: the bot edits one of its own messages (content, embeds, components)."""
+        channel = self._channel(request)
+        message = self._message(channel, request.match_info["message"])
+        if message.author.id != self.bot.id:
+            raise _ApiError(403, "Cannot edit a message authored by another user", 50005)
+        body = await request.json()
+        for key in ("content", "embeds", "components", "allowed_mentions"):
+            if key in body:
+                setattr(message, key, body[key] if key != "content" else body[key] or "")
+        message.edited_at = datetime.now(UTC)
+        await self._dispatch_message("MESSAGE_UPDATE", message)
+        return _json(self._render(message))
+
     async def _delete_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self._message(channel, request.match_info["message"])
@@ -302,13 +319,16 @@ class SandboxHttp:
                     return await self._stream(request, att)
         return web.Response(status=404)
 
-    @staticmethod
-    async def _stream(request: web.Request, att: StoredAttachment) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, att: StoredAttachment) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": att.content_type})
         response.content_length = len(att.data)
         await response.prepare(request)
         view = memoryview(att.data)
-        for start in range(0, len(view), CDN_CHUNK):
-            await response.write(view[start : start + CDN_CHUNK].tobytes())
+        end = len(view) if att.stall_after is None else min(att.stall_after, len(view))
+        for start in range(0, end, CDN_CHUNK):
+            await response.write(view[start : min(start + CDN_CHUNK, end)].tobytes())
+        if end < len(view):
+            await self.stopping.wait()  # stalled with the connection open, until shutdown
+            return response
         await response.write_eof()
         return response

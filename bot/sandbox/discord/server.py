@@ -65,6 +65,7 @@ class DiscordSandbox(SandboxHttp):
             heartbeat_interval_ms=heartbeat_interval_ms,
         )
         self._runner: web.AppRunner | None = None
+        self.stopping = asyncio.Event()  # releases stalled CDN downloads at shutdown
         self.port = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class DiscordSandbox(SandboxHttp):
 
     async def stop(self) -> None:
         """Close sockets and the listener."""
+        self.stopping.set()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -145,13 +147,18 @@ class DiscordSandbox(SandboxHttp):
         dispatch: bool = True,
         sent_at: datetime | None = None,
         forward: Message | None = None,
+        stall_attachments_after: int | None = None,
     ) -> Message:
         """Store a message and send MESSAGE_CREATE (unless `dispatch=False`: missed by the bot).
+
+        `stall_attachments_after` makes the CDN stop sending its files after that many bytes.
 
         `sent_at` back-dates it (its id encodes the time), for history older than the bot.
         `forward` makes it a forward of another message (possibly from another server).
         """
         files = [StoredAttachment(self._ids.next(), n, d) for n, d in attachments or []]
+        for f in files:
+            f.stall_after = stall_attachments_after
         message_id = self._ids.back_dated(sent_at) if sent_at else self._ids.next()
         message = Message(message_id, channel, author, content, files, list(embeds or []))
         message.forwarded = forward

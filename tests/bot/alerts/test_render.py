@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +96,23 @@ def test_json_sinks_bound_the_excerpt_and_show_invisibles(alert):
         text = json.dumps(doc, ensure_ascii=False)
         assert not set(text) & BIDI
     assert len(data["excerpt"]) <= 300
+
+
+@pytest.mark.parametrize(
+    ("location", "detail", "shown"),
+    [
+        ("text", {"verdict": "derived"}, None),
+        ("attachment:m.safetensors", {}, "attachment:m.safetensors"),
+        # The verdict and its figures first, whatever their names sort as; no nested values.
+        ("attachment:m.safetensors",
+         {"by_digest": 0, "by_sketch": 9, "matrices": 9, "verdict": "derived", "coverage": 1.0,
+          "score": 0.999, "tensors": [1, 2]},
+         "attachment:m.safetensors: verdict=derived, coverage=1.0, score=0.999, by_digest=0, "
+         "by_sketch=9, matrices=9"),
+        ("attachment:bomb.zip", {"limit": "max_expanded_bytes", "flag": True},
+         "attachment:bomb.zip: limit=max_expanded_bytes"),
+        ("attachment:\u202egnp.exe", {"verdict": "exact"}, "attachment:\\u202egnp.exe: verdict=exact"),
+    ],
+)
+def test_attachment_verdict(location, detail, shown):
+    assert render.attachment_verdict(make_alert(1, location=location, detail=detail)) == shown

@@ -37,6 +37,10 @@ def alert_for(sandbox, leak, **changes):
     return Alert(**values)
 
 
+def title(message) -> str:
+    return message.embeds[0]["title"].replace("\\", "")  # markdown escapes aside
+
+
 def buttons(message):
     return {c["label"]: c["custom_id"] for row in message.components for c in row["components"]}
 
@@ -186,3 +190,22 @@ async def test_the_registry_builds_discord_sinks_through_the_adapter_factory(san
         sinks = build_sinks([settings], SinkContext(), {"discord": sink_factory(adapter)})
         await sinks["mods"].send(alert_for(sandbox, leak))
     assert len(sandbox.find_message(sandbox.modlog)) == 1
+
+
+async def test_an_incident_update_edits_its_alert_instead_of_posting_again(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        sink = DiscordModlogSink("modlog", adapter, str(sandbox.modlog.id))
+        await sink.send(alert_for(sandbox, leak))
+        await sink.send(alert_for(sandbox, leak, idempotency_key="hit-2:modlog", hit_id="hit-2",
+                                  is_update=True, count=2, last_seen="2026-11-22T10:04:00+00:00"))
+        [message] = sandbox.find_message(sandbox.modlog)
+        assert "Update (2 hits)" in title(message) and message.edited_at is not None
+        assert "hit-2" in buttons(message)["Acknowledge"]
+        # The alert was deleted by a moderator: the next update is posted as a new alert.
+        del sandbox.messages[sandbox.modlog.id][message.id]
+        await sink.send(alert_for(sandbox, leak, idempotency_key="hit-3:modlog", hit_id="hit-3",
+                                  is_update=True, count=3))
+    [again] = sandbox.find_message(sandbox.modlog)
+    assert "Update (3 hits)" in title(again) and again.id != message.id

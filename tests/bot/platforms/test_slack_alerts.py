@@ -172,3 +172,20 @@ async def test_an_unknown_channel_is_permanent(sandbox):
     async with running_adapter(sandbox, Inbox()) as adapter:
         with pytest.raises(PermanentError, match="channel_not_found"):
             await SlackBotSink("s", adapter, "C404").send(make_alert(sandbox))
+
+
+async def test_an_incident_update_edits_its_alert_instead_of_posting_again(sandbox):
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        sink = SlackBotSink("secops", adapter, sandbox.secops.id)
+        await sink.send(make_alert(sandbox, incident_id="inc-1"))
+        await sink.send(make_alert(sandbox, incident_id="inc-1", idempotency_key="hit-43:secops",
+                                   hit_id="hit-43", is_update=True, count=2))
+        [alert] = sandbox.bot_messages(sandbox.secops)
+        assert "Update (2 hits)" in alert.text and alert.edited_ts
+        assert button_value(alert, "lw_ack") == "hit-43"
+        await adapter.workspace().client.chat_delete(channel=sandbox.secops.id, ts=alert.ts)
+        await sink.send(make_alert(sandbox, incident_id="inc-1", idempotency_key="hit-44:secops",
+                                   hit_id="hit-44", is_update=True, count=3))
+    [again] = sandbox.bot_messages(sandbox.secops)
+    assert "Update (3 hits)" in again.text and again.ts != alert.ts

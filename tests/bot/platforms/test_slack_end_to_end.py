@@ -1,94 +1,125 @@
-"""The whole Slack loop: leaks posted in the sandbox are scanned (text, file, edit), alerted in
-the trust-and-safety channel with Block Kit, and a False positive click is written to the store."""
+"""The Slack leak stories, end to end: sandbox Slack, the real slack-sdk clients, the whole
+monitor (pipeline, attachment workers, SQLite store, relay) and the #secops-alerts channel.
+
+Text, a weight file and an edit each alert once with Block Kit; a False positive click keeps the
+next identical match quiet; one event delivered four times is one hit and one alert; a retry
+after a lost first delivery is processed; a Socket Mode drop mid-burst loses nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 import pytest
+from leak_stories import CHECKPOINT_ID, derived_checkpoint
 
-from bot.alerts.base import Alert
-from bot.events import ChatMessage
-from bot.platforms.slack_alerts import SlackBotSink
-from bot.sandbox.slack import SlackSandbox
-from bot.sandbox.slack.harness import Inbox, MemoryStore, eventually, running_adapter
-from detectors import Engine, load_watchlist
+from bot.sandbox.slack.harness import eventually
+from bot.store import HitFilter
 
-WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":{}}" + bytes(range(256)) * 400
+LEAK = "who has the L a r k 5 p u r weights?"
+SIGNING_ENV = "LEAKWARDEN_TEST_SLACK_SIGNING_SECRET"
 
 
-@pytest.fixture
-async def sandbox():
-    async with SlackSandbox() as fake:
-        fake.general = fake.add_channel("general")
-        fake.secops = fake.add_channel("secops")
-        fake.leaker = fake.add_user("leaker")
-        fake.mod = fake.add_user("mod")
-        yield fake
+def slack_of(rt):
+    return next(a for a in rt.adapters if a.platform == "slack")
 
 
-def alert_from(message: ChatMessage, finding) -> Alert:
-    hit_id = f"{finding.rule_id}:{message.message_id}:{finding.location}"
-    return Alert(
-        idempotency_key=f"{hit_id}:secops", hit_id=hit_id, incident_id=None,
-        rule_id=finding.rule_id, kind=finding.kind, severity=str(finding.severity),
-        matched=finding.matched, excerpt=finding.excerpt, platform="slack",
-        community_id=message.community_id, channel_id=message.channel_id,
-        message_id=message.message_id, author_name=message.author_name,
-        permalink=message.permalink, location=finding.location, detail=dict(finding.detail),
-    )
+async def hits(rt):
+    return await rt.store.list_hits(HitFilter(platforms=("slack",)), limit=500)
 
 
-async def test_codename_file_and_edit_alert_once_each_and_a_click_triages(sandbox):
-    engine = Engine(load_watchlist({
-        "codenames": [{"id": "cn-larkspur", "term": "Larkspur", "severity": "high"}],
-        "hashes": [{"id": "ckpt-final", "digest": hashlib.sha256(WEIGHTS).hexdigest(),
-                    "severity": "critical"}],
-    }))
-    store, scanned = MemoryStore(), Inbox()
-    alerts: list[Alert] = []
-    sinks: list[SlackBotSink] = []
+def alerts(world):
+    return world.slack.bot_messages(world.s_secops)
 
-    async def scan_and_alert(message: ChatMessage) -> None:
-        """What the pipeline does, minimally: scan off the loop, stream files, alert."""
-        findings = await asyncio.to_thread(engine.scan_text, message.text)
-        for ref in message.attachments:
-            scan = engine.open_stream(f"attachment:{ref.filename}", ref.filename)
-            async for chunk in ref.open():
-                await asyncio.to_thread(scan.feed, chunk)
-            findings += await asyncio.to_thread(scan.close)
-        for finding in findings:
-            alerts.append(alert_from(message, finding))
-            await sinks[0].send(alerts[-1])
-        await scanned(message)
 
-    async with running_adapter(sandbox, scan_and_alert, store=store) as adapter:
-        sinks.append(SlackBotSink("secops", adapter, sandbox.secops.id))
-        await sandbox.post_message(sandbox.general, sandbox.leaker,
-                                   "who has the L a r k 5 p u r weights?")
-        await scanned.next()
-        await sandbox.post_message(sandbox.general, sandbox.leaker, "here",
-                                   files=[("model.safetensors", WEIGHTS)])
-        await scanned.next()
-        clean = await sandbox.post_message(sandbox.general, sandbox.leaker, "nothing to see")
-        await scanned.next()
-        await sandbox.edit_message(clean, "nothing to see, except Lark-spur")
-        await scanned.next()
-        # Our own alerts name the codename too: they are not scanned (no alert loop).
-        await scanned.quiet(0.3)
-        posted = sandbox.bot_messages(sandbox.secops)
-        first = posted[0]
-        value = next(e["value"] for b in first.blocks for e in b.get("elements", [])
-                     if e.get("action_id") == "lw_fp")
-        await sandbox.click(first, "lw_fp", value, sandbox.mod)
-        await eventually(lambda: store.triaged)
-    # WEIGHTS is a listed file AND a broken safetensors header (tensor "a" has no dtype, shape
-    # or offsets): the scanner rightly reports both. (The test predates the scanner and
-    # expected the digest alone.)
-    assert [(a.rule_id, a.location) for a in alerts] == [
-        ("cn-larkspur", "text"), ("ckpt-final", "attachment:model.safetensors"),
-        ("malformed-model-file", "attachment:model.safetensors"), ("cn-larkspur", "text")]
-    assert len(posted) == 4 and "CRITICAL" in posted[1].text
-    assert store.triaged == [(alerts[0].hit_id, "false_positive",
-                              f"slack:{sandbox.team.id}:{sandbox.mod.id}", None)]
+def button_value(message, action_id: str) -> str:
+    return next(e["value"] for b in message.blocks for e in b.get("elements", [])
+                if e.get("action_id") == action_id)
+
+
+async def http_monitor(world, monitor):
+    """The monitor in HTTP mode, the sandbox sending it signed Events API requests."""
+    rt = await monitor(slack={"mode": "http", "signing_secret_env": SIGNING_ENV,
+                              "http_listen": "127.0.0.1:0"},
+                       env={SIGNING_ENV: world.slack.signing_secret})
+    adapter = slack_of(rt)
+    base = f"http://127.0.0.1:{adapter.http_port}"
+    world.slack.events_url = base + adapter.settings.events_path
+    world.slack.interactivity_url = base + adapter.settings.interactivity_path
+    return rt
+
+
+async def test_codename_weight_file_and_edit_alert_once_each_and_a_click_quiets_the_next(
+        world, monitor):
+    rt = await monitor()
+    s = world.slack
+    mod = s.add_user("modmary")
+    await s.post_message(world.s_general, world.s_leaker, LEAK)
+    await eventually(lambda: len(alerts(world)) == 1)
+    [first] = alerts(world)
+    await s.post_message(world.s_general, world.s_leaker, "here",
+                         files=[("model.safetensors", derived_checkpoint())])
+    await eventually(lambda: len(alerts(world)) == 3)  # the checkpoint, and "this is a model"
+    weights = next(m for m in alerts(world) if CHECKPOINT_ID in m.text)
+    assert "CRITICAL" in weights.text and "verdict=derived" in str(weights.blocks)
+
+    clean = await s.post_message(world.s_general, world.s_leaker, "nothing to see")
+    await s.edit_message(clean, "nothing to see, except Lark-spur")
+    # The edit's hit joins the first one's incident: that alert is updated, none is added.
+    await eventually(lambda: "Update (2 hits)" in first.text)
+    assert len(alerts(world)) == 3
+    stored = sorted((h.rule_id, h.location) for h in await hits(rt))
+    assert stored == sorted([("cn-larkspur", "text"), ("cn-larkspur", "text"),
+                             (CHECKPOINT_ID, "attachment:model.safetensors"),
+                             ("model-weights", "attachment:model.safetensors")])
+    # Our own alerts name the codename too: they are never scanned (no alert loop).
+    assert all(h.channel_id == world.s_general.id for h in await hits(rt))
+
+    await s.click(first, "lw_fp", button_value(first, "lw_fp"), mod)
+    await eventually(lambda: "Marked false positive by modmary" in str(first.blocks))
+    await s.post_message(world.s_general, world.s_leaker, LEAK)  # the same match again
+    await eventually(lambda: rt.pipeline.stats["hits"] == 5)
+    await asyncio.sleep(0.5)  # give a (wrong) alert every chance to arrive
+    assert len(alerts(world)) == 3 and "Marked false positive" in str(first.blocks)
+    assert sorted(h.status for h in await hits(rt) if h.rule_id == "cn-larkspur") == [
+        "false_positive", "false_positive", "suppressed"]
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_the_same_event_four_times_is_one_hit_and_one_alert(world, monitor, mode):
+    rt = await (http_monitor(world, monitor) if mode == "http" else monitor())
+    s = world.slack
+    sent = await s.post_message(world.s_general, world.s_leaker, LEAK, dispatch=False)
+    body = s.envelope_payload(s.team, s.message_event(s.team, sent))
+    await s.deliver(body, copies=4)
+    await eventually(lambda: len(alerts(world)) == 1)
+    await asyncio.sleep(0.5)
+    assert len(alerts(world)) == 1 and len(await hits(rt)) == 1
+    assert slack_of(rt).stats["duplicates"] == 3
+
+
+async def test_a_retry_after_a_lost_first_delivery_is_processed(world, monitor):
+    rt = await http_monitor(world, monitor)
+    s = world.slack
+    s.lose_next_deliveries = 1
+    await s.post_message(world.s_general, world.s_leaker, LEAK)
+    await eventually(lambda: len(alerts(world)) == 1)
+    leak = s.deliveries[0].event_id  # later deliveries: our own alert's message event
+    assert [(d.attempt, d.status) for d in s.deliveries if d.event_id == leak] == [
+        (0, None), (1, 200)]
+    assert len(await hits(rt)) == 1
+
+
+async def test_a_socket_mode_drop_mid_burst_loses_nothing(world, monitor):
+    rt = await monitor()
+    s = world.slack
+    await s.wait_connected()
+    for i in range(20):
+        await s.post_message(world.s_general, world.s_leaker, f"Larkspur burst {i}")
+        if i == 9:
+            s.drop_socket()
+    await s.wait_connected(count=2, timeout=10)
+    await s.wait_acked(timeout=10)
+    await eventually(lambda: rt.pipeline.stats["hits"] == 20)
+    texts = sorted(int(h.message_id.split(".")[1]) for h in await hits(rt))
+    assert len(texts) == len(set(texts)) == 20
