@@ -34,15 +34,23 @@ class RecordOptions:
     incident_window: float = 86_400.0
 
 
+# Caps per Source field: ids are short on every platform; anything longer is hostile input.
+SOURCE_LIMITS = {"permalink": 2000, "path": 1000, "author_name": 200}
+
+
 def source_of(value: ChatMessage | Source | None, path: str | None) -> Source:
-    """Any accepted origin as a Source (a bare path is an offline scan)."""
+    """Any accepted origin as a Source (a bare path is an offline scan), its text made safe."""
     if isinstance(value, Source):
-        return value if path is None or value.path else dataclasses.replace(value, path=path)
-    if isinstance(value, ChatMessage):
-        return Source.of_message(value, path)
-    if value is None:
-        return Source.offline(path)
-    raise TypeError(f"record_hits takes a ChatMessage or a Source, not {type(value).__name__}")
+        src = value if path is None or value.path else dataclasses.replace(value, path=path)
+    elif isinstance(value, ChatMessage):
+        src = Source.of_message(value, path)
+    elif value is None:
+        src = Source.offline(path)
+    else:
+        raise TypeError(f"record_hits takes a ChatMessage or a Source, not {type(value).__name__}")
+    return dataclasses.replace(src, **{
+        f.name: safe_text(getattr(src, f.name), SOURCE_LIMITS.get(f.name, 200))
+        for f in dataclasses.fields(src) if isinstance(getattr(src, f.name), str)})
 
 
 def hit_identity(src: Source, f: Finding, key: str) -> str:
@@ -96,7 +104,8 @@ def record_batch(conn: sqlite3.Connection, items: Sequence[Scanned], *, watchlis
     """Record every item in ONE transaction; returns one list of HitRecord per item."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        out = [_record_item(conn, item, str(watchlist_version), options, now) for item in items]
+        version = safe_text(str(watchlist_version), 200) or ""
+        out = [_record_item(conn, item, version, options, now) for item in items]
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -115,6 +124,9 @@ def _record_item(conn: sqlite3.Connection, item: Scanned, version: str, options:
 def _record_finding(conn: sqlite3.Connection, src: Source, f: Finding, sinks: list[str],
                     version: str, options: RecordOptions, now: float) -> HitRecord:
     matched = safe_text(f.matched, MATCHED_LIMIT) or ""
+    # Rule ids and kinds come from our own config and code, but nothing unsafe reaches SQLite.
+    f = dataclasses.replace(f, rule_id=safe_text(f.rule_id, 200), kind=safe_text(f.kind, 64),
+                            location=safe_text(f.location, 1000) or "text")
     key = match_key(f.kind, matched)
     hit_id = hit_identity(src, f, key)
     old = conn.execute("SELECT incident_id, suppressed_by FROM hits WHERE hit_id = ?",
@@ -154,7 +166,7 @@ def _record_finding(conn: sqlite3.Connection, src: Source, f: Finding, sinks: li
         "channel_id, thread_id, message_id, author_id, author_name, permalink, path, "
         "content_digest, watchlist_version, event_at, found_at, status, suppressed_by) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (hit_id, incident_id, f.rule_id, f.kind, int(severity), safe_text(f.location, 1000),
+        (hit_id, incident_id, f.rule_id, f.kind, int(severity), f.location,
          f.start, f.end, matched, key, kept_excerpt, float(f.score), detail_text, src.platform,
          src.community_id, src.channel_id, src.thread_id, src.message_id, src.author_id,
          src.author_name, src.permalink, src.path, src.content_digest, version, event_at, now,
@@ -168,7 +180,7 @@ def _record_finding(conn: sqlite3.Connection, src: Source, f: Finding, sinks: li
                 excerpt=excerpt, platform=src.platform, community_id=src.community_id,
                 channel_id=src.channel_id, message_id=src.message_id,
                 author_name=src.author_name, permalink=src.permalink,
-                location=safe_text(f.location, 1000) or "text", count=count,
+                location=f.location, count=count,
                 is_update=not is_new, detail=detail,
                 last_seen=None if is_new else iso(event_at),
             )

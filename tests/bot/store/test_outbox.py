@@ -1,0 +1,89 @@
+"""The outbox under the real relay: due order, retries, dead letters, updates coalesced."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.alerts.base import Alert, PermanentError, RetryableError
+from bot.alerts.relay import Relay, RetryPolicy
+
+from .conftest import T0, finding, message
+
+
+class Recorder:
+    """A sink that keeps what it was sent, failing as told (the Sink protocol has no wire)."""
+
+    def __init__(self, id: str, fail: type[Exception] | None = None):
+        self.id, self.fail, self.sent = id, fail, []
+
+    async def send(self, alert: Alert) -> None:
+        if self.fail is not None:
+            raise self.fail("receiver says no")
+        self.sent.append(alert)
+
+
+class StepClock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+async def test_due_retry_dead_and_requeue(store):
+    for i in range(3):
+        await store.record_hits(message(i), [finding(rule=f"r{i}")], watchlist_version="v",
+                                sinks=["s"])
+    due = await store.outbox_due("s", T0 + 1)
+    assert [r.alert.rule_id for r in due] == ["r0", "r1", "r2"]
+    assert await store.outbox_due("other", T0 + 1) == []
+    await store.outbox_mark_retry(due[0].row_id, 1, T0 + 100, "503")
+    assert [r.alert.rule_id for r in await store.outbox_due("s", T0 + 1)] == ["r1", "r2"]
+    assert [(r.alert.rule_id, r.attempts) for r in await store.outbox_due("s", T0 + 100)] == [
+        ("r1", 0), ("r2", 0), ("r0", 1)]
+    await store.outbox_mark_dead(due[1].row_id, "404")
+    await store.outbox_mark_sent(due[2].row_id, T0 + 2)
+    assert await store.outbox_counts() == {"pending": 1, "dead": 1, "sent": 1}
+    assert await store.outbox_counts("s") == await store.outbox_counts()
+    assert await store.outbox_requeue_dead("s") == 1
+    assert await store.outbox_counts() == {"pending": 2, "sent": 1}
+    detail = await store.get_hit(due[0].alert.hit_id)
+    assert [(d.sink_id, d.state, d.attempts, d.error) for d in detail.deliveries] == [
+        ("s", "pending", 1, "503")]
+
+
+async def test_reposts_reach_the_receiver_as_one_alert_with_the_newest_count(store):
+    for i in range(4):
+        await store.record_hits(message(i, channel=f"c{i}"), [finding()],
+                                watchlist_version="v", sinks=["s"])
+    sink = Recorder("s")
+    relay = Relay(store, {"s": sink}, clock=StepClock(T0 + 10), poll_interval=0.01)
+    await relay.start()
+    try:
+        for _ in range(200):
+            if (await store.outbox_counts()).get("pending", 0) == 0:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+    [alert] = sink.sent
+    assert not alert.is_update and alert.count == 4  # the first alert, carrying the newest count
+    assert await store.outbox_counts() == {"sent": 4}
+
+
+@pytest.mark.parametrize(("error", "state"), [(RetryableError, "pending"), (PermanentError, "dead")])
+async def test_failures_are_written_back(store, error, state):
+    await store.record_hits(message(), [finding()], watchlist_version="v", sinks=["s"])
+    relay = Relay(store, {"s": Recorder("s", error)}, clock=StepClock(T0 + 10),
+                  retry=RetryPolicy(permanent_attempts=1), poll_interval=0.01)
+    await relay.start()
+    await asyncio.sleep(0.2)
+    await relay.stop()
+    assert await store.outbox_counts() == {state: 1}
+    [row] = (await store.get_hit((await store.list_hits())[0].hit_id)).deliveries
+    assert row.error and "receiver says no" in row.error

@@ -1,0 +1,81 @@
+"""Retention: old hits, their triage and outbox rows, inbox keys go; nothing of them lingers."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.store import PurgeReport
+
+from .conftest import finding, message
+
+DAY = 86_400.0
+SECRET_EXCERPT = "ctx Larkspur-ZQXJ-unique-excerpt ctx"
+
+
+def raw_bytes(db_path) -> bytes:
+    out = db_path.read_bytes()
+    wal = db_path.with_name(db_path.name + "-wal")
+    return out + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_purge_removes_what_is_older_than_n_days(store, clock, db_path):
+    [old] = await store.record_hits(message(1), [finding(excerpt=SECRET_EXCERPT)],
+                                    watchlist_version="v", sinks=["s"])
+    await store.inbox_claim("discord:g1:m1:")
+    await store.triage(old.hit_id, "note", "mod", note="seen")
+    clock.advance(40 * DAY)
+    [new] = await store.record_hits(message(2, channel="c2", at=clock.t), [finding()],
+                                    watchlist_version="v", sinks=["s"])
+    await store.inbox_claim("discord:g1:m2:")
+
+    report = await store.purge(30)
+    assert report == PurgeReport(hits=1, incidents=1, triage=1, inbox=1, outbox=1)
+    assert [h.hit_id for h in await store.list_hits()] == [new.hit_id]
+    assert not await store.inbox_seen("discord:g1:m1:")
+    assert await store.inbox_seen("discord:g1:m2:")
+    assert await store.outbox_counts() == {"pending": 1}
+    assert await store.purge(30) == PurgeReport()  # nothing left to do
+    assert await store.integrity_check() == ["ok"]
+
+
+async def test_a_purged_excerpt_leaves_no_bytes_in_the_file_or_its_wal(store, clock, db_path):
+    await store.record_hits(message(1), [finding(excerpt=SECRET_EXCERPT)],
+                            watchlist_version="v", sinks=["s"])
+    assert SECRET_EXCERPT.encode() in raw_bytes(db_path)
+    clock.advance(2 * DAY)
+    await store.purge(1)
+    # secure_delete zeroes freed pages; the FTS merge drops its tokens; the WAL is truncated.
+    assert b"unique-excerpt" not in raw_bytes(db_path)
+    assert b"ZQXJ" not in raw_bytes(db_path).upper()
+
+
+async def test_an_incident_survives_while_it_still_has_hits(store, clock):
+    [a] = await store.record_hits(message(1), [finding()], watchlist_version="v")
+    clock.advance(20 * 3600)
+    [b] = await store.record_hits(message(2), [finding()], watchlist_version="v")
+    assert a.incident_id == b.incident_id
+    clock.advance(10 * 3600)
+    await store.purge(1)  # only `a` is older than a day
+    detail = await store.get_incident(a.incident_id)
+    assert [h.hit_id for h in detail.hits] == [b.hit_id]
+
+
+async def test_default_retention_comes_from_settings(open_store, clock):
+    store = await open_store(retention_days=7)
+    await store.record_hits(message(1), [finding()], watchlist_version="v")
+    clock.advance(6 * DAY)
+    assert (await store.purge()).hits == 0
+    clock.advance(2 * DAY)
+    assert (await store.purge()).hits == 1
+
+
+async def test_a_long_purge_runs_in_batches_and_lets_writes_through(store, clock, db_path):
+    from bot.store import Scanned
+
+    await store.record_many([Scanned(message(i), [finding()], ["s"]) for i in range(4500)],
+                            watchlist_version="v")
+    clock.advance(10 * DAY)
+    report = await store.purge(5)
+    assert report.hits == 4500 and report.outbox == 4500 and report.incidents == 1
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM hits_fts").fetchone()[0] == 0

@@ -1,0 +1,66 @@
+"""Any Unicode survives the store: lone surrogates, bidi controls, NULs, astral planes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.store import HitFilter, Source, Store
+from bot.store.text import EXCERPT_LIMIT, content_digest, match_key, safe_text
+from detectors import Finding, Severity
+
+# Every code point, surrogates included (Python strings may hold them; UTF-8 may not).
+HOSTILE = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=300)
+
+
+@pytest.mark.parametrize(("raw", "safe"), [
+    ("plain", "plain"),
+    ("lone \ud800 high", "lone \ufffd high"),
+    ("lone \udfff low", "lone \ufffd low"),
+    ("\u202e bidi \u200b zw \x00 nul", "\u202e bidi \u200b zw \x00 nul"),
+    ("🦜 astral", "🦜 astral"),
+    (None, None),
+])
+def test_safe_text(raw, safe):
+    assert safe_text(raw) == safe
+
+
+@given(HOSTILE)
+def test_safe_text_always_encodes_and_caps(value):
+    out = safe_text(value, EXCERPT_LIMIT)
+    out.encode("utf-8")  # never raises
+    assert len(out) <= EXCERPT_LIMIT
+
+
+@given(HOSTILE)
+def test_digest_and_match_key_take_anything(value):
+    assert content_digest(value) is None or len(content_digest(value)) == 64
+    match_key("codename", value).encode("utf-8")
+    match_key("pattern", value).encode("utf-8")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(matched=HOSTILE.filter(bool), excerpt=HOSTILE, author=HOSTILE, channel=HOSTILE,
+       location=HOSTILE)
+async def test_round_trip_of_hostile_text(tmp_path_factory, matched, excerpt, author, channel,
+                                          location):
+    path = tmp_path_factory.mktemp("rt") / "leakwarden.db"
+    store = await Store.open(path, check=False)
+    try:
+        src = Source("discord", "g\udc80", channel, "m1", author_id=author, author_name=author)
+        f = Finding("rule", "codename", Severity.HIGH, location, 0, 1, matched, excerpt,
+                    detail={"k\ud800": [excerpt, 1.5]})
+        [rec] = await store.record_hits(src, [f], watchlist_version="v\udfff", sinks=["s"])
+        hit = (await store.get_hit(rec.hit_id)).hit
+        assert hit.matched == safe_text(matched, 200)
+        assert hit.excerpt == safe_text(excerpt, EXCERPT_LIMIT)
+        assert hit.author_name == safe_text(author, 200)
+        assert hit.channel_id == safe_text(channel, 200)
+        assert hit.location == (safe_text(location, 1000) or "text")
+        assert hit.detail == {"k\ufffd": [safe_text(excerpt), 1.5]}
+        [row] = await store.outbox_due("s", store.now() + 1)
+        assert row.alert.excerpt == hit.excerpt
+        await store.list_hits(HitFilter(query=excerpt or "x"))  # any search text is safe
+    finally:
+        await store.close()
