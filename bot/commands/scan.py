@@ -17,6 +17,8 @@ from bot import report
 from bot.config import ConfigError, load_config
 from bot.inputs import InputError, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
+from bot.store import StoreError
+from bot.store.offline import record_results
 from detectors import Engine, Severity
 
 READ_CHUNK = 1 << 20
@@ -101,6 +103,9 @@ def register(app: typer.Typer) -> None:
             "low", "--fail-on", help="Exit 1 only for findings at or above this severity."
         ),
         output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+        record: bool = typer.Option(
+            False, "--record", help="Also write the findings into the hit history ([storage])."
+        ),
     ) -> None:
         """Scan text files, JSONL messages, DiscordChatExporter JSON, Slack exports, attachments."""
         try:
@@ -143,10 +148,23 @@ def register(app: typer.Typer) -> None:
         finally:
             if output:
                 out.close()
+        if record:
+            _record(cfg, results)
         if errors:
             raise typer.Exit(2)
         if any(r.finding.severity >= threshold for r in results):
             raise typer.Exit(1)
+
+
+def _record(cfg, results: list[Result]) -> None:
+    try:
+        records, path = record_results(cfg, results)
+    except StoreError as err:
+        typer.echo(f"--record: {err}", err=True)
+        raise typer.Exit(2) from None
+    new = sum(not r.duplicate for r in records)
+    repeats = len(records) - new
+    typer.echo(f"recorded {new} new hit(s) in {path} ({repeats} repeated a recorded hit)", err=True)
 
 
 def _version() -> str:

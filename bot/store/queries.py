@@ -125,6 +125,16 @@ def list_hits(conn: sqlite3.Connection, f: HitFilter, limit: int, offset: int) -
     return [hit_of(r) for r in rows]
 
 
+def hits_after(conn: sqlite3.Connection, f: HitFilter, after_seq: int,
+               limit: int) -> tuple[list[Hit], int]:
+    """A page of hits in record order after `after_seq` (keyset paging for exports)."""
+    cond, params = where(f)
+    cols = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
+    rows = conn.execute(f"SELECT h.seq, {cols} FROM hits AS h WHERE h.seq > ? AND {cond} "
+                        "ORDER BY h.seq LIMIT ?", [after_seq, *params, int(limit)]).fetchall()
+    return [hit_of(r[1:]) for r in rows], (rows[-1][0] if rows else after_seq)
+
+
 def count_hits(conn: sqlite3.Connection, f: HitFilter, cap: int = 100_000) -> tuple[int, bool]:
     """(matches, capped?): counting stops at `cap` so a page stays quick on a huge store."""
     cond, params = where(f)

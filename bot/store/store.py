@@ -18,7 +18,7 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -243,6 +243,17 @@ class Store:
                         offset: int = 0) -> list[Hit]:
         """Hits matching `filter`, newest first (search results: newest recorded first)."""
         return await self._read(queries.list_hits, filter or HitFilter(), limit, offset)
+
+    async def iter_hits(self, filter: HitFilter | None = None,
+                        page: int = 1000) -> AsyncIterator[Hit]:
+        """Every matching hit in record order, a page at a time (exports of any size)."""
+        after = 0
+        while True:
+            hits, after = await self._read(queries.hits_after, filter or HitFilter(), after, page)
+            for hit in hits:
+                yield hit
+            if len(hits) < page:
+                return
 
     async def count_hits(self, filter: HitFilter | None = None,
                          cap: int = 100_000) -> tuple[int, bool]:
