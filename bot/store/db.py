@@ -70,10 +70,15 @@ def connect(path: str | Path, *, check: bool = True, readonly: bool = False,
         if check:
             _integrity(conn, path)
         if not readonly:
+            if path.stat().st_size == 0:
+                # Settable only before anything is written: lets a purge give free pages back.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             # Only after the checks: switching to WAL writes to the file.
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            conn.execute("PRAGMA secure_delete = ON")  # purged rows are overwritten, not left
+            # FAST zeroes deleted content in pages it writes anyway; the retention purge turns it
+            # ON and vacuums the freelist away (see retention.py), so purged text leaves no bytes.
+            conn.execute("PRAGMA secure_delete = FAST")
             conn.execute("PRAGMA foreign_keys = ON")
             try:
                 migrate(conn)

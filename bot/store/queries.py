@@ -23,6 +23,7 @@ from bot.store.models import (
     Suppression,
     TriageEvent,
 )
+from bot.store.text import safe_text
 from detectors import Severity
 
 HIT_COLUMNS = (
@@ -38,6 +39,7 @@ INCIDENT_COLUMNS = (
 FACETS = ("rule_id", "kind", "severity", "platform", "community_id", "channel_id", "status")
 FACET_SAMPLE = 20_000  # facets count the newest matching hits, so a page never scans 1M rows
 _TOKEN = re.compile(r"[^\s\"]+\*?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def severity_name(value: int) -> str:
@@ -66,6 +68,8 @@ def incident_of(row: tuple, places: tuple[Place, ...] = ()) -> Incident:
 def fts_query(text: str) -> str:
     """Free text as a safe FTS5 query: every word must appear; a trailing * is a prefix."""
     terms = []
+    # SQLite reads query text as a C string (a NUL ends it) and cannot take lone surrogates.
+    text = _CONTROL.sub(" ", safe_text(text) or "")
     for token in _TOKEN.findall(text):
         star = token.endswith("*") and len(token) > 1
         word = token.rstrip("*")

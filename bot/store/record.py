@@ -188,9 +188,14 @@ def _record_finding(conn: sqlite3.Connection, src: Source, f: Finding, sinks: li
     return HitRecord(hit_id, incident_id, is_new, suppression is not None, count=count)
 
 
+_ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
+
+
 def enqueue(conn: sqlite3.Connection, sink: str, alert: Alert, now: float) -> None:
     """One outbox row; a key already queued (a replay) is left as it is."""
-    payload = json.dumps(dataclasses.asdict(alert), ensure_ascii=False, default=str)
+    # Not dataclasses.asdict: it deep-copies `detail`, which is already a fresh, clean dict.
+    payload = json.dumps({name: getattr(alert, name) for name in _ALERT_FIELDS},
+                         ensure_ascii=False, default=str)
     conn.execute(
         "INSERT INTO outbox(sink_id, idempotency_key, hit_id, incident_id, payload, "
         "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) "

@@ -1,8 +1,10 @@
 """Retention: remove hits, their triage and outbox rows, inbox keys and old undone suppressions.
 
-`PRAGMA secure_delete` (set by db.connect) overwrites freed pages; the full-text index keeps
-deleted tokens in old segments until they merge, so the purge ends with an FTS5 'optimize', and a
-WAL checkpoint(TRUNCATE) so no copy of a purged page lingers in the -wal file.
+Nothing of a purged row may linger in the file. The purge runs with `secure_delete = ON` (rows
+and freed pages overwritten with zeros); the full-text index keeps deleted tokens in old segments
+until they merge, so it ends with an FTS5 'optimize'; an incremental vacuum then cuts free pages
+(also those freed earlier under secure_delete = FAST) off the file, and a checkpoint(TRUNCATE)
+empties the -wal file that held copies of the pages.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ def _marks(n: int) -> str:
 
 def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> PurgeReport:
     """One transaction's worth of purging; an empty report means nothing older is left."""
+    conn.execute("PRAGMA secure_delete = ON")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows = conn.execute("SELECT seq, hit_id, incident_id FROM hits WHERE found_at < ? "
-                            "ORDER BY found_at LIMIT ?", (cutoff, batch)).fetchall()
+        # Hits are recorded in time order, so the oldest are the first seqs: read from the
+        # start and stop at the first young one (no index on found_at to pay for per write).
+        rows = []
+        for row in conn.execute("SELECT seq, hit_id, incident_id, found_at FROM hits "
+                                "ORDER BY seq LIMIT ?", (batch,)):
+            if row[3] >= cutoff:
+                break
+            rows.append(row)
         hits = triage = outbox = incidents = 0
         if rows:
             seqs = [r[0] for r in rows]
@@ -57,9 +66,12 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
 
 
 def compact(conn: sqlite3.Connection) -> None:
-    """Merge the full-text index (dropping deleted tokens) and empty the WAL file."""
+    """Merge the full-text index, drop free pages from the file, empty the WAL; back to FAST."""
+    conn.execute("PRAGMA secure_delete = ON")
     conn.execute("INSERT INTO hits_fts(hits_fts) VALUES ('optimize')")
+    conn.execute("PRAGMA incremental_vacuum")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA secure_delete = FAST")
 
 
 def add(a: PurgeReport, b: PurgeReport) -> PurgeReport:

@@ -77,7 +77,6 @@ MIGRATIONS: list[str] = [
         suppressed_by INTEGER
     );
     CREATE INDEX hits_event ON hits(event_at);
-    CREATE INDEX hits_found ON hits(found_at);
     CREATE INDEX hits_incident ON hits(incident_id, event_at);
     CREATE INDEX hits_rule ON hits(rule_id, event_at);
     CREATE INDEX hits_channel ON hits(channel_id, event_at);

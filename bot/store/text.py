@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -31,6 +32,7 @@ def content_digest(text: str | None) -> str | None:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)  # the same few matches recur in every incident
 def match_key(kind: str, matched: str) -> str:
     """The normalised match: codenames folded like the engine folds them, the rest exact-ish."""
     if kind == "codename":

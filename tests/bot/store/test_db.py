@@ -23,9 +23,10 @@ def test_a_new_database_is_private_and_in_wal_mode(tmp_path):
     db = connect(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     pragma = {name: db.execute(f"PRAGMA {name}").fetchone()[0]
-              for name in ("journal_mode", "secure_delete", "busy_timeout", "user_version")}
-    assert pragma == {"journal_mode": "wal", "secure_delete": 1, "busy_timeout": 10_000,
-                      "user_version": SCHEMA_VERSION}
+              for name in ("journal_mode", "secure_delete", "busy_timeout", "user_version",
+                           "auto_vacuum")}
+    assert pragma == {"journal_mode": "wal", "secure_delete": 2, "busy_timeout": 10_000,
+                      "user_version": SCHEMA_VERSION, "auto_vacuum": 2}  # FAST, INCREMENTAL
     db.conn.close()
 
 

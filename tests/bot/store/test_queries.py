@@ -117,6 +117,7 @@ async def test_unknown_ids(history):
     ('say "hi" now', '"say" "hi" "now"'),
     ("OR AND NOT", '"OR" "AND" "NOT"'),
     ("*", ""),
+    ("nul\x00byte \ud800", '"nul" "byte" "\ufffd"'),
 ])
 def test_fts_query_quotes_every_word(text, query):
     assert fts_query(text) == query

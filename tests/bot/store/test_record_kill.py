@@ -61,7 +61,7 @@ async def test_kill_minus_nine_mid_write_leaves_no_half_hit(tmp_path):
     rng = random.Random(4)
     db = tmp_path / "leakwarden.db"
     committed: set[str] = set()
-    for seed in range(1, 6):
+    for seed in range(1, 5):
         await run_and_kill(db, seed, rng.uniform(0.3, 0.9), committed)
     assert len(committed) > 100  # the kills landed mid-stream, not before any write
     assert invariants(db) == {

@@ -72,10 +72,10 @@ async def test_default_retention_comes_from_settings(open_store, clock):
 async def test_a_long_purge_runs_in_batches_and_lets_writes_through(store, clock, db_path):
     from bot.store import Scanned
 
-    await store.record_many([Scanned(message(i), [finding()], ["s"]) for i in range(4500)],
+    await store.record_many([Scanned(message(i), [finding()], ["s"]) for i in range(2500)],
                             watchlist_version="v")
     clock.advance(10 * DAY)
     report = await store.purge(5)
-    assert report.hits == 4500 and report.outbox == 4500 and report.incidents == 1
+    assert report.hits == 2500 and report.outbox == 2500 and report.incidents == 1
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM hits_fts").fetchone()[0] == 0

@@ -63,7 +63,7 @@ async def test_concurrent_writers_from_many_tasks_lose_nothing(store):
 
 async def test_big_writes_never_block_the_event_loop(store):
     batch = [Scanned(message(i), [finding(), finding("Bluebell", rule="cn-b")], ["s"])
-             for i in range(3000)]
+             for i in range(1500)]
     gaps: list[float] = []
 
     async def ticker():
