@@ -105,9 +105,16 @@ def where(f: HitFilter, alias: str = "h") -> tuple[str, list[Any]]:
     _in(a + "channel_id", f.channels, clauses, params)
     _in(a + "status", f.statuses, clauses, params)
     if f.authors:
+        # Ids have an index; names are found through the full-text index (no second index to
+        # pay for on every write), then compared exactly.
         marks = ",".join("?" * len(f.authors))
-        clauses.append(f"({a}author_id IN ({marks}) OR {a}author_name IN ({marks}))")
-        params.extend(f.authors * 2)
+        names = " OR ".join(f"author_name : {q}" for q in map(fts_query, f.authors) if q)
+        pick = f"SELECT seq FROM hits WHERE author_id IN ({marks})"
+        if names:
+            pick += " UNION SELECT rowid FROM hits_fts WHERE hits_fts MATCH ?"
+        clauses.append(f"{a}seq IN ({pick}) AND "
+                       f"({a}author_id IN ({marks}) OR {a}author_name IN ({marks}))")
+        params.extend([*f.authors, *([names] if names else []), *f.authors, *f.authors])
     if f.incident_id:
         clauses.append(f"{a}incident_id = ?")
         params.append(f.incident_id)
@@ -170,9 +177,10 @@ def get_hit(conn: sqlite3.Connection, hit_id: str) -> HitDetail:
         raise HitNotFound(f"no hit {hit_id!r}")
     hit = hit_of(row)
     events = triage_events(conn, "hit_id", hit_id)
+    # Alert keys are "<hit_id>:<sink>": a range of the unique key index, no index on hit_id.
     deliveries = tuple(Delivery(*r) for r in conn.execute(
-        "SELECT sink_id, state, attempts, error, sent_at FROM outbox WHERE hit_id = ? "
-        "ORDER BY row_id", (hit_id,)))
+        "SELECT sink_id, state, attempts, error, sent_at FROM outbox WHERE idempotency_key > ? "
+        "AND idempotency_key < ? ORDER BY row_id", (hit_id + ":", hit_id + ";")))
     incident = get_incident_row(conn, hit.incident_id) if hit.incident_id else None
     return HitDetail(hit, events, deliveries, incident)
 

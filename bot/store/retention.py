@@ -33,13 +33,11 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
             if row[3] >= cutoff:
                 break
             rows.append(row)
-        hits = triage = outbox = incidents = 0
+        hits = triage = incidents = 0
         if rows:
             seqs = [r[0] for r in rows]
             ids = [r[1] for r in rows]
             triage = conn.execute(f"DELETE FROM triage WHERE hit_id IN ({_marks(len(ids))})",
-                                  ids).rowcount
-            outbox = conn.execute(f"DELETE FROM outbox WHERE hit_id IN ({_marks(len(ids))})",
                                   ids).rowcount
             hits = conn.execute(f"DELETE FROM hits WHERE seq IN ({_marks(len(seqs))})",
                                 seqs).rowcount
@@ -53,8 +51,12 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
                                               (incident_id,)).rowcount
         inbox = conn.execute("DELETE FROM inbox WHERE key IN (SELECT key FROM inbox "
                              "WHERE seen_at < ? LIMIT ?)", (cutoff, batch)).rowcount
-        outbox += conn.execute("DELETE FROM outbox WHERE row_id IN (SELECT row_id FROM outbox "
-                               "WHERE created_at < ? LIMIT ?)", (cutoff, batch)).rowcount
+        # Outbox rows were written with their hits, so they age the same way, oldest first.
+        old = [r[0] for r in conn.execute("SELECT row_id, created_at FROM outbox "
+                                          "ORDER BY row_id LIMIT ?", (batch * 4,))
+               if r[1] < cutoff]
+        outbox = conn.execute(f"DELETE FROM outbox WHERE row_id IN ({_marks(len(old))})",
+                              old).rowcount if old else 0
         suppressions = conn.execute("DELETE FROM suppressions WHERE revoked_at < ?",
                                     (cutoff,)).rowcount
         conn.execute("COMMIT")

@@ -29,9 +29,8 @@ MIGRATIONS: list[str] = [
         last_seen REAL NOT NULL,
         updated_at REAL NOT NULL
     );
-    CREATE INDEX incidents_match ON incidents(rule_id, match_key, last_seen);
+    CREATE INDEX incidents_match ON incidents(rule_id, match_key);
     CREATE INDEX incidents_last ON incidents(last_seen);
-    CREATE INDEX incidents_status ON incidents(status, last_seen);
 
     -- Where an incident spread: one row per (incident, platform, community, channel).
     CREATE TABLE incident_places (
@@ -144,8 +143,6 @@ MIGRATIONS: list[str] = [
         sent_at REAL
     );
     CREATE INDEX outbox_due ON outbox(sink_id, state, next_attempt_at);
-    CREATE INDEX outbox_created ON outbox(created_at);
-    CREATE INDEX outbox_hit ON outbox(hit_id);
 
     CREATE TABLE checkpoints (
         key TEXT PRIMARY KEY,

@@ -118,7 +118,7 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
     if changed and act in MIRRORED:
         for sink in dict.fromkeys(sinks):
             enqueue(conn, sink, Alert(
-                idempotency_key=f"triage:{event_id}:{sink}", hit_id=hit_id,
+                idempotency_key=f"{hit_id}:triage:{event_id}:{sink}", hit_id=hit_id,
                 incident_id=incident_id, rule_id=rule_id, kind="triage",
                 severity=str(Severity(severity)), matched="", excerpt="",
                 action=MIRRORED[act]), now)
