@@ -104,8 +104,9 @@ def record_batch(conn: sqlite3.Connection, items: Sequence[Scanned], *, watchlis
     """Record every item in ONE transaction; returns one list of HitRecord per item."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = safe_text(str(watchlist_version), 200) or ""
-        out = [_record_item(conn, item, version, options, now) for item in items]
+        batch = _Batch(conn, safe_text(str(watchlist_version), 200) or "", options, now)
+        out = [batch.add_item(item) for item in items]
+        batch.flush()
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -114,137 +115,220 @@ def record_batch(conn: sqlite3.Connection, items: Sequence[Scanned], *, watchlis
     return out
 
 
-def _record_item(conn: sqlite3.Connection, item: Scanned, version: str, options: RecordOptions,
-                 now: float) -> list[HitRecord]:
-    src = source_of(item.source, item.path)
-    sinks = list(dict.fromkeys(item.sinks))  # a sink named twice still gets one row
-    return [_record_finding(conn, src, f, sinks, version, options, now) for f in item.findings]
+@dataclass(slots=True)
+class _Incident:
+    """An incident as this batch sees it (written back once, at the end of the batch)."""
+
+    incident_id: str
+    rule_id: str
+    kind: str
+    matched: str
+    key: str
+    status: str
+    count: int
+    severity: int
+    first_seen: float
+    last_seen: float
+    is_new: bool
+
+    def covers(self, t: float, window: float) -> bool:
+        return self.last_seen >= t - window and self.first_seen <= t + window
 
 
-def _record_finding(conn: sqlite3.Connection, src: Source, f: Finding, sinks: list[str],
-                    version: str, options: RecordOptions, now: float) -> HitRecord:
-    matched = safe_text(f.matched, MATCHED_LIMIT) or ""
-    # Rule ids and kinds come from our own config and code, but nothing unsafe reaches SQLite.
-    f = dataclasses.replace(f, rule_id=safe_text(f.rule_id, 200), kind=safe_text(f.kind, 64),
-                            location=safe_text(f.location, 1000) or "text")
-    key = match_key(f.kind, matched)
-    hit_id = hit_identity(src, f, key)
-    old = conn.execute("SELECT incident_id, suppressed_by FROM hits WHERE hit_id = ?",
-                       (hit_id,)).fetchone()
-    if old is not None:
+class _Batch:
+    """One transaction's hits: decided one by one, written with executemany at the end.
+
+    Holding BEGIN IMMEDIATE for the whole batch, no other writer can change the incidents read
+    here, so their new counts are written as values; a popular incident is read and written
+    once per batch instead of once per hit.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, version: str, options: RecordOptions,
+                 now: float):
+        self.conn, self.version, self.options, self.now = conn, version, options, now
+        self.incidents: dict[tuple[str, str], list[_Incident]] = {}
+        self.places: dict[tuple[str, str, str, str], list[float]] = {}
+        self.suppression_rows: dict[tuple[str, str], list[tuple]] = {}
+        self.suppressed: dict[int, int] = {}
+        self.hits: list[tuple] = []
+        self.recorded: dict[str, HitRecord] = {}
+        self.outbox: list[tuple] = []
+
+    def add_item(self, item: Scanned) -> list[HitRecord]:
+        src = source_of(item.source, item.path)
+        sinks = list(dict.fromkeys(item.sinks))  # a sink named twice still gets one row
+        return [self.add(src, f, sinks) for f in item.findings]
+
+    def add(self, src: Source, f: Finding, sinks: list[str]) -> HitRecord:
+        matched = safe_text(f.matched, MATCHED_LIMIT) or ""
+        # Rule ids and kinds come from our config and code, but nothing unsafe reaches SQLite.
+        rule_id, kind = safe_text(f.rule_id, 200) or "", safe_text(f.kind, 64) or ""
+        location = safe_text(f.location, 1000) or "text"
+        key = match_key(kind, matched)
+        hit_id = hit_identity(src, dataclasses.replace(f, rule_id=rule_id, location=location),
+                              key)
+        if (dup := self._duplicate(hit_id)) is not None:
+            return dup
+
+        severity = Severity.parse(f.severity)
+        event_at = src.when(self.now)
+        excerpt = safe_text(f.excerpt, EXCERPT_LIMIT) or ""
+        detail, detail_text = detail_json(f.detail)
+        suppression = self._suppression_for(rule_id, key, src)
+        incident: _Incident | None = None
+        if suppression is not None:
+            status, count, is_new = "suppressed", 0, False
+            self.suppressed[suppression] = self.suppressed.get(suppression, 0) + 1
+        else:
+            incident = self._join(hit_id, rule_id, kind, key, matched, int(severity), event_at)
+            status, count, is_new = incident.status, incident.count, incident.is_new and (
+                incident.count == 1)
+            place = self.places.setdefault(
+                (incident.incident_id, src.platform, src.community_id, src.channel_id),
+                [0, event_at, event_at])
+            place[0] += 1
+            place[1], place[2] = min(place[1], event_at), max(place[2], event_at)
+
+        incident_id = incident.incident_id if incident else None
+        self.hits.append((
+            hit_id, incident_id, rule_id, kind, int(severity), location, f.start, f.end,
+            matched, key, excerpt if self.options.store_content == "excerpt" else "",
+            float(f.score), detail_text, src.platform, src.community_id, src.channel_id,
+            src.thread_id, src.message_id, src.author_id, src.author_name, src.permalink,
+            src.path, src.content_digest, self.version, event_at, self.now, status,
+            suppression))
+        if incident_id is not None:
+            for sink in sinks:
+                alert = Alert(
+                    idempotency_key=f"{hit_id}:{sink}", hit_id=hit_id, incident_id=incident_id,
+                    rule_id=rule_id, kind=kind, severity=str(severity), matched=matched,
+                    excerpt=excerpt, platform=src.platform, community_id=src.community_id,
+                    channel_id=src.channel_id, message_id=src.message_id,
+                    author_name=src.author_name, permalink=src.permalink, location=location,
+                    count=count, is_update=not is_new, detail=detail,
+                    last_seen=None if is_new else iso(event_at))
+                self.outbox.append(outbox_row(sink, alert, self.now))
+        record = HitRecord(hit_id, incident_id, is_new, suppression is not None, count=count)
+        self.recorded[hit_id] = record
+        return record
+
+    def _duplicate(self, hit_id: str) -> HitRecord | None:
+        if (seen := self.recorded.get(hit_id)) is not None:
+            return dataclasses.replace(seen, is_new_incident=False, duplicate=True)
+        old = self.conn.execute("SELECT incident_id, suppressed_by FROM hits WHERE hit_id = ?",
+                                (hit_id,)).fetchone()
+        if old is None:
+            return None
         count = 0
         if old[0] is not None:
-            count = conn.execute("SELECT hit_count FROM incidents WHERE incident_id = ?",
-                                 (old[0],)).fetchone()[0]
+            count = self.conn.execute("SELECT hit_count FROM incidents WHERE incident_id = ?",
+                                      (old[0],)).fetchone()[0]
         return HitRecord(hit_id, old[0], False, old[1] is not None, duplicate=True, count=count)
 
-    severity = Severity.parse(f.severity)
-    event_at = src.when(now)
-    excerpt = safe_text(f.excerpt, EXCERPT_LIMIT) or ""
-    detail, detail_text = detail_json(f.detail)
-    suppression = _suppression_for(conn, f.rule_id, key, src)
+    def _suppression_for(self, rule_id: str, key: str, src: Source) -> int | None:
+        """The active suppression covering this match here, the narrowest first."""
+        rows = self.suppression_rows.get((rule_id, key))
+        if rows is None:
+            rows = self.suppression_rows[(rule_id, key)] = self.conn.execute(
+                "SELECT suppression_id, scope, platform, community_id, channel_id "
+                "FROM suppressions WHERE rule_id = ? AND match_key = ? AND revoked_at IS NULL",
+                (rule_id, key)).fetchall()
+        best: tuple[int, int] | None = None
+        for sid, scope, platform, community, channel in rows:
+            if scope == "everywhere":
+                rank = 2
+            elif scope == "community" and (platform, community) == (src.platform,
+                                                                    src.community_id):
+                rank = 1
+            elif scope == "channel" and (platform, community, channel) == (
+                    src.platform, src.community_id, src.channel_id):
+                rank = 0
+            else:
+                continue
+            if best is None or rank < best[0]:
+                best = (rank, sid)
+        return None if best is None else best[1]
 
-    if suppression is not None:
-        incident_id, status, count, is_new = None, "suppressed", 0, False
-        conn.execute("UPDATE suppressions SET suppressed_count = suppressed_count + 1 "
-                     "WHERE suppression_id = ?", (suppression,))
-    else:
-        incident_id, status, count, is_new = _join_incident(
-            conn, hit_id, f, severity, key, matched, event_at, options.incident_window, now)
-        conn.execute(
+    def _join(self, hit_id: str, rule_id: str, kind: str, key: str, matched: str,
+              severity: int, t: float) -> _Incident:
+        """The live incident this hit joins (bumped), or a new one."""
+        window = self.options.incident_window
+        known = self.incidents.setdefault((rule_id, key), [])
+        incident = next((i for i in sorted(known, key=lambda i: -i.last_seen)
+                         if i.status in LIVE and i.covers(t, window)), None)
+        if incident is None:
+            ids = [i.incident_id for i in known]
+            row = self.conn.execute(
+                "SELECT incident_id, status, hit_count, severity, first_seen, last_seen "
+                "FROM incidents WHERE rule_id = ? AND match_key = ? AND last_seen >= ? "
+                "AND first_seen <= ? AND status IN ('open', 'acknowledged') "
+                f"AND incident_id NOT IN ({','.join('?' * len(ids))}) "
+                "ORDER BY last_seen DESC LIMIT 1",
+                (rule_id, key, t - window, t + window, *ids)).fetchone()
+            if row is not None:
+                incident = _Incident(row[0], rule_id, kind, matched, key, row[1], row[2],
+                                     row[3], row[4], row[5], is_new=False)
+            else:
+                incident = _Incident(incident_identity(hit_id), rule_id, kind, matched, key,
+                                     "open", 0, severity, t, t, is_new=True)
+            known.append(incident)
+        incident.count += 1
+        incident.severity = max(incident.severity, severity)
+        incident.first_seen, incident.last_seen = (min(incident.first_seen, t),
+                                                   max(incident.last_seen, t))
+        return incident
+
+    def flush(self) -> None:
+        """Write everything decided, in bulk."""
+        touched = [i for group in self.incidents.values() for i in group]
+        self.conn.executemany(
+            "INSERT INTO incidents(incident_id, rule_id, kind, severity, match_key, matched, "
+            "hit_count, first_seen, last_seen, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(i.incident_id, i.rule_id, i.kind, i.severity, i.key, i.matched, i.count,
+              i.first_seen, i.last_seen, self.now) for i in touched if i.is_new])
+        self.conn.executemany(
+            "UPDATE incidents SET hit_count = ?, severity = ?, first_seen = ?, last_seen = ?, "
+            "updated_at = ? WHERE incident_id = ?",
+            [(i.count, i.severity, i.first_seen, i.last_seen, self.now, i.incident_id)
+             for i in touched if not i.is_new])
+        self.conn.executemany(
             "INSERT INTO incident_places(incident_id, platform, community_id, channel_id, "
-            "hit_count, first_seen, last_seen) VALUES (?,?,?,?,1,?,?) "
+            "hit_count, first_seen, last_seen) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(incident_id, platform, community_id, channel_id) DO UPDATE SET "
-            "hit_count = hit_count + 1, first_seen = min(first_seen, excluded.first_seen), "
+            "hit_count = hit_count + excluded.hit_count, "
+            "first_seen = min(first_seen, excluded.first_seen), "
             "last_seen = max(last_seen, excluded.last_seen)",
-            (incident_id, src.platform, src.community_id, src.channel_id, event_at, event_at))
-
-    kept_excerpt = excerpt if options.store_content == "excerpt" else ""
-    conn.execute(
-        "INSERT INTO hits(hit_id, incident_id, rule_id, kind, severity, location, span_start, "
-        "span_end, matched, match_key, excerpt, score, detail, platform, community_id, "
-        "channel_id, thread_id, message_id, author_id, author_name, permalink, path, "
-        "content_digest, watchlist_version, event_at, found_at, status, suppressed_by) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (hit_id, incident_id, f.rule_id, f.kind, int(severity), f.location,
-         f.start, f.end, matched, key, kept_excerpt, float(f.score), detail_text, src.platform,
-         src.community_id, src.channel_id, src.thread_id, src.message_id, src.author_id,
-         src.author_name, src.permalink, src.path, src.content_digest, version, event_at, now,
-         status, suppression))
-
-    if incident_id is not None:
-        for sink in sinks:
-            alert = Alert(
-                idempotency_key=f"{hit_id}:{sink}", hit_id=hit_id, incident_id=incident_id,
-                rule_id=f.rule_id, kind=f.kind, severity=str(severity), matched=matched,
-                excerpt=excerpt, platform=src.platform, community_id=src.community_id,
-                channel_id=src.channel_id, message_id=src.message_id,
-                author_name=src.author_name, permalink=src.permalink,
-                location=f.location, count=count,
-                is_update=not is_new, detail=detail,
-                last_seen=None if is_new else iso(event_at),
-            )
-            enqueue(conn, sink, alert, now)
-    return HitRecord(hit_id, incident_id, is_new, suppression is not None, count=count)
+            [(*k, *v) for k, v in self.places.items()])
+        self.conn.executemany(
+            "INSERT INTO hits(hit_id, incident_id, rule_id, kind, severity, location, "
+            "span_start, span_end, matched, match_key, excerpt, score, detail, platform, "
+            "community_id, channel_id, thread_id, message_id, author_id, author_name, "
+            "permalink, path, content_digest, watchlist_version, event_at, found_at, status, "
+            "suppressed_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self.hits)
+        self.conn.executemany(
+            "INSERT INTO outbox(sink_id, idempotency_key, hit_id, incident_id, payload, "
+            "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(idempotency_key) DO NOTHING", self.outbox)
+        self.conn.executemany(
+            "UPDATE suppressions SET suppressed_count = suppressed_count + ? "
+            "WHERE suppression_id = ?", [(n, sid) for sid, n in self.suppressed.items()])
 
 
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
 
 
-def enqueue(conn: sqlite3.Connection, sink: str, alert: Alert, now: float) -> None:
-    """One outbox row; a key already queued (a replay) is left as it is."""
+def outbox_row(sink: str, alert: Alert, now: float) -> tuple:
+    """The outbox row (parameters of the INSERT) carrying `alert` to `sink`."""
     # Not dataclasses.asdict: it deep-copies `detail`, which is already a fresh, clean dict.
     payload = json.dumps({name: getattr(alert, name) for name in _ALERT_FIELDS},
                          ensure_ascii=False, default=str)
+    return (sink, alert.idempotency_key, alert.hit_id, alert.incident_id, payload, now, now)
+
+
+def enqueue(conn: sqlite3.Connection, sink: str, alert: Alert, now: float) -> None:
+    """One outbox row; a key already queued (a replay) is left as it is."""
     conn.execute(
         "INSERT INTO outbox(sink_id, idempotency_key, hit_id, incident_id, payload, "
         "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) "
-        "ON CONFLICT(idempotency_key) DO NOTHING",
-        (sink, alert.idempotency_key, alert.hit_id, alert.incident_id, payload, now, now))
-
-
-def _suppression_for(conn: sqlite3.Connection, rule_id: str, key: str, src: Source) -> int | None:
-    """The active suppression covering this match here, the narrowest first."""
-    rows = conn.execute(
-        "SELECT suppression_id, scope, platform, community_id, channel_id FROM suppressions "
-        "WHERE rule_id = ? AND match_key = ? AND revoked_at IS NULL", (rule_id, key)).fetchall()
-    best: tuple[int, int] | None = None
-    for sid, scope, platform, community, channel in rows:
-        if scope == "everywhere":
-            rank = 2
-        elif scope == "community" and (platform, community) == (src.platform, src.community_id):
-            rank = 1
-        elif scope == "channel" and (platform, community, channel) == (
-                src.platform, src.community_id, src.channel_id):
-            rank = 0
-        else:
-            continue
-        if best is None or rank < best[0]:
-            best = (rank, sid)
-    return None if best is None else best[1]
-
-
-def _join_incident(conn: sqlite3.Connection, hit_id: str, f: Finding, severity: Severity,
-                   key: str, matched: str, event_at: float, window: float,
-                   now: float) -> tuple[str, str, int, bool]:
-    """(incident id, its status, its hit count, opened now?) for a hit at `event_at`."""
-    row = conn.execute(
-        "SELECT incident_id, status FROM incidents WHERE rule_id = ? AND match_key = ? "
-        "AND last_seen >= ? AND first_seen <= ? AND status IN ('open', 'acknowledged') "
-        "ORDER BY last_seen DESC LIMIT 1",
-        (f.rule_id, key, event_at - window, event_at + window)).fetchone()
-    if row is None:
-        incident_id = incident_identity(hit_id)
-        conn.execute(
-            "INSERT INTO incidents(incident_id, rule_id, kind, severity, match_key, matched, "
-            "hit_count, first_seen, last_seen, updated_at) VALUES (?,?,?,?,?,?,1,?,?,?)",
-            (incident_id, f.rule_id, f.kind, int(severity), key, matched, event_at, event_at,
-             now))
-        return incident_id, "open", 1, True
-    incident_id, status = row
-    count = conn.execute(
-        "UPDATE incidents SET hit_count = hit_count + 1, severity = max(severity, ?), "
-        "first_seen = min(first_seen, ?), last_seen = max(last_seen, ?), updated_at = ? "
-        "WHERE incident_id = ? RETURNING hit_count",
-        (int(severity), event_at, event_at, now, incident_id)).fetchone()[0]
-    return incident_id, status, count, False
+        "ON CONFLICT(idempotency_key) DO NOTHING", outbox_row(sink, alert, now))
