@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import re
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, TypeVar
@@ -20,13 +17,10 @@ from rich.text import Text
 
 from bot.alerts.escape import display
 from bot.config import ConfigError, load_config
-from bot.store import HitFilter, Store, StoreError
+from bot.store import HitFilter, Store, StoreError, filters
 from bot.store.export import write_rows
-from detectors import Severity
 
 T = TypeVar("T")
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 class Format(StrEnum):
@@ -68,36 +62,12 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def parse_when(text: str | None, now: float | None = None) -> float | None:
-    """An absolute ISO date/time (UTC unless it says otherwise) or a relative "7d" ago."""
-    if text is None:
-        return None
-    text = text.strip()
-    if m := _RELATIVE.match(text):
-        return (now if now is not None else time.time()) - float(m[1]) * _UNIT[m[2]]
+def build_filter(**values: Any) -> HitFilter:
+    """Command-line filter options as a HitFilter (an unreadable value exits 2 with why)."""
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"cannot read time {text!r}: use 2026-11-30, 2026-11-30T14:00 or 7d") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
-
-
-def build_filter(*, since=None, until=None, severity=None, rule=None, kind=None, platform=None,
-                 community=None, channel=None, author=None, status=None, search=None,
-                 incident=None) -> HitFilter:
-    """Command-line filter options as a HitFilter (errors exit 2 with the reason)."""
-    try:
-        floor = int(Severity.parse(severity)) if severity else None
+        return filters.build_filter(**values)
     except ValueError as err:
-        raise fail(f"--severity: {err}") from None
-    return HitFilter(
-        since=parse_when(since), until=parse_when(until), min_severity=floor,
-        rules=tuple(rule or ()), kinds=tuple(kind or ()), platforms=tuple(platform or ()),
-        communities=tuple(community or ()), channels=tuple(channel or ()),
-        authors=tuple(author or ()), statuses=tuple(status or ()), query=search,
-        incident_id=incident)
+        raise fail(f"--{err}" if str(err).startswith("severity") else str(err)) from None
 
 
 def default_actor(actor: str | None) -> str:

@@ -1,0 +1,1 @@
+"""Review pages for incident responders: `leakwarden review -c CONFIG` (see app.py)."""
