@@ -17,6 +17,8 @@ log = logging.getLogger("leakwarden.store")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 64 * 1024  # page cache per connection
+MMAP_BYTES = 256 << 20  # readers map the file instead of copying pages through the cache
 
 
 class StoreError(Exception):
@@ -80,6 +82,9 @@ def connect(path: str | Path, *, check: bool = True, readonly: bool = False,
             # ON and vacuums the freelist away (see retention.py), so purged text leaves no bytes.
             conn.execute("PRAGMA secure_delete = FAST")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Index pages of a million hits do not fit SQLite's 2 MB default: random inserts
+            # (hit ids, full-text terms) then read from disk on every write.
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             try:
                 migrate(conn)
             except (SchemaTooNew, MigrationFailed) as err:
@@ -101,6 +106,8 @@ def open_reader(path: str | Path) -> sqlite3.Connection:
                            timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA query_only = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     return conn
 
 
