@@ -166,7 +166,7 @@ async def queries(path: Path, reps: int) -> list[tuple[str, float, float]]:
             HitFilter(query=rng.choice(RARE), min_severity=3)),
         "search match (folded)": lambda: store.list_hits(HitFilter(query="code001")),
         "count (capped 10k)": lambda: store.count_hits(HitFilter(rules=(rule(),)), cap=10_000),
-        "facets (newest 20k)": lambda: store.facets(HitFilter()),
+        "facets (newest 5k)": lambda: store.facets(HitFilter()),
         "incidents newest 50": lambda: store.list_incidents(),
         "incidents open + severity": lambda: store.list_incidents(
             HitFilter(statuses=("open",), min_severity=3)),

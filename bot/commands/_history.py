@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -96,7 +97,9 @@ def run_with_store(config: Path, db: Path | None, work: Callable[[Store, Any], A
                    f"`leakwarden scan --record`)")
 
     async def main() -> T:
-        store = await Store.open(path, storage)
+        # No full quick_check for a command (seconds on a million hits): the header and
+        # schema checks still run, and damage met while reading is reported below.
+        store = await Store.open(path, storage, check=False)
         try:
             return await work(store, cfg)
         finally:
@@ -106,6 +109,8 @@ def run_with_store(config: Path, db: Path | None, work: Callable[[Store, Any], A
         return asyncio.run(main())
     except StoreError as err:
         raise fail(str(err)) from None
+    except sqlite3.DatabaseError as err:
+        raise fail(f"{path}: the database is damaged ({err}); it was not modified") from None
 
 
 def emit(rows: Iterable[dict[str, Any]], fmt: Format, columns: tuple[str, ...],

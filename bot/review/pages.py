@@ -93,7 +93,7 @@ def filters_form(params: dict[str, str]) -> str:
 
 def facets_box(facets: dict[str, list[tuple[str, int]]], params: dict[str, str]) -> str:
     """Value counts per facet; each value links to the list narrowed to it."""
-    out = ['<aside class="facets"><h2>Facets</h2><p class="note">over the newest 20,000 '
+    out = ['<aside class="facets"><h2>Facets</h2><p class="note">over the newest 5,000 '
            'matching hits</p>']
     for column, values in facets.items():
         name = FACET_PARAMS[column]

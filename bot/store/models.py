@@ -179,20 +179,20 @@ class Incident(_Dict):
     status: str
     assignee: str | None
     hit_count: int
+    platforms: int  # how far it spread: distinct platforms, communities, channels
+    communities: int
+    channels: int
     first_seen: float
     last_seen: float
     updated_at: float
-    places: tuple[Place, ...] = ()
+    places: tuple[Place, ...] = ()  # filled by get_incident (the busiest first), not by lists
     _times = ("first_seen", "last_seen", "updated_at")
 
     @property
     def spread(self) -> dict[str, int]:
         """How many distinct platforms, communities and channels it reached."""
-        return {
-            "platforms": len({p.platform for p in self.places}),
-            "communities": len({(p.platform, p.community_id) for p in self.places}),
-            "channels": len(self.places),
-        }
+        return {"platforms": self.platforms, "communities": self.communities,
+                "channels": self.channels}
 
 
 @dataclass(frozen=True, slots=True)

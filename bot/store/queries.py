@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections import Counter
 from typing import Any
 
 from bot.store.models import (
@@ -34,10 +35,11 @@ HIT_COLUMNS = (
 )
 INCIDENT_COLUMNS = (
     "incident_id, rule_id, kind, severity, matched, match_key, status, assignee, hit_count, "
-    "first_seen, last_seen, updated_at"
+    "platforms, communities, channels, first_seen, last_seen, updated_at"
 )
 FACETS = ("rule_id", "kind", "severity", "platform", "community_id", "channel_id", "status")
-FACET_SAMPLE = 20_000  # facets count the newest matching hits, so a page never scans 1M rows
+FACET_SAMPLE = 5_000  # facets count the newest matching hits, so a page never scans 1M rows
+COLS = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
 _TOKEN = re.compile(r"[^\s\"]+\*?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -118,55 +120,70 @@ def where(f: HitFilter, alias: str = "h") -> tuple[str, list[Any]]:
     if f.incident_id:
         clauses.append(f"{a}incident_id = ?")
         params.append(f.incident_id)
-    if f.query and (q := fts_query(f.query)):
-        clauses.append(f"{a}seq IN (SELECT rowid FROM hits_fts WHERE hits_fts MATCH ?)")
-        params.append(q)
     return (" AND ".join(clauses) or "1"), params
+
+
+def source(f: HitFilter) -> tuple[str, list[Any], str]:
+    """(FROM clause, its parameters, newest-first ORDER BY) for hits matching `f`'s search.
+
+    A search starts from the full-text index and walks it newest row first, so LIMIT stops it
+    early; `seq IN (SELECT rowid ... MATCH)` would first collect every match (all of them, for
+    a common word).
+    """
+    if f.query and (q := fts_query(f.query)):
+        return ("hits_fts JOIN hits AS h ON h.seq = hits_fts.rowid", [q],
+                "hits_fts.rowid DESC")
+    return "hits AS h", [], "h.event_at DESC, h.seq DESC"
+
+
+def _matching(f: HitFilter) -> tuple[str, list[Any], str]:
+    """(FROM ... WHERE ..., parameters, ORDER BY) for hits matching `f`."""
+    table, table_params, order = source(f)
+    cond, params = where(f)
+    if table_params:
+        cond = f"hits_fts MATCH ? AND {cond}"
+    return f"{table} WHERE {cond}", [*table_params, *params], order
 
 
 def list_hits(conn: sqlite3.Connection, f: HitFilter, limit: int, offset: int) -> list[Hit]:
     """Hits matching `f`, newest event first."""
-    cond, params = where(f)
-    cols = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
-    # Searches order by record order (seq, the FTS rowid): sorting every match by event time
-    # would read all of them; seq follows event time except for backfills.
-    order = "h.seq DESC" if f.query else "h.event_at DESC, h.seq DESC"
-    rows = conn.execute(f"SELECT {cols} FROM hits AS h WHERE {cond} ORDER BY {order} "
-                        f"LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]).fetchall()
+    body, params, order = _matching(f)
+    # Searches come newest recorded first (the FTS rowid is seq): sorting every match by event
+    # time would read all of them; seq follows event time except for backfills.
+    rows = conn.execute(f"SELECT {COLS} FROM {body} ORDER BY {order} LIMIT ? OFFSET ?",
+                        [*params, int(limit), int(offset)]).fetchall()
     return [hit_of(r) for r in rows]
 
 
 def hits_after(conn: sqlite3.Connection, f: HitFilter, after_seq: int,
                limit: int) -> tuple[list[Hit], int]:
     """A page of hits in record order after `after_seq` (keyset paging for exports)."""
-    cond, params = where(f)
-    cols = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
-    rows = conn.execute(f"SELECT h.seq, {cols} FROM hits AS h WHERE h.seq > ? AND {cond} "
-                        "ORDER BY h.seq LIMIT ?", [after_seq, *params, int(limit)]).fetchall()
+    body, params, _ = _matching(f)
+    rows = conn.execute(f"SELECT h.seq, {COLS} FROM {body} AND h.seq > ? ORDER BY h.seq "
+                        "LIMIT ?", [*params, after_seq, int(limit)]).fetchall()
     return [hit_of(r[1:]) for r in rows], (rows[-1][0] if rows else after_seq)
 
 
 def count_hits(conn: sqlite3.Connection, f: HitFilter, cap: int = 100_000) -> tuple[int, bool]:
     """(matches, capped?): counting stops at `cap` so a page stays quick on a huge store."""
-    cond, params = where(f)
-    n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM hits AS h WHERE {cond} LIMIT ?)",
+    body, params, _ = _matching(f)
+    n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {body} LIMIT ?)",
                      [*params, cap + 1]).fetchone()[0]
     return min(n, cap), n > cap
 
 
 def facets(conn: sqlite3.Connection, f: HitFilter, top: int = 12) -> dict[str, list[tuple[str, int]]]:
-    """Value counts per facet column over the newest FACET_SAMPLE matching hits."""
-    cond, params = where(f)
+    """Value counts per facet column over the newest FACET_SAMPLE matching hits (one read)."""
+    body, params, order = _matching(f)
+    columns = ", ".join(f"h.{c}" for c in FACETS)
+    rows = conn.execute(f"SELECT {columns} FROM {body} ORDER BY {order} LIMIT {FACET_SAMPLE}",
+                        params).fetchall()
     out: dict[str, list[tuple[str, int]]] = {}
-    sample = (f"SELECT h.* FROM hits AS h WHERE {cond} "
-              f"ORDER BY h.event_at DESC LIMIT {FACET_SAMPLE}")
-    for column in FACETS:
-        rows = conn.execute(
-            f"SELECT {column}, count(*) AS n FROM ({sample}) GROUP BY {column} "
-            f"ORDER BY n DESC, {column} LIMIT ?", [*params, top]).fetchall()
-        if column == "severity":
-            rows = [(severity_name(v), n) for v, n in rows]
-        out[column] = [(str(v), n) for v, n in rows]
+    for i, column in enumerate(FACETS):
+        counts = Counter(r[i] for r in rows)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
+        out[column] = [(severity_name(v) if column == "severity" else str(v), n)
+                       for v, n in ranked]
     return out
 
 
@@ -193,26 +210,27 @@ def triage_events(conn: sqlite3.Connection, column: str, value: str) -> tuple[Tr
         f"WHERE {column} = ? ORDER BY at, event_id", (value,)))
 
 
-def places(conn: sqlite3.Connection, incident_id: str) -> tuple[Place, ...]:
-    """The channels an incident reached, busiest first."""
+def places(conn: sqlite3.Connection, incident_id: str, limit: int = 200) -> tuple[Place, ...]:
+    """The channels an incident reached, busiest first (at most `limit`)."""
     return tuple(Place(*r) for r in conn.execute(
         "SELECT platform, community_id, channel_id, hit_count, first_seen, last_seen "
-        "FROM incident_places WHERE incident_id = ? ORDER BY hit_count DESC, first_seen",
-        (incident_id,)))
+        "FROM incident_places WHERE incident_id = ? ORDER BY hit_count DESC, first_seen "
+        "LIMIT ?", (incident_id, limit)))
 
 
-def get_incident_row(conn: sqlite3.Connection, incident_id: str) -> Incident:
-    """One incident with its places (no hits)."""
+def get_incident_row(conn: sqlite3.Connection, incident_id: str,
+                     with_places: bool = False) -> Incident:
+    """One incident (with its busiest places if asked; never its hits)."""
     row = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_id = ?",
                        (incident_id,)).fetchone()
     if row is None:
         raise HitNotFound(f"no incident {incident_id!r}")
-    return incident_of(row, places(conn, incident_id))
+    return incident_of(row, places(conn, incident_id) if with_places else ())
 
 
 def get_incident(conn: sqlite3.Connection, incident_id: str, max_hits: int) -> IncidentDetail:
     """An incident, its first `max_hits` hits in time order, and its triage."""
-    incident = get_incident_row(conn, incident_id)
+    incident = get_incident_row(conn, incident_id, with_places=True)
     rows = conn.execute(f"SELECT {HIT_COLUMNS} FROM hits WHERE incident_id = ? "
                         "ORDER BY event_at, seq LIMIT ?", (incident_id, max_hits + 1)).fetchall()
     hits = tuple(hit_of(r) for r in rows[:max_hits])
@@ -237,18 +255,25 @@ def list_incidents(conn: sqlite3.Connection, f: HitFilter, limit: int,
     _in("i.rule_id", f.rules, clauses, params)
     _in("i.kind", f.kinds, clauses, params)
     _in("i.status", f.statuses, clauses, params)
-    hit_level = HitFilter(platforms=f.platforms, communities=f.communities, channels=f.channels,
-                          authors=f.authors, query=f.query)
+    # Where an incident was seen is in incident_places (its primary key starts with the
+    # incident): no walk over a big incident's hits.
+    place: list[str] = []
+    _in("p.platform", f.platforms, place, params)
+    _in("p.community_id", f.communities, place, params)
+    _in("p.channel_id", f.channels, place, params)
+    if place:
+        clauses.append("EXISTS (SELECT 1 FROM incident_places AS p WHERE "
+                       f"p.incident_id = i.incident_id AND {' AND '.join(place)})")
+    hit_level = HitFilter(authors=f.authors, query=f.query)
     if hit_level != HitFilter():
-        cond, extra = where(hit_level)
-        clauses.append(f"EXISTS (SELECT 1 FROM hits AS h WHERE h.incident_id = i.incident_id "
-                       f"AND {cond})")
+        body, extra, _ = _matching(hit_level)
+        clauses.append(f"i.incident_id IN (SELECT h.incident_id FROM {body})")
         params.extend(extra)
     cond = " AND ".join(clauses) or "1"
     rows = conn.execute(f"SELECT {', '.join('i.' + c.strip() for c in INCIDENT_COLUMNS.split(','))} "
                         f"FROM incidents AS i WHERE {cond} ORDER BY i.last_seen DESC, i.seq DESC "
                         "LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]).fetchall()
-    return [incident_of(r, places(conn, r[0])) for r in rows]
+    return [incident_of(r) for r in rows]
 
 
 def suppressions(conn: sqlite3.Connection, include_revoked: bool) -> list[Suppression]:

@@ -291,14 +291,31 @@ class _Batch:
             "updated_at = ? WHERE incident_id = ?",
             [(i.count, i.severity, i.first_seen, i.last_seen, self.now, i.incident_id)
              for i in touched if not i.is_new])
+        spread = {i.incident_id: [0, 0, 0] for i in touched}  # new platforms/communities/channels
+        for (incident_id, platform, community, channel), (n, first, last) in self.places.items():
+            # Point lookups on the primary key's prefixes: is this channel, community or
+            # platform new for the incident? (Spread counters, so lists never count places.)
+            grow = spread[incident_id]
+            for depth, ids in ((3, (platform, community, channel)), (2, (platform, community)),
+                               (1, (platform,))):
+                cols = ("platform", "community_id", "channel_id")[:depth]
+                cond = " AND ".join(f"{c} = ?" for c in cols)
+                if self.conn.execute(f"SELECT 1 FROM incident_places WHERE incident_id = ? "
+                                     f"AND {cond} LIMIT 1", (incident_id, *ids)).fetchone():
+                    break
+                grow[depth - 1] += 1
+            self.conn.execute(
+                "INSERT INTO incident_places(incident_id, platform, community_id, channel_id, "
+                "hit_count, first_seen, last_seen) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(incident_id, platform, community_id, channel_id) DO UPDATE SET "
+                "hit_count = hit_count + excluded.hit_count, "
+                "first_seen = min(first_seen, excluded.first_seen), "
+                "last_seen = max(last_seen, excluded.last_seen)",
+                (incident_id, platform, community, channel, n, first, last))
         self.conn.executemany(
-            "INSERT INTO incident_places(incident_id, platform, community_id, channel_id, "
-            "hit_count, first_seen, last_seen) VALUES (?,?,?,?,?,?,?) "
-            "ON CONFLICT(incident_id, platform, community_id, channel_id) DO UPDATE SET "
-            "hit_count = hit_count + excluded.hit_count, "
-            "first_seen = min(first_seen, excluded.first_seen), "
-            "last_seen = max(last_seen, excluded.last_seen)",
-            [(*k, *v) for k, v in self.places.items()])
+            "UPDATE incidents SET platforms = platforms + ?, communities = communities + ?, "
+            "channels = channels + ? WHERE incident_id = ?",
+            [(*grow, incident_id) for incident_id, grow in spread.items() if any(grow)])
         self.conn.executemany(
             "INSERT INTO hits(hit_id, incident_id, rule_id, kind, severity, location, "
             "span_start, span_end, matched, match_key, excerpt, score, detail, platform, "

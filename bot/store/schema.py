@@ -25,6 +25,9 @@ MIGRATIONS: list[str] = [
         status TEXT NOT NULL DEFAULT 'open',
         assignee TEXT,
         hit_count INTEGER NOT NULL DEFAULT 0,
+        platforms INTEGER NOT NULL DEFAULT 0,
+        communities INTEGER NOT NULL DEFAULT 0,
+        channels INTEGER NOT NULL DEFAULT 0,
         first_seen REAL NOT NULL,
         last_seen REAL NOT NULL,
         updated_at REAL NOT NULL

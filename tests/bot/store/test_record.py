@@ -113,7 +113,8 @@ async def test_incident_spread_and_severity_grow_with_its_hits(store):
     [incident] = await store.list_incidents()
     assert incident.severity == "critical" and incident.hit_count == 4
     assert incident.spread == {"platforms": 2, "communities": 2, "channels": 3}
-    busiest = incident.places[0]
+    assert incident.places == ()  # lists carry the counters, not the places
+    busiest = (await store.get_incident(incident.incident_id)).incident.places[0]
     assert (busiest.channel_id, busiest.hit_count) == ("c2", 2)
 
 
