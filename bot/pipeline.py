@@ -37,7 +37,7 @@ from detectors import Engine, Finding
 
 log = logging.getLogger("leakwarden.pipeline")
 
-RECENT_KEYS = 100_000  # dedupe keys remembered in memory (saves a store round trip per replay)
+RECENT_KEYS = 20_000  # dedupe keys remembered in memory (a replay skips the store read); ~4 MB
 RECORD_RETRIES = 5  # store writes retried (with backoff) before the message is left to backfill
 
 

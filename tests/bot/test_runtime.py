@@ -87,6 +87,23 @@ async def test_leaks_on_both_platforms_reach_every_sink_and_the_history(world, r
     assert len(world.receiver.alerts) == 2
 
 
+async def test_messages_posted_while_it_was_down_are_backfilled_at_start(world, running):
+    await world.discord.post_message(world.general, world.leaker, "Larkspur, while you slept",
+                                     dispatch=False)
+    await world.slack.post_message(world.s_general, world.s_leaker, "sk-ant-" + "z" * 30,
+                                   dispatch=False)  # neither reached a bot: only history has them
+    rt = await running()
+    got = sorted((a.data["rule_id"], a.data["platform"])
+                 for a in [await world.receiver.next(15), await world.receiver.next(15)])
+    assert got == [("api-key", "slack"), ("cn-larkspur", "discord")]
+    def sample(name: str) -> float | None:
+        return rt.metrics.registry.get_sample_value(name, {"platform": "slack"})
+
+    await eventually(lambda: (sample("leakwarden_backfill_last_completed_timestamp_seconds")
+                              or 0) > 0)
+    assert sample("leakwarden_backfill_messages_read") >= 1
+
+
 async def test_a_hot_reload_applies_a_valid_edit_and_keeps_the_old_watchlist_on_a_bad_one(
         world, running, tmp_path):
     rt = await running(jobs={"watchlist_poll_seconds": 0.2})
@@ -272,3 +289,25 @@ async def test_two_processes_share_one_store_and_only_the_leader_delivers(world,
     finally:
         for rt in made:
             await rt.stop()
+
+
+async def test_dead_lettered_alerts_make_it_not_ready(world, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(world.config_toml(storage=str(tmp_path / "hits.db"), watchlist=WATCHLIST,
+                                      sinks=world.webhook_sinks(),
+                                      jobs={"outbox_interval_seconds": 0.2},
+                                      pipeline={"attachment_workers": 1}))
+    env = {**world.env(), TOKEN_ENV["webhook_secret"]: "not-the-receivers-secret"}
+    rt = Runtime(load_config(path), env=env, install_signals=False)
+    await rt.start()
+    try:
+        assert (await rt.readiness()).checks["outbox"].ok
+        await world.slack.post_message(world.s_general, world.s_leaker, "Larkspur")
+        # The receiver refuses the signature (401): a permanent error, dead after 3 attempts.
+        await eventually(lambda: world.receiver.rejected >= 3, timeout=20)
+        await eventually(lambda: rt.outbox.dead_lettering(), timeout=10)
+        ready = await rt.readiness()
+        assert not ready.ready and not ready.checks["outbox"].ok
+        assert "dead letter" in ready.checks["outbox"].detail
+    finally:
+        await rt.stop()
