@@ -183,7 +183,8 @@ class WatchlistReloader:
 
     async def check(self) -> bool:
         """Reload if any watched file changed since the last look; True when one did."""
-        now = file_signature(watched_files(self.config))
+        # In a thread: a big config is parsed to find its hash list files.
+        now = await asyncio.to_thread(lambda: file_signature(watched_files(self.config)))
         if now == self._signature:
             return False
         await self.reload("files changed")
@@ -194,7 +195,8 @@ class WatchlistReloader:
         from bot.config import ConfigError, load_config  # bot.config imports this module
 
         async with self._lock:
-            self._signature = file_signature(watched_files(self.config))
+            self._signature = await asyncio.to_thread(
+                lambda: file_signature(watched_files(self.config)))
             try:
                 fresh = await asyncio.to_thread(load_config, self.config.path)
             except ConfigError as err:
@@ -218,7 +220,7 @@ class WatchlistReloader:
                 return False
             old = self.config.watchlist.version
             self.config = fresh
-            self._signature = file_signature(watched_files(fresh))
+            self._signature = await asyncio.to_thread(lambda: file_signature(watched_files(fresh)))
             self.applied += 1
             self.metrics.watchlist_reloads.labels("applied").inc()
             wl = fresh.watchlist

@@ -109,11 +109,8 @@ class Runtime:
         """Start everything; StartupError (with everything started so far closed) if it can't."""
         try:
             await self._start()
-        except StartupError:
-            await self.stop()
-            raise
         except BaseException:
-            await self.stop()
+            await self.stop()  # whatever had started is closed again
             raise
         self.started_at = time.time()
         log.info("leakwarden running: %s; watchlist version %s; /healthz on %s",
@@ -133,15 +130,12 @@ class Runtime:
         for adapter in self.adapters:
             adapter.store = self.store
 
-        from detectors import Engine
-
         spec = engine_spec(self.config)
         try:
             engine = await asyncio.to_thread(build_engine, self.config)
         except ConfigError as err:  # e.g. an unreadable fingerprint registry
             raise StartupError(err.lines) from None
         self.engines = EngineHolder(engine, spec.version)
-        assert isinstance(engine, Engine)
         p = s.pipeline
         self.pool = ScanPool(spec, PoolLimits(
             workers=p.attachment_workers, memory_mb=p.worker_memory_mb,

@@ -211,7 +211,7 @@ async def play(world: SandboxWorld, scenes: list[Scene], console: Console) -> li
 
 def hit_table(hits: list[Any]) -> Table:
     """The hit history as a rich table."""
-    t = Table(title="Hit history (what `leakwarden hits list` shows)")
+    t = Table(title="Hit history (the store, as incident responders search it)")
     for name in ("when", "platform", "author", "severity", "kind", "rule"):
         t.add_column(name, no_wrap=True)
     t.add_column("location", overflow="fold")
