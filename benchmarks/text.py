@@ -54,7 +54,12 @@ def make_terms(n: int, rng: random.Random) -> list[str]:
 
 
 def typo(word: str, rng: random.Random) -> str:
-    """One edit (swap, substitute, drop or insert) away from `word`, not at its first letter."""
+    """One edit (swap, substitute, drop or insert) away from `word`, not at its first letter.
+
+    The edit may make an ordinary word ("Corfal Ospha" -> "Coral Ospha"): kept on purpose. A
+    reader takes it for the term, anchored by the exact "Ospha", and so must the engine; alone,
+    "coral" is rightly no typo of anything.
+    """
     i = rng.randrange(1, len(word) - 1)
     kind = rng.choice(["swap", "sub", "drop", "add"])
     letters = "bcdfghjkmnpqrvwxz"

@@ -66,6 +66,11 @@ def test_error_names_file_entry_key_and_line(tmp_path):
         ("[[hashes]]\nid = 'h'\ndigest = 'abc'\n", "[hashes id='h'] digest:"),
         ("this is = not toml [", "invalid TOML"),
         ("[server]\nlisten = 'nowhere'\n", "[server] listen:"),
+        ("[[patterns]]\nid = 'p'\nregex = 'abc(def'\n", "[patterns id='p'] regex: invalid or unsafe regex"),
+        ("[[patterns]]\nid = 'p'\nregex = 'abc(def'\n", "(at position 3)"),
+        ("[[patterns]]\nid = 'p'\nregex = '(a{1000}){1000}'\n", "[patterns id='p'] regex:"),
+        ("[[codenames]]\nid = 'c'\nterm = 'ab'\n", "[codenames id='c'] term: is too short"),
+        ("[[codenames]]\nid = 'c'\nterm = 'Lark'\nfuzzy = 'maybe'\n", "[codenames id='c'] fuzzy:"),
         # Across entries: routes and sinks are checked against each other and the platforms.
         ("[[sinks]]\nid = 'a'\ntype = 'log'\n[[routes]]\nsinks = ['b']\n",
          ":5: [routes #1] sinks: names unknown sink 'b'"),
