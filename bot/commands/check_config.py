@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bot.config import ConfigError, load_config
+from bot.commands import load_config_or_exit
 
 
 def register(app: typer.Typer) -> None:
@@ -15,12 +15,7 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(..., "-c", "--config", help="Config file (TOML)."),
     ) -> None:
         """Validate CONFIG: exit 0 when valid, 2 with one line per problem otherwise."""
-        try:
-            cfg = load_config(config)
-        except ConfigError as err:
-            for line in err.lines:
-                typer.echo(line, err=True)
-            raise typer.Exit(2) from None
+        cfg = load_config_or_exit(config)
         wl = cfg.watchlist
         typer.echo(
             f"{config}: ok — {len(wl.codenames)} codename(s), {len(wl.patterns)} pattern(s), "

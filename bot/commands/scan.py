@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot import report
-from bot.config import ConfigError, load_config
+from bot.commands import load_config_or_exit
 from bot.inputs import InputError, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
 from bot.store import StoreError
@@ -113,12 +113,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as err:
             typer.echo(f"--fail-on: {err}", err=True)
             raise typer.Exit(2) from None
-        try:
-            cfg = load_config(config)
-        except ConfigError as err:
-            for line in err.lines:
-                typer.echo(line, err=True)
-            raise typer.Exit(2) from None
+        cfg = load_config_or_exit(config)
         engine = Engine(cfg.watchlist)
 
         results: list[Result] = []

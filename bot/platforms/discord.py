@@ -190,12 +190,15 @@ class DiscordAdapter:
         on_health: HealthListener | None = None,
         claim_inbox: bool = True,
         backfill_on_connect: bool = True,
+        live: bool = True,
     ):
         """`store` keeps checkpoints and triage; with `claim_inbox`, `on_message` sees each
-        (message, edit) once. Pass claim_inbox=False when the pipeline claims after its commit."""
+        (message, edit) once. Pass claim_inbox=False when the pipeline claims after its commit;
+        live=False reads history only (`leakwarden backfill` beside a running monitor)."""
         self.settings = settings
         self.claim_inbox = claim_inbox
         self.backfill_on_connect = backfill_on_connect
+        self.live = live
         self._token = _Secret(token if token is not None else os.environ.get(settings.token_env, ""))
         if not self._token.reveal():
             raise DiscordConfigError(f"set the Discord bot token in the env var {settings.token_env}")
@@ -353,6 +356,8 @@ class DiscordAdapter:
         return all(t.done() for t in self._backfill_tasks.values())
 
     async def _on_live_message(self, message: discord.Message) -> None:
+        if not self.live:
+            return  # the running monitor reads the live stream; its checkpoints stay its own
         delivered = await self.deliver(message)
         where = message.channel.id
         if delivered is None or where not in self._continuous or self.store is None:

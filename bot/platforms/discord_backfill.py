@@ -11,7 +11,6 @@ from bot.platforms.backfill import BackfillReport, OnMessage, Progress
 
 if TYPE_CHECKING:
     from bot.platforms.discord import AdapterStore, DiscordAdapter
-    from bot.platforms.discord_settings import DiscordSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,23 +86,14 @@ class BackfillFailed(RuntimeError):
     """The bot could not connect to run a backfill (the health detail says why)."""
 
 
-async def backfill_once(
-    settings: DiscordSettings,
-    store: AdapterStore,
-    on_message: OnMessage,
-    *,
-    token: str | None = None,
-    progress: Progress | None = None,
-    connect_timeout: float = 60.0,
-) -> BackfillReport:
-    """Connect, run one backfill pass with `progress`, disconnect (for `leakwarden backfill`)."""
-    from bot.platforms.discord import DiscordAdapter
+async def connect_for_backfill(adapter: DiscordAdapter, on_message: OnMessage, *,
+                               timeout: float = 60.0) -> None:
+    """Start `adapter` and wait until it is ready; BackfillFailed says why it is not.
 
-    adapter = DiscordAdapter(settings, token=token, store=store, backfill_on_connect=False)
+    `leakwarden backfill` makes it with `live=False, backfill_on_connect=False`: this process
+    reads history only and leaves the live stream to the running monitor.
+    """
     await adapter.start(on_message)
-    try:
-        if not await adapter.wait_ready(connect_timeout):
-            raise BackfillFailed(adapter.health.detail)
-        return await backfill(adapter, progress=progress)
-    finally:
+    if not await adapter.wait_ready(timeout):
         await adapter.close()
+        raise BackfillFailed(adapter.health.detail)

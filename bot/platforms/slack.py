@@ -185,8 +185,9 @@ class SlackAdapter:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, on_message: OnMessage) -> None:
-        """Learn each workspace's identity, then connect (Socket Mode) or listen (HTTP)."""
+    async def start(self, on_message: OnMessage, *, listen: bool = True) -> None:
+        """Learn each workspace's identity, then connect (Socket Mode) or listen (HTTP);
+        listen=False only prepares the Web API side (`leakwarden backfill`)."""
         self._on_message = on_message
         self._files = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=30,
                                                                           sock_read=60))
@@ -199,6 +200,8 @@ class SlackAdapter:
             ws.identity = Identity(auth["team_id"], auth["user_id"], auth.get("bot_id"),
                                    auth.get("url") or "https://slack.com/")
             self.by_team[ws.identity.team_id] = ws
+        if not listen:
+            return
         if self.settings.mode == "socket":
             await self._connect_sockets()
         else:

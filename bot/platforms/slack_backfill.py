@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.platforms.backfill import BackfillReport, Progress
+from bot.platforms.backfill import BackfillReport, OnMessage, Progress
 
 if TYPE_CHECKING:
     from bot.platforms.slack import SlackAdapter, Workspace
@@ -201,3 +201,9 @@ async def backfill(
              report.channels, report.read, report.delivered, len(report.skipped),
              len(report.stopped))
     return report
+
+
+async def connect_for_backfill(adapter: SlackAdapter, on_message: OnMessage) -> None:
+    """Start `adapter` on the Web API only: no Socket Mode connection, no HTTP listener (the
+    running monitor keeps the live stream), for `leakwarden backfill`."""
+    await adapter.start(on_message, listen=False)

@@ -15,17 +15,9 @@ from leak_stories import CHECKPOINT_ID, WATCHLIST, checkpoint_tensors
 from safetensors.numpy import save
 
 from bot.config import load_config
-from bot.demo.world import SandboxWorld
 from bot.fingerprints_db import save_fingerprint
 from bot.runtime import Runtime
 from detectors import build_fingerprint
-
-
-@pytest.fixture
-async def world():
-    w = await SandboxWorld().start()
-    yield w
-    await w.stop()
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.platforms.discord import checkpoint_key
-from bot.platforms.discord_backfill import BackfillFailed, backfill, backfill_once
+from bot.platforms.discord import DiscordAdapter, checkpoint_key
+from bot.platforms.discord_backfill import BackfillFailed, backfill, connect_for_backfill
 from bot.sandbox.discord import DiscordSandbox
 from bot.sandbox.discord.harness import (
     Inbox,
@@ -159,22 +159,45 @@ async def test_a_live_edit_of_an_old_message_never_moves_the_checkpoint_back(san
     assert store.checkpoints[checkpoint_key(sandbox.general.id)] == str(newer.id)
 
 
-async def test_backfill_once_runs_a_single_pass_with_progress_then_disconnects(sandbox):
+async def test_a_pass_for_the_backfill_command_reports_progress_per_page(sandbox):
     for n in range(5):
         await sandbox.post_message(sandbox.general, sandbox.alice, f"b{n}", dispatch=False)
     inbox, store, progress = Inbox(), MemoryStore(), []
-    settings = settings_for(sandbox, backfill_page_size=2)
-    report = await backfill_once(settings, store, inbox, token=sandbox.token,
-                                 progress=lambda name, read: progress.append((name, read)))
+    adapter = DiscordAdapter(settings_for(sandbox, backfill_page_size=2), token=sandbox.token,
+                             store=store, backfill_on_connect=False, live=False)
+    await connect_for_backfill(adapter, inbox)
+    try:
+        report = await backfill(adapter,
+                                progress=lambda name, read: progress.append((name, read)))
+    finally:
+        await adapter.close()
     assert (report.read, report.delivered, report.channels) == (5, 5, 2)
     assert progress == [("general", 2), ("general", 4)]
     assert not sandbox.gateway.sockets
 
 
-async def test_backfill_once_reports_why_it_could_not_connect(sandbox):
+async def test_a_history_only_adapter_leaves_the_live_stream_alone(sandbox):
+    inbox, store = Inbox(), MemoryStore()
+    adapter = DiscordAdapter(settings_for(sandbox), token=sandbox.token, store=store,
+                             backfill_on_connect=False, live=False)
+    await adapter.start(inbox)
+    try:
+        assert await adapter.wait_ready(10)
+        await sandbox.post_message(sandbox.general, sandbox.alice, "live: the monitor's job")
+        await eventually(lambda: adapter.messages_seen == 0 and sandbox.gateway.sockets)
+        await inbox.quiet(0.3)
+    finally:
+        await adapter.close()
+    assert store.checkpoints == {} and store.claimed == set()
+
+
+async def test_connecting_for_a_backfill_reports_why_it_could_not(sandbox):
     sandbox.set_bad_token()
+    adapter = DiscordAdapter(settings_for(sandbox), token=sandbox.token, store=MemoryStore(),
+                             backfill_on_connect=False, live=False)
     with pytest.raises(BackfillFailed, match="token"):
-        await backfill_once(settings_for(sandbox), MemoryStore(), Inbox(), token=sandbox.token)
+        await connect_for_backfill(adapter, Inbox())
+    assert adapter.client.is_closed()
 
 
 async def test_live_checkpoints_are_written_at_most_once_per_interval_and_flushed_on_close(sandbox):

@@ -8,9 +8,16 @@ import json
 
 import pytest
 
-from bot.platforms.slack_backfill import Checkpoint, backfill, backfill_channel, checkpoint_key
+from bot.platforms.slack import SlackAdapter
+from bot.platforms.slack_backfill import (
+    Checkpoint,
+    backfill,
+    backfill_channel,
+    checkpoint_key,
+    connect_for_backfill,
+)
 from bot.sandbox.slack import SlackSandbox
-from bot.sandbox.slack.harness import Inbox, MemoryStore, running_adapter
+from bot.sandbox.slack.harness import Inbox, MemoryStore, env_for, running_adapter, settings_for
 
 
 @pytest.fixture
@@ -145,3 +152,19 @@ async def test_a_page_not_committed_is_not_passed_and_the_next_pass_rereads_it(s
     assert first.stopped == [sandbox.general.id] and first.channels == 0
     assert seen == ["m3", "m2", "m3", "m2", "m1", "m0"]  # page 1 again, m2 committed this time
     assert second.channels == 1 and second.stopped == []
+
+
+async def test_a_pass_for_the_backfill_command_leaves_the_live_stream_alone(sandbox):
+    await post_history(sandbox, 3)
+    inbox, store, progress = Inbox(), MemoryStore(), []
+    adapter = SlackAdapter(settings_for(sandbox), store=store, env=env_for(sandbox))
+    await connect_for_backfill(adapter, inbox)
+    try:
+        report = await backfill(adapter,
+                                progress=lambda channel, read: progress.append((channel, read)))
+    finally:
+        await adapter.close()
+    assert sorted(m.text for m in inbox.messages) == ["m0", "m1", "m2"]
+    assert (report.channels, report.read, report.delivered) == (1, 3, 3)
+    assert progress == [(sandbox.general.id, 3)]
+    assert sandbox.connections_opened == 0  # no Socket Mode connection: the monitor keeps it
