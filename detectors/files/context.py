@@ -35,6 +35,7 @@ class ScanContext:
         self.text_bytes = 0
         self.timed_out = False
         self.exhausted = False  # max_expanded_bytes reached: no more members are expanded
+        self.broken = False  # an error no handler foresaw: from then on bytes are only hashed
         self.fed = 0  # bytes of the attachment itself received so far
         self.root_location = ""
         self._clock = clock
@@ -92,6 +93,14 @@ class ScanContext:
         for (_, location), found in zip(pending, results, strict=True):
             self.findings.extend(f if f.location == location else replace(f, location=location)
                                  for f in found)
+
+    def broke(self, err: Exception, location: str) -> None:
+        """An unexpected error inside the scan: say so, hash the rest, never raise to the caller."""
+        self.broken = True
+        self.findings.append(file_finding(
+            "scan-error", Severity.MEDIUM, location, type(err).__name__,
+            f"the scan failed ({type(err).__name__}); the rest of the file was only hashed",
+            {"error": f"{type(err).__name__}: {err}"[:200]}))
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

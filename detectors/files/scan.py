@@ -71,6 +71,16 @@ class StreamScan:
 
     def _feed(self, piece: memoryview) -> None:
         self.hasher.update(piece)
+        if self.ctx.broken:
+            return
+        try:
+            self._feed_rest(piece)
+        except Exception as err:
+            if self.depth:
+                raise  # the attachment's own stream records it, once
+            self.ctx.broke(err, self.location)
+
+    def _feed_rest(self, piece: memoryview) -> None:
         if self.matcher is not None:
             self.matcher.feed(piece)
         if self._handler is None:
@@ -84,17 +94,27 @@ class StreamScan:
 
     def close(self) -> None:
         """End of this stream: its findings go to the context."""
+        ctx = self.ctx
+        if not ctx.broken:
+            try:
+                self._close_rest()
+            except Exception as err:
+                if self.depth:
+                    raise
+                ctx.broke(err, self.location)
+        # Digests last and always: a scan that broke or ran out of time still matches them.
+        ctx.extend(digest_findings(self.hasher.hexdigests(), ctx.engine.watchlist.digests,
+                                   self.location, self.name, self.size))
+
+    def _close_rest(self) -> None:
         if self._handler is None:
             self._start()
         if self._handler is not None:
             self._handler.close()
-        ctx = self.ctx
-        ctx.extend(digest_findings(self.hasher.hexdigests(), ctx.engine.watchlist.digests,
-                                   self.location, self.name, self.size))
         if self._layout is not None:
             self._layout.close()
         if self.matcher is not None:
-            ctx.extend(self.matcher.close(self.hasher.digest("sha256")))
+            self.ctx.extend(self.matcher.close(self.hasher.digest("sha256")))
         self._weights()
 
     def _weights(self) -> None:
