@@ -10,6 +10,7 @@ Nothing is ever imported, called or constructed.
 from __future__ import annotations
 
 import pickletools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from detectors.files.pull import FormatError, Parser, Reader
@@ -87,12 +88,24 @@ class PickleReport:
         return self.first_value == LEGACY_TORCH_MAGIC
 
 
-def pickle_walk(report: PickleReport, max_bytes: int) -> Parser:
-    """Pull parser: walk pickles back to back until something that is not a pickle follows."""
+OnOp = Callable[[str, object], None]
+
+
+def pickle_walk(report: PickleReport, max_bytes: int, on_op: OnOp | None = None,
+                single: bool = False) -> Parser:
+    """Pull parser: walk pickles back to back until something that is not a pickle follows.
+
+    `on_op(name, argument)` sees every opcode (GLOBAL's argument is (module, name); large
+    arguments are None): the one pickle parser, whose events torchzip interprets for layouts.
+    """
     r = Reader()
     while report.pickles < MAX_PICKLES:
         report.ended = False
-        yield from _one(r, report, max_bytes)
+        yield from _one(r, report, max_bytes, on_op)
+        if single:
+            report.pickles += 1
+            report.ended = True
+            return
         report.pickles += 1
         report.ended = True  # the stream may end here: that is a whole pickle, not a truncation
         nxt = yield from r.read_some(1)
@@ -101,7 +114,7 @@ def pickle_walk(report: PickleReport, max_bytes: int) -> Parser:
         r.unread(nxt)
 
 
-def _one(r: Reader, report: PickleReport, max_bytes: int) -> Parser:
+def _one(r: Reader, report: PickleReport, max_bytes: int, on_op: OnOp | None) -> Parser:
     memo: dict[int, str | None] = {}
     recent: list[str | None] = []  # the last values pushed: strings we know, None otherwise
     shape: list[tuple[str, object]] = []  # the first opcodes: is this pickle one bare integer?
@@ -119,10 +132,13 @@ def _one(r: Reader, report: PickleReport, max_bytes: int) -> Parser:
             module = (yield from _line(r)).decode("utf-8", "replace")
             attr = (yield from _line(r)).decode("utf-8", "replace")
             report.add_global(module, attr)
+            value = (module, attr)
             if name == "INST":
                 report.calls += 1
         elif op.arg is not None:
             value = yield from _argument(r, op.arg.n, name)
+        if on_op is not None:
+            on_op(name, value)
         if name == "STACK_GLOBAL":
             if len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
                 report.add_global(recent[-2], recent[-1])

@@ -1,6 +1,7 @@
 """Tensor layout of a PyTorch zip checkpoint, read from `data.pkl` WITHOUT unpickling it.
 
-A tiny symbolic interpreter walks the pickle opcodes that `torch.save` emits and builds plain
+A tiny symbolic interpreter runs over the opcodes that `torch.save` emits, as the one pickle
+parser (detectors/files/pickles.py, pickletools' opcode table) reads them, and builds plain
 values: globals stay names (never imported), calls stay records, and only a call to
 `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)` is understood, as a tensor
 view of storage `data/<key>`. Any other opcode (or anything odd) ends the walk with no result.
@@ -9,7 +10,6 @@ view of storage `data/<key>`. Any other opcode (or anything odd) ends the walk w
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
@@ -88,19 +88,30 @@ def _collect(value: object, prefix: str, out: list[TensorView], depth: int) -> N
 
 
 def _interpret(data: bytes) -> object:
-    stack: list[object] = []
-    memo: dict[int, object] = {}
-    pos, n = 0, len(data)
+    """Run the symbolic machine over the opcodes of the one pickle walker (files/pickles.py)."""
+    from detectors.files.pickles import PickleReport, pickle_walk  # (a cycle at import time)
+    from detectors.files.pull import Pump
 
-    def take(k: int) -> bytes:
-        nonlocal pos
-        if pos + k > n:
-            raise PickleLayoutError("truncated pickle")
-        chunk = data[pos : pos + k]
-        pos += k
-        return chunk
+    machine = _Machine()
+    pump = Pump(pickle_walk(PickleReport(), MAX_PICKLE_BYTES, on_op=machine.op, single=True))
+    pump.feed(data)
+    pump.close()
+    if not machine.done:
+        raise PickleLayoutError(pump.error or "pickle has no STOP")
+    return machine.result
 
-    def pop_mark() -> list[object]:
+
+class _Machine:
+    """Plain values for the opcodes torch.save emits; anything else ends the walk."""
+
+    def __init__(self) -> None:
+        self.stack: list[object] = []
+        self.memo: dict[int, object] = {}
+        self.done = False
+        self.result: object = None
+
+    def _pop_mark(self) -> list[object]:
+        stack = self.stack
         for i in range(len(stack) - 1, -1, -1):
             if isinstance(stack[i], _Mark):
                 items = stack[i + 1 :]
@@ -108,99 +119,80 @@ def _interpret(data: bytes) -> object:
                 return items
         raise PickleLayoutError("no mark")
 
-    while True:
+    def op(self, name: str, arg: object) -> None:
+        stack = self.stack
         if len(stack) > MAX_STACK:
             raise PickleLayoutError("pickle stack too deep")
-        op = take(1)
-        if op == b"\x80":  # PROTO
-            take(1)
-        elif op == b"\x95":  # FRAME
-            take(8)
-        elif op == b".":  # STOP
+        if name in ("PROTO", "FRAME"):
+            return
+        if name == "STOP":
             if not stack:
                 raise PickleLayoutError("empty stack at STOP")
-            return stack.pop()
-        elif op == b"}":
+            self.result, self.done = stack.pop(), True
+        elif name == "EMPTY_DICT":
             stack.append({})
-        elif op == b"]":
+        elif name == "EMPTY_LIST":
             stack.append([])
-        elif op == b")":
+        elif name == "EMPTY_TUPLE":
             stack.append(())
-        elif op == b"(":
+        elif name == "MARK":
             stack.append(_Mark())
-        elif op == b"N":
+        elif name == "NONE":
             stack.append(None)
-        elif op in (b"\x88", b"\x89"):
-            stack.append(op == b"\x88")
-        elif op == b"K":
-            stack.append(take(1)[0])
-        elif op == b"M":
-            stack.append(struct.unpack("<H", take(2))[0])
-        elif op == b"J":
-            stack.append(struct.unpack("<i", take(4))[0])
-        elif op == b"\x8a":  # LONG1
-            stack.append(int.from_bytes(take(take(1)[0]), "little", signed=True))
-        elif op == b"G":
-            stack.append(struct.unpack(">d", take(8))[0])
-        elif op == b"X":
-            stack.append(take(struct.unpack("<I", take(4))[0]).decode("utf-8", "replace"))
-        elif op == b"\x8c":  # SHORT_BINUNICODE
-            stack.append(take(take(1)[0]).decode("utf-8", "replace"))
-        elif op == b"c":  # GLOBAL "module\nname\n": kept as a name, never imported
-            end1 = data.index(b"\n", pos)
-            end2 = data.index(b"\n", end1 + 1)
-            stack.append(_Global(data[pos:end1].decode(), data[end1 + 1 : end2].decode()))
-            pos = end2 + 1
-        elif op == b"\x93":  # STACK_GLOBAL
-            name, module = stack.pop(), stack.pop()
-            stack.append(_Global(str(module), str(name)))
-        elif op == b"q":
-            memo[take(1)[0]] = stack[-1]
-        elif op == b"r":
-            memo[struct.unpack("<I", take(4))[0]] = stack[-1]
-        elif op == b"\x94":  # MEMOIZE
-            memo[len(memo)] = stack[-1]
-        elif op == b"h":
-            stack.append(memo[take(1)[0]])
-        elif op == b"j":
-            stack.append(memo[struct.unpack("<I", take(4))[0]])
-        elif op == b"t":
-            stack.append(tuple(pop_mark()))
-        elif op in (b"\x85", b"\x86", b"\x87"):
-            k = {b"\x85": 1, b"\x86": 2, b"\x87": 3}[op]
+        elif name in ("NEWTRUE", "NEWFALSE"):
+            stack.append(name == "NEWTRUE")
+        elif name in ("BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "BINUNICODE",
+                      "SHORT_BINUNICODE"):
+            stack.append(arg)
+        elif name == "GLOBAL":  # kept as a name, never imported
+            module, attr = arg  # type: ignore[misc]
+            stack.append(_Global(module, attr))
+        elif name == "STACK_GLOBAL":
+            attr, module = stack.pop(), stack.pop()
+            stack.append(_Global(str(module), str(attr)))
+        elif name in ("BINPUT", "LONG_BINPUT"):
+            self.memo[int(arg)] = stack[-1]  # type: ignore[arg-type]
+        elif name == "MEMOIZE":
+            self.memo[len(self.memo)] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET"):
+            stack.append(self.memo[int(arg)])  # type: ignore[arg-type]
+        elif name == "TUPLE":
+            stack.append(tuple(self._pop_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            k = int(name[-1])
             if len(stack) < k:
                 raise PickleLayoutError("stack underflow")
             items = tuple(stack[-k:])
             del stack[-k:]
             stack.append(items)
-        elif op == b"Q":  # BINPERSID: ('storage', StorageType, key, location, numel)
+        elif name == "BINPERSID":  # ('storage', StorageType, key, location, numel)
             stack.append(_persistent(stack.pop()))
-        elif op == b"R":  # REDUCE
+        elif name == "REDUCE":
             args, func = stack.pop(), stack.pop()
             stack.append(_reduce(func, args))
-        elif op == b"\x81":  # NEWOBJ
+        elif name == "NEWOBJ":
             args, cls = stack.pop(), stack.pop()
             stack.append(_Call(cls, args))
-        elif op == b"b":  # BUILD: state on an object we do not model
+        elif name == "BUILD":  # state on an object we do not model
             stack.pop()
-        elif op == b"s":
+        elif name == "SETITEM":
             value, key = stack.pop(), stack.pop()
             _setitems(stack[-1], [key, value])
-        elif op == b"u":
-            items = pop_mark()
+        elif name == "SETITEMS":
+            items = self._pop_mark()
             _setitems(stack[-1], items)
-        elif op == b"a":
+        elif name == "APPEND":
             value = stack.pop()
             if isinstance(stack[-1], list):
                 stack[-1].append(value)
-        elif op == b"e":
-            items = pop_mark()
+        elif name == "APPENDS":
+            items = self._pop_mark()
             if isinstance(stack[-1], list):
                 stack[-1].extend(items)
-        elif op == b"0":
+        elif name == "POP":
             stack.pop()
         else:
-            raise PickleLayoutError(f"pickle opcode {op!r} not interpreted")
+            raise PickleLayoutError(f"pickle opcode {name} not interpreted")
 
 
 def _setitems(target: object, items: list[object]) -> None:
