@@ -118,3 +118,25 @@ def test_nesting_deeper_than_the_limit_is_a_scan_limit():
     found = run(data, "deep.zip", FileLimits(max_depth=2))[0]
     assert any(f.kind == "scan-limit" and f.matched == "max_depth" for f in found)
     assert not any(f.kind == "codename" and f.location.startswith("attachment:") for f in found)
+
+
+def test_symlinks_are_flagged_from_the_central_directory_mode_bits():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("link-to-etc")
+        info.external_attr = 0o120777 << 16
+        z.writestr(info, "/etc")
+    (flag,) = [f for f in run(buf.getvalue(), "l.zip")[0] if f.kind == "unsafe-archive-member"]
+    assert (flag.detail["reason"], flag.location) == ("symlink", "attachment:l.zip/link-to-etc")
+
+
+def test_an_unsupported_compression_method_is_a_scan_limit_and_the_walk_goes_on():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("first.txt", "Larkspur lzma", compress_type=zipfile.ZIP_LZMA)
+        z.writestr("second.txt", "Larkspur deflate", compress_type=zipfile.ZIP_DEFLATED)
+    found = run(buf.getvalue(), "m.zip")[0]
+    assert [(f.kind, f.location) for f in found] == [
+        ("scan-limit", "attachment:m.zip/first.txt"),
+        ("codename", "attachment:m.zip/second.txt"),
+    ]
