@@ -59,6 +59,10 @@ async def test_a_false_positive_click_keeps_the_next_identical_match_quiet(world
     assert reply["data"]["flags"] & 64  # only the moderator sees the confirmation
     [first] = await hits(rt)
     assert first.status == "false_positive"
+    # The incident-keeping sink (the webhook "SIEM") hears the incident was resolved.
+    await eventually(lambda: [(a.type, a.data["incident_id"]) for a in world.receiver.alerts
+                              if a.type != "leakwarden.alert"]
+                     == [("leakwarden.incident.resolve", first.incident_id)])
     await d.post_message(world.general, world.leaker, LEAK)  # the same match again
     await eventually(lambda: rt.pipeline.stats["hits"] == 2)
     await asyncio.sleep(0.5)  # give a (wrong) alert every chance to arrive
