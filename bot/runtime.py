@@ -7,9 +7,10 @@
 
 `leakwarden run` and `leakwarden demo` both run this; the demo only points the config at the
 sandboxes. Start order: store, engine and worker processes, alerts (relay, digests), pipeline,
-jobs, /healthz and friends, then the platforms. Stop order: the platforms first (no more
-intake; Slack keeps what it could not deliver), the pipeline drains, the relay gets a moment
-to deliver the last alerts, then everything closes.
+jobs, /healthz and friends, then the platforms. Stop order: intake stops at the pipeline
+(a message offered now is refused, so no checkpoint moves past it), what was accepted drains
+while the platforms are still connected (downloads and chat sinks keep working), the relay
+gets a moment for the last alerts, then the platforms disconnect and everything closes.
 """
 
 from __future__ import annotations
