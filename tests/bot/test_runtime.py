@@ -311,3 +311,11 @@ async def test_dead_lettered_alerts_make_it_not_ready(world, tmp_path):
         assert "dead letter" in ready.checks["outbox"].detail
     finally:
         await rt.stop()
+
+
+def test_every_env_var_the_config_names_is_redacted_from_logs(world, tmp_path):
+    from bot.runtime import secret_values
+
+    cfg = load_config(write_config(world, tmp_path))
+    env = {**world.env(), "UNRELATED": "not-a-secret-of-ours"}
+    assert sorted(secret_values(cfg, env)) == sorted(world.env().values())
