@@ -78,13 +78,18 @@ def clamp(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: max(limit - len(ELLIPSIS), 0)]
-    # An escape split in half would show the raw character it protected.
-    if partial := _PARTIAL_ENTITY.search(cut):
-        cut = cut[: partial.start()]
-    while cut.endswith("\\") and (len(cut) - len(cut.rstrip("\\"))) % 2 == 1:
-        cut = cut[:-1]
-    if cut.endswith("@"):
-        cut = cut[:-1]  # its ZWSP was cut off
-    while cut and _attaches_to_previous(text[len(cut)]):
-        cut = cut[:-1]
-    return cut + ELLIPSIS
+    # Each trim can expose another dangling piece (a backslash before a cut combining mark),
+    # so trim until nothing changes.
+    while True:
+        before = len(cut)
+        # An escape split in half would show the raw character it protected.
+        if partial := _PARTIAL_ENTITY.search(cut):
+            cut = cut[: partial.start()]
+        if cut.endswith("\\") and (len(cut) - len(cut.rstrip("\\"))) % 2 == 1:
+            cut = cut[:-1]
+        if cut.endswith("@"):
+            cut = cut[:-1]  # its ZWSP was cut off
+        while cut and _attaches_to_previous(text[len(cut)]):
+            cut = cut[:-1]
+        if len(cut) == before:
+            return cut + ELLIPSIS

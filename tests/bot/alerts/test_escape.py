@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts.escape import (
@@ -119,6 +119,7 @@ def test_escaped_text_never_pings(text, escape):
     assert not set(out) & set(BIDI)
 
 
+@example("@\u061c\u061c\n<#C1>hi 000\x1f0000\x1f<\u0301@", 54, discord_markdown)  # a mark behind an escape
 @settings(max_examples=300, deadline=None)
 @given(
     chat_text,
