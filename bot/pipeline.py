@@ -58,10 +58,6 @@ class PipelineSettings(BaseModel):
     drain_timeout_seconds: float = Field(default=30.0, ge=0)  # at shutdown
 
 
-class PipelineClosed(RuntimeError):
-    """`submit` after `stop_intake`: the message was not taken (it is scanned after restart)."""
-
-
 class PipelineStore(Protocol):
     """The slice of `bot.store.Store` the pipeline uses."""
 
@@ -152,6 +148,7 @@ class Pipeline:
         self._side: set[asyncio.Task[Any]] = set()
         self._accepting = False
         self._closed = asyncio.Event()
+        self._refused: list[asyncio.Future[bool]] = []
         self.metrics.track_queue(self._queue.qsize)
         self.stats = {"submitted": 0, "duplicates": 0, "scanned": 0, "hits": 0, "record_failures": 0}
 
@@ -164,9 +161,9 @@ class Pipeline:
             self._consumers.append(asyncio.create_task(self._consume(), name=f"pipeline-{i}"))
 
     def stop_intake(self) -> None:
-        """Take no new messages: `submit` now waits until `close` and then raises
-        PipelineClosed, so an adapter never counts such a message as delivered (no checkpoint
-        moves past it) and a redelivery or the next backfill brings it back."""
+        """Take no new messages: `submit` now returns a commit token that `close` resolves to
+        False, so an adapter never counts such a message as committed (no checkpoint moves
+        past it) and a redelivery or the next backfill brings it back."""
         self._accepting = False
 
     async def drain(self, timeout: float | None = None) -> bool:
@@ -199,6 +196,10 @@ class Pipeline:
         for work in self._inflight.values():  # never committed: the adapters keep them unread
             if not work.committed.done():
                 work.committed.set_result(False)
+        for token in self._refused:  # offered while stopping: not taken
+            if not token.done():
+                token.set_result(False)
+        self._refused.clear()
         return drained
 
     @property
@@ -218,12 +219,17 @@ class Pipeline:
 
         Returns the adapters' commit token (bot.platforms.backfill): an awaitable that gives
         True once everything the message produced is committed (False if it could not be), or
-        None when it was already committed; PipelineClosed while stopping. Adapters checkpoint
-        only past committed messages, so a crash with messages queued loses none.
+        None when it was already committed; while stopping, a token that `close` resolves to
+        False. Adapters checkpoint only past committed messages, so a crash (or a stop) with
+        messages queued loses none.
         """
         if not self._accepting:
-            await self._closed.wait()
-            raise PipelineClosed("the monitor is stopping; this message is left for a rescan")
+            token: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            if self._closed.is_set():
+                token.set_result(False)
+            else:
+                self._refused.append(token)
+            return token
         key = message.dedupe_key
         self.stats["submitted"] += 1
         if key in self._recent:
