@@ -34,6 +34,7 @@ class RecordOptions:
     incident_window: float = 86_400.0
 
 
+_SOURCE_TEXT = tuple(f.name for f in dataclasses.fields(Source) if f.type in ("str", "str | None"))
 # Caps per Source field: ids are short on every platform; anything longer is hostile input.
 SOURCE_LIMITS = {"permalink": 2000, "path": 1000, "author_name": 200}
 
@@ -48,19 +49,25 @@ def source_of(value: ChatMessage | Source | None, path: str | None) -> Source:
         src = Source.offline(path)
     else:
         raise TypeError(f"record_hits takes a ChatMessage or a Source, not {type(value).__name__}")
-    return dataclasses.replace(src, **{
-        f.name: safe_text(getattr(src, f.name), SOURCE_LIMITS.get(f.name, 200))
-        for f in dataclasses.fields(src) if isinstance(getattr(src, f.name), str)})
+    changed = {}
+    for name in _SOURCE_TEXT:
+        value = getattr(src, name)
+        if isinstance(value, str) and (safe := safe_text(value, SOURCE_LIMITS.get(name, 200))
+                                       ) != value:
+            changed[name] = safe
+    return dataclasses.replace(src, **changed) if changed else src
 
 
-def hit_identity(src: Source, f: Finding, key: str) -> str:
+def hit_identity(src: Source, f: Finding, key: str, rule_id: str | None = None,
+                 location: str | None = None) -> str:
     """A stable id: the same finding in the same message (at any edit) is the same hit.
 
     Spans are volatile (an edit shifts them) and stay out, unless there is no message id to
     tell mentions apart (a plain text file): then each span is its own hit.
     """
     parts = [src.platform, src.community_id, src.channel_id, src.message_id or "",
-             f.rule_id, f.location, key]
+             f.rule_id if rule_id is None else rule_id,
+             f.location if location is None else location, key]
     if src.message_id is None:
         parts += [src.path or "", src.content_digest or "", str(f.start), str(f.end)]
     raw = "\x1f".join(parts).encode("utf-8", "surrogatepass")
@@ -165,8 +172,7 @@ class _Batch:
         rule_id, kind = safe_text(f.rule_id, 200) or "", safe_text(f.kind, 64) or ""
         location = safe_text(f.location, 1000) or "text"
         key = match_key(kind, matched)
-        hit_id = hit_identity(src, dataclasses.replace(f, rule_id=rule_id, location=location),
-                              key)
+        hit_id = hit_identity(src, f, key, rule_id, location)
         if (dup := self._duplicate(hit_id)) is not None:
             return dup
 
@@ -278,15 +284,19 @@ class _Batch:
                                                    max(incident.last_seen, t))
         return incident
 
+    def _many(self, sql: str, rows: list) -> None:
+        if rows:  # an empty executemany still costs a statement step per transaction
+            self.conn.executemany(sql, rows)
+
     def flush(self) -> None:
         """Write everything decided, in bulk."""
         touched = [i for group in self.incidents.values() for i in group]
-        self.conn.executemany(
+        self._many(
             "INSERT INTO incidents(incident_id, rule_id, kind, severity, match_key, matched, "
             "hit_count, first_seen, last_seen, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(i.incident_id, i.rule_id, i.kind, i.severity, i.key, i.matched, i.count,
               i.first_seen, i.last_seen, self.now) for i in touched if i.is_new])
-        self.conn.executemany(
+        self._many(
             "UPDATE incidents SET hit_count = ?, severity = ?, first_seen = ?, last_seen = ?, "
             "updated_at = ? WHERE incident_id = ?",
             [(i.count, i.severity, i.first_seen, i.last_seen, self.now, i.incident_id)
@@ -312,22 +322,22 @@ class _Batch:
                 "first_seen = min(first_seen, excluded.first_seen), "
                 "last_seen = max(last_seen, excluded.last_seen)",
                 (incident_id, platform, community, channel, n, first, last))
-        self.conn.executemany(
+        self._many(
             "UPDATE incidents SET platforms = platforms + ?, communities = communities + ?, "
             "channels = channels + ? WHERE incident_id = ?",
             [(*grow, incident_id) for incident_id, grow in spread.items() if any(grow)])
-        self.conn.executemany(
+        self._many(
             "INSERT INTO hits(hit_id, incident_id, rule_id, kind, severity, location, "
             "span_start, span_end, matched, match_key, excerpt, score, detail, platform, "
             "community_id, channel_id, thread_id, message_id, author_id, author_name, "
             "permalink, path, content_digest, watchlist_version, event_at, found_at, status, "
             "suppressed_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             self.hits)
-        self.conn.executemany(
+        self._many(
             "INSERT INTO outbox(sink_id, idempotency_key, hit_id, incident_id, payload, "
             "next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(idempotency_key) DO NOTHING", self.outbox)
-        self.conn.executemany(
+        self._many(
             "UPDATE suppressions SET suppressed_count = suppressed_count + ? "
             "WHERE suppression_id = ?", [(n, sid) for sid, n in self.suppressed.items()])
 

@@ -19,6 +19,8 @@ def safe_text(value: str | None, limit: int | None = None) -> str | None:
     if value is None:
         return None
     value = str(value)
+    if value.isascii() and (limit is None or len(value) <= limit):
+        return value  # the common case: nothing to replace, nothing to cut
     if limit is not None and len(value) > limit:
         value = value[: limit - 1] + "…"
     # Python strings never hold valid surrogate pairs, so any surrogate here is a lone one.
