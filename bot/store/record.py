@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.alerts.base import Alert
 from bot.events import ChatMessage
+from bot.store import fts
 from bot.store.models import HitRecord, Scanned, iso
 from bot.store.source import Source
 from bot.store.text import EXCERPT_LIMIT, match_key, safe_text
@@ -114,6 +115,8 @@ def record_batch(conn: sqlite3.Connection, items: Sequence[Scanned], *, watchlis
         batch = _Batch(conn, safe_text(str(watchlist_version), 200) or "", options, now)
         out = [batch.add_item(item) for item in items]
         batch.flush()
+        if fts.pending(conn) >= fts.BATCH:
+            fts.index_pending(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from bot.store import fts
 from bot.store.models import PurgeReport
 
 BATCH = 2000  # rows per transaction: the writer is never held for long
@@ -59,6 +60,7 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
                               old).rowcount if old else 0
         suppressions = conn.execute("DELETE FROM suppressions WHERE revoked_at < ?",
                                     (cutoff,)).rowcount
+        fts.after_delete(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -70,6 +72,7 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
 def compact(conn: sqlite3.Connection) -> None:
     """Merge the full-text index, drop free pages from the file, empty the WAL; back to FAST."""
     conn.execute("PRAGMA secure_delete = ON")
+    fts.catch_up(conn)
     conn.execute("INSERT INTO hits_fts(hits_fts) VALUES ('optimize')")
     conn.execute("PRAGMA incremental_vacuum")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -89,11 +89,15 @@ MIGRATIONS: list[str] = [
         excerpt, matched, match_key, author_name, content='hits', content_rowid='seq',
         tokenize='unicode61 remove_diacritics 2'
     );
-    CREATE TRIGGER hits_fts_insert AFTER INSERT ON hits BEGIN
-        INSERT INTO hits_fts(rowid, excerpt, matched, match_key, author_name)
-        VALUES (new.seq, new.excerpt, new.matched, new.match_key, coalesce(new.author_name, ''));
-    END;
-    CREATE TRIGGER hits_fts_delete AFTER DELETE ON hits BEGIN
+    -- Hits are indexed in batches (bot/store/fts.py), not one by one: a one-hit transaction
+    -- would otherwise write a full-text segment of its own. Rows up to indexed_upto are in it.
+    CREATE TABLE fts_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_upto INTEGER NOT NULL
+    );
+    INSERT INTO fts_state(id, indexed_upto) VALUES (1, 0);
+    CREATE TRIGGER hits_fts_delete AFTER DELETE ON hits
+    WHEN old.seq <= (SELECT indexed_upto FROM fts_state) BEGIN
         INSERT INTO hits_fts(hits_fts, rowid, excerpt, matched, match_key, author_name)
         VALUES ('delete', old.seq, old.excerpt, old.matched, old.match_key,
                 coalesce(old.author_name, ''));

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.events import ChatMessage
-from bot.store import outbox, queries, retention
+from bot.store import fts, outbox, queries, retention
 from bot.store import triage as triage_ops
 from bot.store.db import BUSY_TIMEOUT_MS, StoreError, connect, open_reader
 from bot.store.models import (
@@ -146,6 +146,7 @@ class Store:
 
     def _close_writer(self) -> None:
         try:
+            fts.catch_up(self._conn)  # closed cleanly, the index holds every hit
             # Leave the file whole and the WAL empty at rest (a copy is then one file).
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as err:
@@ -285,17 +286,25 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
+    async def _indexed(self, f: HitFilter | None) -> HitFilter:
+        """`f`, after the full-text index has caught up if `f` uses it (search, author)."""
+        f = f or HitFilter()
+        if f.query or f.authors:
+            await self._write(fts.catch_up)
+        return f
+
     async def list_hits(self, filter: HitFilter | None = None, *, limit: int = 50,
                         offset: int = 0) -> list[Hit]:
         """Hits matching `filter`, newest first (search results: newest recorded first)."""
-        return await self._read(queries.list_hits, filter or HitFilter(), limit, offset)
+        return await self._read(queries.list_hits, await self._indexed(filter), limit, offset)
 
     async def iter_hits(self, filter: HitFilter | None = None,
                         page: int = 1000) -> AsyncIterator[Hit]:
         """Every matching hit in record order, a page at a time (exports of any size)."""
         after = 0
         while True:
-            hits, after = await self._read(queries.hits_after, filter or HitFilter(), after, page)
+            f = await self._indexed(filter)
+            hits, after = await self._read(queries.hits_after, f, after, page)
             for hit in hits:
                 yield hit
             if len(hits) < page:
@@ -304,11 +313,11 @@ class Store:
     async def count_hits(self, filter: HitFilter | None = None,
                          cap: int = 100_000) -> tuple[int, bool]:
         """(matching hits, True if there are more than `cap`)."""
-        return await self._read(queries.count_hits, filter or HitFilter(), cap)
+        return await self._read(queries.count_hits, await self._indexed(filter), cap)
 
     async def facets(self, filter: HitFilter | None = None) -> dict[str, list[tuple[str, int]]]:
         """Value counts per facet (rule, kind, severity, platform, community, channel, status)."""
-        return await self._read(queries.facets, filter or HitFilter())
+        return await self._read(queries.facets, await self._indexed(filter))
 
     async def get_hit(self, hit_id: str) -> HitDetail:
         """A hit with triage history, deliveries and incident (HitNotFound if unknown)."""
@@ -317,7 +326,8 @@ class Store:
     async def list_incidents(self, filter: HitFilter | None = None, *, limit: int = 50,
                              offset: int = 0) -> list[Incident]:
         """Incidents matching `filter`, most recently seen first."""
-        return await self._read(queries.list_incidents, filter or HitFilter(), limit, offset)
+        return await self._read(queries.list_incidents, await self._indexed(filter), limit,
+                                offset)
 
     async def get_incident(self, incident_id: str, max_hits: int = 500) -> IncidentDetail:
         """An incident with its hits and triage as a timeline (HitNotFound if unknown)."""
@@ -343,6 +353,7 @@ class Store:
     async def integrity_check(self) -> list[str]:
         """PRAGMA integrity_check plus the full-text index's own check; ["ok"] when sound."""
         def check(conn: sqlite3.Connection) -> list[str]:
+            fts.catch_up(conn)  # the index's own check expects every hit in it
             rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             try:
                 conn.execute("INSERT INTO hits_fts(hits_fts) VALUES ('integrity-check')")

@@ -121,3 +121,26 @@ async def test_unknown_ids(history):
 ])
 def test_fts_query_quotes_every_word(text, query):
     assert fts_query(text) == query
+
+
+async def test_the_index_is_filled_in_batches_and_searches_always_see_every_hit(store, db_path):
+    import sqlite3
+
+    from bot.store import fts
+
+    def upto() -> int:
+        with sqlite3.connect(db_path) as conn:
+            return conn.execute("SELECT indexed_upto FROM fts_state").fetchone()[0]
+
+    for i in range(10):
+        await store.record_hits(message(i), [finding(excerpt=f"tok{i} Larkspur")],
+                                watchlist_version="v")
+    assert upto() == 0  # nothing indexed by the writes themselves yet
+    assert ids(await store.list_hits(HitFilter(query="tok7"))) == ["m7"]
+    assert upto() == 10  # the search caught the index up first
+    from bot.store import Scanned
+
+    await store.record_many([Scanned(message(100 + i), [finding(excerpt=f"b{i}")])
+                             for i in range(fts.BATCH)], watchlist_version="v")
+    assert upto() == 10 + fts.BATCH  # a full batch is indexed by the write
+    assert await store.integrity_check() == ["ok"]
