@@ -34,7 +34,8 @@ async def spawn(db: Path, url: str, n_writes: int) -> asyncio.subprocess.Process
 
 async def drain(proc, committed: set[str]) -> None:
     while line := await proc.stdout.readline():
-        if line.startswith(b"committed "):
+        # A kill can cut the last line short: only whole lines name a committed hit.
+        if line.startswith(b"committed ") and line.endswith(b"\n") and len(line.split()) == 2:
             committed.add(line.split()[1].decode())
 
 

@@ -23,7 +23,8 @@ async def run_and_kill(db: Path, seed: int, after: float, committed: set[str]) -
 
     async def read():
         while line := await proc.stdout.readline():
-            if line.startswith(b"committed "):
+            # A kill can cut the last line short: only whole lines name a committed hit.
+            if line.startswith(b"committed ") and line.endswith(b"\n") and len(line.split()) == 2:
                 committed.add(line.split()[1].decode())
 
     reader = asyncio.create_task(read())
