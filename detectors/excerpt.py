@@ -47,18 +47,27 @@ def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def make_excerpt(
-    text: str, start: int, end: int, secrets: Iterable[tuple[int, int]] = ()
+    text: str,
+    start: int,
+    end: int,
+    secrets: Iterable[tuple[int, int]] = (),
+    redact: Iterable[tuple[int, int, str]] = (),
 ) -> str:
-    """<= 160 code points around text[start:end]; secrets masked; invisible characters escaped."""
+    """<= 160 code points around text[start:end]; secrets masked; `redact` spans replaced by
+    their text (sealed matches); invisible characters escaped."""
     lo = max(0, start - _CONTEXT)
     hi = min(len(text), max(end, start) + _CONTEXT)
     pieces: list[str] = []
     pos = lo
-    for s, e in _merged(secrets):  # overlapping secrets are masked as one: no tail shows
-        if e <= lo or s >= hi:
+    # Overlapping secrets are masked as one (no tail shows); sealed matches are replaced by
+    # their placeholder. A span reaching into the window from either side is hidden whole.
+    spans = [(s, e, None) for s, e in _merged(secrets)] + [(s, e, r) for s, e, r in redact]
+    for s, e, replacement in sorted(spans, key=lambda x: (x[0], x[1])):
+        if e <= pos or s >= hi:
             continue
-        pieces.append(text[pos:s] if s > pos else "")
-        pieces.append(mask(text[s:e]))
+        if s > pos:
+            pieces.append(text[pos:s])
+        pieces.append(mask(text[s:e]) if replacement is None else replacement)
         pos = max(pos, e)
     pieces.append(text[pos:hi])
     body = "".join(pieces)
