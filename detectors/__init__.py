@@ -18,6 +18,14 @@ from .files.fingerprints import (
 from .model import Finding, Severity
 from .normalize import Folded, fold
 from .patterns import mask
+from .sealed import (
+    SealedWatchlist,
+    SealKey,
+    new_key,
+    open_sealed,
+    revealing_entries,
+    seal_watchlist,
+)
 from .watchlist import (
     CodenameEntry,
     DigestRule,
@@ -43,6 +51,8 @@ __all__ = [
     "HashEntry",
     "PatternEntry",
     "Problem",
+    "SealKey",
+    "SealedWatchlist",
     "Severity",
     "TensorPrint",
     "Watchlist",
@@ -52,4 +62,8 @@ __all__ = [
     "fold",
     "load_watchlist",
     "mask",
+    "new_key",
+    "open_sealed",
+    "revealing_entries",
+    "seal_watchlist",
 ]

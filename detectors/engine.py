@@ -14,6 +14,7 @@ from .model import Finding, Severity
 from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
 from .screen import JOIN, Owners, screen
+from .sealed_match import SealedMatcher, placeholder
 from .unicode_checks import has_suspicious, suspicious_runs
 from .watchlist import Watchlist
 
@@ -41,6 +42,7 @@ class Engine:
         self._codenames = CodenameMatcher(watchlist.codenames)
         self._patterns = PatternMatcher(watchlist.patterns)
         self._digests = DigestMatcher(watchlist.digests)
+        self._sealed = SealedMatcher(watchlist.sealed) if watchlist.sealed is not None else None
 
     def scan_text(self, text: str, location: str = "text") -> list[Finding]:
         """Every finding in `text`; long texts are scanned in overlapping windows."""
@@ -91,6 +93,8 @@ class Engine:
             if has_suspicious(joined):
                 owner = Owners(joined)
                 hits |= {other[owner(r.start)] for r in suspicious_runs(joined)}
+        if self._sealed is not None:
+            hits |= self._sealed.screen(texts)
         return hits
 
     def scan_text_chunked(
@@ -110,11 +114,15 @@ class Engine:
         secrets = sorted(
             (f.start, f.end) for f in found if f.kind == "pattern" and f.detail.get("secret")
         )
+        # Sealed matches (scanned with the other kinds) stay redacted in every excerpt.
+        sealed = sorted((f.start, f.end, placeholder(f.rule_id)) for f in found if f.detail.get("sealed"))
         found.sort(key=lambda f: (f.start, f.end, f.rule_id))
         for f in found:
             lo = bisect_left(secrets, (f.start - 4 * MAX_EXCERPT, 0))
             near = [sp for sp in secrets[lo:] if sp[0] < f.end + 2 * MAX_EXCERPT]
-            yield replace(f, excerpt=make_excerpt(text, f.start, f.end, near))
+            lo = bisect_left(sealed, (f.start - 4 * MAX_EXCERPT, 0, ""))
+            hidden = [sp for sp in sealed[lo:] if sp[0] < f.end + 2 * MAX_EXCERPT]
+            yield replace(f, excerpt=make_excerpt(text, f.start, f.end, near, hidden))
 
     def _windows(self, text: str, location: str, chunk: int, overlap: int, *, codenames: bool):
         """The owned findings of each window: codenames only, or everything else."""
@@ -201,4 +209,6 @@ class Engine:
                 )
             )  # fmt: skip
         out.sort(key=lambda f: (f.start or 0, f.end or 0, f.rule_id))
+        if self._sealed is not None:  # sealed findings, and no sealed term in any excerpt
+            out = self._sealed.findings(text, location, out, secrets)
         return out

@@ -167,6 +167,7 @@ class DigestRule:
     severity: Severity
     algorithm: str  # md5 | sha1 | sha256 | sha512
     label: str | None = None
+    sealed: bool = False  # sealed rules (detectors/sealed.py) never show their digest
 
 
 @dataclass(frozen=True)
@@ -177,18 +178,30 @@ class Watchlist:
     patterns: tuple[PatternEntry, ...] = ()
     digests: Mapping[str, DigestRule] = field(default_factory=dict)
     version: str = ""
+    sealed: Any = None  # detectors.sealed.SealedWatchlist: entries known only by keyed digests
 
     @property
     def digest_algorithms(self) -> frozenset[str]:
         """Only the hash functions the list needs (md5 is the slowest: never pay for it idly)."""
-        return frozenset(rule.algorithm for rule in self.digests.values())
+        algorithms = frozenset(rule.algorithm for rule in self.digests.values())
+        return algorithms | self.sealed.digest_algorithms if self.sealed else algorithms
 
-    def rule(self, rule_id: str) -> CodenameEntry | PatternEntry | DigestRule | None:
-        """The entry behind a finding's rule_id."""
+    def digest_rule(self, hexdigest: str) -> Any:
+        """The rule of a known digest (hex, any case), plain or sealed (`.sealed` is True)."""
+        rule = self.digests.get(hexdigest.lower())
+        if rule is None and self.sealed is not None:
+            rule = self.sealed.digest_rule(hexdigest)
+        return rule
+
+    def rule(self, rule_id: str) -> Any:
+        """The entry behind a finding's rule_id (a sealed entry shows only id, kind, severity, label)."""
         for entry in (*self.codenames, *self.patterns):
             if entry.id == rule_id:
                 return entry
-        return next((r for r in self.digests.values() if r.id == rule_id), None)
+        rule = next((r for r in self.digests.values() if r.id == rule_id), None)
+        if rule is None and self.sealed is not None:
+            rule = self.sealed.entry(rule_id)
+        return rule
 
 
 def _problems_from(err: ValidationError, section: str, index: int, entry_id: str | None):
@@ -243,12 +256,13 @@ def parse_hash_list(text: str, source: str, spec: HashFiles, problems: list) -> 
 
 
 def load_watchlist(
-    tables: Mapping[str, Any], *, files: Mapping[str, str] | None = None
+    tables: Mapping[str, Any], *, files: Mapping[str, str] | None = None, sealed: Any = None
 ) -> Watchlist:
     """Validate the `codenames`, `patterns` and `hashes` tables; WatchlistError lists every problem.
 
     `files` maps each hash list file named in `[hashes] files` to its text (the caller reads it:
-    this package does no I/O).
+    this package does no I/O). `sealed` is an opened sealed watchlist (`open_sealed`) whose
+    entries join the plain ones.
     """
     problems: list[Problem] = []
     codenames = _entries(tables, "codenames", CodenameEntry, problems)
@@ -283,6 +297,13 @@ def load_watchlist(
                     Problem(section, e.id, "id", f"duplicate id (also used in [{seen[e.id]}])")
                 )
             seen.setdefault(e.id, section)
+    for e in sealed.entries if sealed is not None else ():
+        if e.id in seen:
+            problems.append(
+                Problem("sealed", e.id, "id", f"duplicate id (also used in [{seen[e.id]}])",
+                        source=sealed.source)
+            )  # fmt: skip
+        seen.setdefault(e.id, "sealed")
 
     # Deferred imports: both modules import this one for the entry types.
     from .codenames import check_term
@@ -310,8 +331,9 @@ def load_watchlist(
             "codenames": [c.model_dump(mode="json") for c in codenames],
             "patterns": [p.model_dump(mode="json") for p in patterns],
             "digests": sorted((d, r.id, int(r.severity)) for d, r in digests.items()),
+            "sealed": sealed.version if sealed is not None else None,
         },
         sort_keys=True,
     )
     version = hashlib.sha256(canon.encode()).hexdigest()[:16]
-    return Watchlist(tuple(codenames), tuple(patterns), digests, version)
+    return Watchlist(tuple(codenames), tuple(patterns), digests, version, sealed)
