@@ -27,7 +27,15 @@ from bot.pipeline import PipelineSettings
 from bot.platforms.discord_settings import DiscordSettings
 from bot.platforms.slack_settings import SlackSettings
 from bot.store.settings import StorageSettings
-from detectors import Problem, Watchlist, WatchlistError, load_watchlist
+from detectors import (
+    Problem,
+    SealedWatchlist,
+    SealKey,
+    Watchlist,
+    WatchlistError,
+    load_watchlist,
+    open_sealed,
+)
 
 ENV_PREFIX = "LEAKWARDEN_"
 WATCHLIST_SECTIONS = ("codenames", "patterns", "hashes")
@@ -39,12 +47,22 @@ class ServerSettings(BaseModel):
     listen: str = Field(default="127.0.0.1:9108", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
 
 
+class SealedSettings(BaseModel):
+    """`[sealed]`: a watchlist made by `leakwarden seal`, and where its key comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(min_length=1)  # relative to the config file
+    key_env: str = Field(default="LEAKWARDEN_SEAL_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class Settings(BaseModel):
     """The whole config file, less the watchlist tables (see `Config.watchlist`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    sealed: SealedSettings | None = None
     weights: WeightsSettings = Field(default_factory=WeightsSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     discord: DiscordSettings | None = None
@@ -137,6 +155,45 @@ def _describe(problem: Problem, file: str, raw_text: str) -> str:
     return problem.describe(file)
 
 
+def _open_sealed(
+    raw: Any, path: Path, raw_text: str, environ: Mapping[str, str] | None
+) -> tuple[SealedWatchlist | None, list[str]]:
+    """The `[sealed]` file opened with its key, or the lines that say why it cannot be.
+
+    Its settings are validated again with the rest; here only a usable table is opened."""
+    if not isinstance(raw, dict):
+        return None, []
+    try:
+        spec = SealedSettings.model_validate(raw)
+    except ValidationError:
+        return None, []  # reported, located, by the settings validation
+    file = str(path)
+
+    def line(key: str, message: str) -> str:
+        return _describe(Problem("sealed", None, key, message), file, raw_text)
+
+    sealed_path = Path(spec.file).expanduser()
+    sealed_path = sealed_path if sealed_path.is_absolute() else path.parent / sealed_path
+    env = os.environ if environ is None else environ
+    value = env.get(spec.key_env, "")
+    if not value.strip():
+        return None, [line("key_env", f"environment variable {spec.key_env} is not set "
+                           f"(the key that opens {spec.file!r})")]  # fmt: skip
+    try:
+        key = SealKey(value)
+    except ValueError as err:  # the message never holds the key
+        return None, [line("key_env", f"{spec.key_env}: {err}")]
+    try:
+        text = sealed_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or "not UTF-8 text"
+        return None, [line("file", f"cannot read {spec.file!r}: {why}")]
+    try:
+        return open_sealed(text, key, source=str(sealed_path)), []
+    except WatchlistError as err:
+        return None, [p.describe(str(sealed_path)) for p in err.problems]
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and validate a config file."""
     path = Path(path)
@@ -165,9 +222,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
                 files[str(name)] = p.read_text(encoding="utf-8", errors="replace")
             except OSError as err:
                 lines.append(f"{file}: [hashes] files: cannot read {str(name)!r}: {err.strerror}")
+    sealed, sealed_lines = _open_sealed(raw.get("sealed"), path, raw_text, environ)
+    lines += sealed_lines
     watchlist = Watchlist()
     try:
-        watchlist = load_watchlist(tables, files=files)
+        watchlist = load_watchlist(tables, files=files, sealed=sealed)
     except WatchlistError as err:
         lines += [_describe(p, file, raw_text) for p in err.problems]
 

@@ -1,0 +1,204 @@
+"""`leakwarden seal` and `[sealed]` configs: no term in the sealed file, output, findings, alerts or logs."""
+
+import asyncio
+import json
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.alerts import render
+from bot.alerts.base import Alert
+from bot.alerts.sinks import discord_webhook, slack_webhook, webhook
+from bot.alerts.sinks.log import LogSink
+from bot.cli import app
+from bot.config import ConfigError, load_config
+
+KEY = "sealing key for the cli tests, long"
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+SOURCE = f"""\
+[[codenames]]
+id = "cn-0001"
+term = "Larkspur"
+aliases = ["Project Nightjar"]
+severity = "high"
+label = "LLM v5"
+
+[[codenames]]
+id = "cn-0002"
+term = "Iron Meadow"
+severity = "critical"
+
+[[hashes]]
+id = "ckpt-0001"
+digest = "{DIGEST}"
+
+[[patterns]]
+id = "ticket"
+regex = 'LEAK-[0-9]{{4}}'
+secret = false
+"""
+# Every way the tests write a term: none of these may appear anywhere downstream.
+SECRETS = ["larkspur", "l4rksupr", "nightjar", "iron meadow", "ironmeadow", "meadow", "medow", DIGEST[:16]]
+MESSAGES = [
+    {"id": "m1", "text": "who has the Larkspur weights? LEAK-1234"},
+    {"id": "m2", "text": "try L 4 r k s u p r or project nightjar"},
+    {"id": "m3", "text": "#IronMeadow is out, also Iron Medow"},
+    {"id": "m4", "text": f"sha256 {DIGEST.upper()}"},
+    {"id": "m5", "text": "nothing here"},
+]
+
+
+def run(*args, env=None):
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"LEAKWARDEN_SEAL_KEY": KEY, **(env or {})})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_no_secret(*texts):
+    for text in texts:
+        low = text.lower()
+        for s in SECRETS:
+            assert s not in low, f"{s!r} leaked into {text[:200]!r}"
+        assert KEY not in text
+
+
+@pytest.fixture
+def sealed(tmp_path):
+    """(deployed config, sealed file) made by the command."""
+    src = tmp_path / "source.toml"
+    src.write_text(SOURCE)
+    code, out, err = run("seal", "-c", src, "-o", tmp_path / "sealed.toml")
+    assert code == 0, err
+    assert_no_secret(out, err)
+    assert "sealed 2 codename(s) (3 term(s) and alias(es)) and 1 known digest(s)" in err
+    assert "1 pattern(s) are not sealed" in err
+    deployed = tmp_path / "config.toml"
+    deployed.write_text('[sealed]\nfile = "sealed.toml"\n\n' + SOURCE[SOURCE.index("[[patterns]]"):])
+    return deployed, tmp_path / "sealed.toml"
+
+
+def test_new_key_is_random_and_long():
+    (c1, k1, _), (c2, k2, _) = run("seal", "--new-key"), run("seal", "--new-key")
+    assert c1 == c2 == 0 and k1 != k2 and len(k1.strip()) >= 40
+
+
+def test_the_sealed_file_holds_no_term(sealed):
+    _, path = sealed
+    assert_no_secret(path.read_text())
+    assert 'id = "cn-0001"' in path.read_text() and 'label = "LLM v5"' in path.read_text()
+
+
+def test_check_config_opens_it_with_the_key(sealed):
+    config, _ = sealed
+    code, out, err = run("check-config", "-c", config)
+    assert code == 0, err
+    assert "1 pattern(s), 0 digest(s), sealed: 2 codename(s) and 1 digest(s) (key ok)" in out
+    assert_no_secret(out, err)
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"LEAKWARDEN_SEAL_KEY": ""}, "config.toml:1: [sealed] key_env: environment variable LEAKWARDEN_SEAL_KEY is not set"),
+        ({"LEAKWARDEN_SEAL_KEY": "tiny-key"}, "config.toml:1: [sealed] key_env: LEAKWARDEN_SEAL_KEY: the sealing key is too short"),
+        ({"LEAKWARDEN_SEAL_KEY": "a different key, long enough"}, "sealed.toml: [sealed] key_check: the sealing key does not open this file"),
+    ],
+    ids=["missing", "short", "wrong"],
+)
+def test_a_missing_or_wrong_key_stops_the_start(sealed, env, expected):
+    config, _ = sealed
+    code, _, err = run("check-config", "-c", config, env=env)
+    assert code == 2
+    assert expected in err
+    assert "tiny-key" not in err and "a different key" not in err
+
+
+@pytest.mark.parametrize(
+    "table,expected",
+    [
+        ('[sealed]\nfile = "missing.toml"\n', "config.toml:2: [sealed] file: cannot read 'missing.toml'"),
+        ('[sealed]\nfile = "sealed.toml"\nkey = "inline!"\n', "config.toml:3: [sealed] key: unknown key"),
+        ('[sealed]\nkey_env = "X"\n', "config.toml:1: [sealed] file: Field required"),
+        ('[sealed]\nfile = "sealed.toml"\n\n[[codenames]]\nid = "cn-0002"\nterm = "Bluefin"\n',
+         "sealed.toml: [sealed id='cn-0002'] id: duplicate id (also used in [codenames])"),
+    ],
+    ids=["unreadable", "unknown-key", "no-file", "duplicate-id"],
+)
+def test_config_mistakes_are_located(sealed, table, expected):
+    config, _ = sealed
+    config.write_text(table)
+    with pytest.raises(ConfigError) as err:
+        load_config(config, environ={"LEAKWARDEN_SEAL_KEY": KEY})
+    assert any(expected in line for line in err.value.lines), err.value.lines
+
+
+def test_seal_refuses_ids_that_spell_their_term(tmp_path):
+    src = tmp_path / "source.toml"
+    src.write_text('[[codenames]]\nid = "cn-larkspur"\nterm = "Larkspur"\n')
+    code, _, err = run("seal", "-c", src, "-o", tmp_path / "s.toml")
+    assert code == 2
+    assert f"{src}: [codenames id='cn-larkspur'] id: spells its term" in err
+    assert not (tmp_path / "s.toml").exists()
+    code, _, _ = run("seal", "-c", src, "-o", tmp_path / "s.toml", "--allow-revealing-ids")
+    assert code == 0 and (tmp_path / "s.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"LEAKWARDEN_SEAL_KEY": ""}, "environment variable LEAKWARDEN_SEAL_KEY is not set"),
+        ({"LEAKWARDEN_SEAL_KEY": "tiny-key"}, "the sealing key is too short"),
+    ],
+)
+def test_seal_needs_a_good_key(tmp_path, env, expected):
+    src = tmp_path / "source.toml"
+    src.write_text(SOURCE)
+    code, _, err = run("seal", "-c", src, "-o", tmp_path / "s.toml", env=env)
+    assert code == 2 and expected in err and "tiny-key" not in err
+
+
+def scan_rows(config, tmp_path, fmt="jsonl"):
+    msgs = tmp_path / "msgs.jsonl"
+    msgs.write_text("\n".join(json.dumps(m) for m in MESSAGES))
+    code, out, err = run("scan", msgs, "-c", config, "--format", fmt)
+    assert code == 1, err
+    return out, err
+
+
+def test_findings_name_entries_never_terms(sealed, tmp_path):
+    config, _ = sealed
+    out, err = scan_rows(config, tmp_path)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert sorted((r["message_id"], r["rule_id"]) for r in rows) == [
+        ("m1", "cn-0001"), ("m1", "ticket"), ("m2", "cn-0001"), ("m2", "cn-0001"),
+        ("m3", "cn-0002"), ("m3", "cn-0002"), ("m4", "ckpt-0001"),
+    ]  # fmt: skip
+    by_id = {(r["message_id"], r["rule_id"]): r for r in rows}
+    assert by_id[("m1", "cn-0001")]["excerpt"] == "who has the [sealed:cn-0001] weights? LEAK-1234"
+    assert by_id[("m1", "ticket")]["matched"] == "LEAK-1234"  # plain entries are shown as before
+    assert by_id[("m1", "cn-0001")]["detail"]["label"] == "LLM v5"
+    assert_no_secret(out, err)
+
+
+@pytest.mark.parametrize("fmt", ["json", "table", "sarif"])
+def test_every_output_format_is_clean(sealed, tmp_path, fmt):
+    config, _ = sealed
+    assert_no_secret(*scan_rows(config, tmp_path, fmt))
+
+
+def test_alerts_and_logs_show_no_term(sealed, tmp_path, caplog):
+    config, _ = sealed
+    caplog.set_level(logging.DEBUG)
+    out, _ = scan_rows(config, tmp_path)
+    rendered = []
+    for r in map(json.loads, out.splitlines()):
+        alert = Alert(
+            idempotency_key=f"{r['message_id']}:{r['rule_id']}", hit_id=f"h-{r['message_id']}",
+            incident_id=None, rule_id=r["rule_id"], kind=r["kind"], severity=r["severity"],
+            matched=r["matched"], excerpt=r["excerpt"], detail=r["detail"], platform="discord",
+        )  # fmt: skip
+        rendered += [render.plain_text(alert), json.dumps(slack_webhook.message(alert)),
+                     json.dumps(discord_webhook.message(alert)), json.dumps(webhook.payload(alert, 0.0))]  # fmt: skip
+        asyncio.run(LogSink().send(alert))
+    assert any("[sealed:cn-0001]" in text for text in rendered)
+    assert_no_secret(*rendered, caplog.text)
