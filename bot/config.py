@@ -52,7 +52,7 @@ class SealedSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = Field(min_length=1)  # relative to the config file
+    file: str | None = Field(default=None, min_length=1)  # relative to the config file; None: off
     key_env: str = Field(default="LEAKWARDEN_SEAL_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -167,6 +167,8 @@ def _open_sealed(
         spec = SealedSettings.model_validate(raw)
     except ValidationError:
         return None, []  # reported, located, by the settings validation
+    if spec.file is None:
+        return None, []
     file = str(path)
 
     def line(key: str, message: str) -> str:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .codenames import MIN_TERM_CHARS
 from .codenames import _budgets as _term_budgets  # one budget rule for plain and sealed terms
 from .fuzzyindex import PREFIX, deletions
-from .normalize import fold, fold_term
+from .normalize import LEET, fold, fold_term
 from .sealed_fuzzy import MAX_KEY_CHARS, NO_POSITION, key_variants
 from .watchlist import (
     DIGEST_LENGTHS,
@@ -49,8 +49,7 @@ FORMAT = "leakwarden-sealed/1"
 DEFAULT_COST = 1 << 14  # scrypt N: ~50 ms and 16 MB once at start-up
 MIN_KEY_CHARS = 16
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
-POLY_PRIME = (1 << 31) - 1  # the exact-match screen (see sealed_match.py)
-POLY_BITS = 24  # bits of each term's screen value kept: a filter, not an identifier
+POLY_BITS = 24  # bits of each term's exact-match screen value kept: a filter, not an identifier
 _MIN_BLOB = 1 << 16
 
 
@@ -87,16 +86,18 @@ def new_key() -> str:
 
 
 class Hashers:
-    """The keyed digests of one sealed file, derived from the key and the file's salt."""
+    """The keyed digests of one sealed file, derived from the key and the file's salt.
 
-    __slots__ = ("_exact", "_hash", "_prefix", "_tag", "_variant", "blob_key", "key_check")
+    Pickles as its derived master key so that attachment worker processes (bot/scanworker.py,
+    over a pipe) can match too; its repr shows nothing."""
 
-    def __init__(self, key: SealKey, salt: bytes, cost: int):
-        master = key._master(salt, cost)
+    __slots__ = ("_exact", "_hash", "_master", "_prefix", "_tag", "_variant", "blob_key", "key_check")
 
+    def __init__(self, master: bytes):
         def keyed(person: bytes, size: int = 8):
             return hashlib.blake2b(key=master, person=person, digest_size=size)
 
+        self._master = master
         self._exact = keyed(b"lw.exact")
         self._prefix = keyed(b"lw.prefix", 4)
         self._variant = keyed(b"lw.variant")
@@ -104,6 +105,13 @@ class Hashers:
         self._tag = keyed(b"lw.tag", 6)
         self.key_check = keyed(b"lw.check", 16).hexdigest()
         self.blob_key = keyed(b"lw.blob", 32).digest()
+
+    @classmethod
+    def derive(cls, key: SealKey, salt: bytes, cost: int) -> Hashers:
+        return cls(key._master(salt, cost))
+
+    def __reduce__(self):
+        return (Hashers, (self._master,))
 
     def __repr__(self) -> str:
         return "Hashers(<keyed>)"
@@ -131,8 +139,24 @@ class Hashers:
         return self._run(self._prefix, texts, "<u4")
 
     def variant(self, texts: Sequence[str]) -> np.ndarray:
-        """int64 digests of deletion variants (the exact typo distance)."""
-        return self._run(self._variant, texts, "<i8")
+        """int64 digests of deletion variants (the exact typo distance), of their UTF-32."""
+        out = []
+        for t in texts:
+            h = self._variant.copy()
+            h.update(t.encode("utf-32-le", "surrogatepass"))
+            out.append(h.digest())
+        return np.frombuffer(b"".join(out), dtype="<i8").copy()
+
+    def variant_rows(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`variant` of each row of a UTF-32 code matrix, cut to its length (no str built)."""
+        width = codes.shape[1] * 4
+        buf = memoryview(np.ascontiguousarray(codes, dtype="<u4").tobytes())
+        out = []
+        for i, n in enumerate(lengths.tolist()):
+            h = self._variant.copy()
+            h.update(buf[i * width : i * width + 4 * n])
+            out.append(h.digest())
+        return np.frombuffer(b"".join(out), dtype="<i8").copy()
 
     def known_digest(self, hexdigest: str) -> int:
         h = self._hash.copy()
@@ -227,7 +251,7 @@ def _build_index(
     var = h.variant(var_strings)
     vorder = np.argsort(var, kind="stable")
     prefix = np.unique(h.prefix(sorted(prefix_strings)))
-    poly_r = 2 + int.from_bytes(random_bytes(8), "little") % (POLY_PRIME - 3)
+    poly_r = int.from_bytes(random_bytes(8), "little") >> 1 | 1  # odd: invertible mod 2^64
     poly = np.unique(np.array([poly_hash(s, poly_r) for s in exact_strings], dtype=np.uint32))
 
     hash_digest = np.array([h.known_digest(d) for _, d in hashes], dtype=np.int64)
@@ -252,6 +276,7 @@ def _build_index(
         "form_word0": np.array(form_word0, dtype=np.int32),
         "form_nwords": np.array(form_nwords, dtype=np.int32),
         "word_digest": h.exact(word_strings),
+        "word_len": np.array([len(w) for w in word_strings], dtype=np.int32),
         "word_budget": np.array(word_budget, dtype=np.int8),
         "word_key": np.array(word_key, dtype=np.int32),
         "key_form": np.array(key_form, dtype=np.int32),
@@ -273,18 +298,19 @@ def _build_index(
 
 _ARRAYS = (
     "params", "form_entry", "form_len", "form_budget", "form_word0", "form_nwords",
-    "word_digest", "word_budget", "word_key", "key_form", "key_word", "key_budget",
+    "word_digest", "word_len", "word_budget", "word_key", "key_form", "key_word", "key_budget",
     "key_explicit", "exact_digest", "exact_form", "poly", "prefix_digest", "var_digest",
     "var_key", "var_dels", "hash_digest", "hash_entry", "hash_alg",
 )  # fmt: skip
 
 
 def poly_hash(s: str, r: int) -> int:
-    """The exact-match screen value of a folded string: a polynomial hash, truncated."""
+    """The exact-match screen value of a folded string: the top bits of sum(c_k * r^k) mod 2^64
+    (sealed_match.py computes it for every span at once; the digest decides, not this)."""
     h = 0
     for c in reversed(s):
-        h = (h * r + ord(c)) % POLY_PRIME
-    return h & ((1 << POLY_BITS) - 1)
+        h = (h * r + ord(c)) & ((1 << 64) - 1)
+    return h >> (64 - POLY_BITS)
 
 
 def _bucket(n: int) -> int:
@@ -369,7 +395,7 @@ def seal_watchlist(
         entries.append(SealedEntry(id=rule.id, kind="hash", severity=rule.severity, label=rule.label))
 
     salt = random_bytes(16)
-    hashers = Hashers(key, salt, cost)
+    hashers = Hashers.derive(key, salt, cost)
     header = {
         "format": FORMAT, "kdf": "scrypt", "kdf_cost": cost, "salt": salt.hex(),
         "key_check": hashers.key_check,
@@ -430,6 +456,13 @@ class SealedWatchlist:
         if len(hexdigest) not in DIGEST_LENGTHS or not self.digests:
             return None
         return self.digests.get(self.hashers.known_digest(hexdigest))
+
+    def shown(self, written: str) -> str:
+        """What a finding shows for a sealed match: a keyed tag of the spelling, never it.
+
+        Folded like the store's match key, so "L4rkspur" and "Larkspur" (or a digest in any
+        case) share a tag and an incident while the term stays out of findings and alerts."""
+        return "sealed:" + self.hashers.tag(fold(written, LEET).compact or written)
 
     def entry(self, rule_id: str) -> SealedEntry | None:
         return next((e for e in self.entries if e.id == rule_id), None)
@@ -503,7 +536,7 @@ def open_sealed(text: str, key: SealKey, *, source: str = "<sealed>") -> SealedW
     if problems:
         raise WatchlistError(problems)
 
-    hashers = Hashers(key, salt, cost)
+    hashers = Hashers.derive(key, salt, cost)
     if not secrets.compare_digest(hashers.key_check, str(raw["key_check"])):
         raise WatchlistError([problem("key_check", "the sealing key does not open this file "
                                       "(sealed with another key? seal again with this one)")])  # fmt: skip

@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations, pairwise
+
+import numpy as np
 
 NO_POSITION = 255  # a missing deletion in a stored row (rows hold up to MAX_BUDGET positions)
 MAX_BUDGET = 3  # the largest max_edits a watchlist accepts
@@ -33,28 +36,23 @@ MAX_KEY_CHARS = 254  # positions are stored as bytes
 
 def key_variants(key: str, budget: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     """(variant, positions deleted) for every deletion of up to `budget` characters of `key`."""
-    n = len(key)
-    for j in range(min(budget, n) + 1):
-        for dels in combinations(range(n), j):
-            if not dels:
-                yield key, dels
-                continue
-            parts, prev = [], 0
-            for p in dels:
-                parts.append(key[prev:p])
-                prev = p + 1
-            parts.append(key[prev:])
-            yield "".join(parts), dels
+    for j in range(min(budget, len(key)) + 1):
+        for dels in combinations(range(len(key)), j):
+            yield _delete(key, dels), dels
 
 
 @dataclass(frozen=True, slots=True)
 class QueryVariant:
-    """One variant of a written token, with what the cost computation needs."""
+    """What the cost computation needs of one variant of a written token."""
 
-    text: str
     swaps: int
     gaps: tuple[int, ...]  # gap index of each token deletion (may repeat)
     inside: tuple[int, ...]  # gap between the two characters of each swapped pair
+
+    @classmethod
+    def of(cls, swaps: tuple[int, ...], dels: tuple[int, ...]) -> QueryVariant:
+        inside = tuple(s - sum(1 for p in dels if p < s) + 1 for s in swaps)
+        return cls(len(swaps), tuple(_gaps(dels)), inside)
 
 
 def _gaps(positions: tuple[int, ...] | list[int]) -> list[int]:
@@ -62,27 +60,92 @@ def _gaps(positions: tuple[int, ...] | list[int]) -> list[int]:
     return [p - i for i, p in enumerate(positions)]
 
 
-def query_variants(token: str, depth: int) -> Iterator[QueryVariant]:
-    """Every variant of `token` made by up to `depth` swaps of adjacent, different characters
-    (disjoint) and deletions of characters not swapped."""
-    n = len(token)
-    swappable = [i for i in range(n - 1) if token[i] != token[i + 1]]
+def _delete(s: str, dels: tuple[int, ...]) -> str:
+    if not dels:
+        return s
+    if len(dels) == 1:
+        p = dels[0]
+        return s[:p] + s[p + 1 :]
+    parts, prev = [], 0
+    for p in dels:
+        parts.append(s[prev:p])
+        prev = p + 1
+    parts.append(s[prev:])
+    return "".join(parts)
+
+
+def _combos(n: int, depth: int, swappable: list[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(swaps, deletions) of every variant: up to `depth` disjoint swaps among `swappable` and
+    deletions of characters not swapped, together."""
+    out = []
     for w in range(min(depth, len(swappable)) + 1):
         for swaps in combinations(swappable, w):
-            if any(b - a < 2 for a, b in pairwise(swaps)):
+            if w > 1 and any(b - a < 2 for a, b in pairwise(swaps)):
                 continue  # a character swaps at most once
-            chars = list(token)
-            banned = set()
-            for i in swaps:
-                chars[i], chars[i + 1] = chars[i + 1], chars[i]
-                banned.update((i, i + 1))
+            banned = {i + k for i in swaps for k in (0, 1)}
             free = [i for i in range(n) if i not in banned]
             for j in range(min(depth - w, len(free)) + 1):
-                for dels in combinations(free, j):
-                    drop = set(dels)
-                    text = "".join(c for i, c in enumerate(chars) if i not in drop)
-                    inside = tuple(s - sum(1 for p in dels if p < s) + 1 for s in swaps)
-                    yield QueryVariant(text, w, tuple(_gaps(dels)), inside)
+                out.extend((swaps, dels) for dels in combinations(free, j))
+    return out
+
+
+def query_variants(token: str, depth: int) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """(variant, swaps, deletions) for every variant of `token` made by up to `depth` swaps of
+    adjacent, different characters (disjoint) and deletions of characters not swapped.
+    `QueryVariant.of(swaps, deletions)` describes the few whose digest is found."""
+    swappable = [i for i in range(len(token) - 1) if token[i] != token[i + 1]]
+    out = []
+    for swaps, dels in _combos(len(token), depth, swappable):
+        text = token
+        if swaps:
+            chars = list(token)
+            for i in swaps:
+                chars[i], chars[i + 1] = chars[i + 1], chars[i]
+            text = "".join(chars)
+        out.append((_delete(text, dels), swaps, dels))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VariantTable:
+    """Every variant of any string of `n` characters, as gathers: the fast `query_variants`.
+
+    `index[v]` lists the source position of each character of variant v (n = padding past its
+    `length[v]`), `swapped[v]` its swap positions (n = none); `combos[v]` its (swaps,
+    deletions). Swaps of two equal characters are dropped per string (`rows`)."""
+
+    n: int
+    index: np.ndarray  # (variants, n) int16
+    length: np.ndarray  # (variants,) int32
+    swapped: np.ndarray  # (variants, depth) int16
+    combos: list[tuple[tuple[int, ...], tuple[int, ...]]]
+
+    def rows(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(variant rows kept, their UTF-32 code matrix) for a string's code points."""
+        equal = np.zeros(self.n + 1, dtype=bool)  # slot n: "no swap here"
+        if self.n > 1:
+            equal[: self.n - 1] = codes[:-1] == codes[1:]
+        keep = np.flatnonzero(~equal[self.swapped].any(axis=1))
+        padded = np.append(codes, np.uint32(0))
+        return keep, padded[self.index[keep]]
+
+
+@lru_cache(maxsize=96)
+def variant_table(n: int, depth: int) -> VariantTable:
+    """The variant table of strings of n characters, up to `depth` operations (cached)."""
+    combos = _combos(n, depth, list(range(n - 1)))
+    index = np.full((len(combos), max(n, 1)), n, dtype=np.int16)
+    length = np.zeros(len(combos), dtype=np.int32)
+    swapped = np.full((len(combos), max(depth, 1)), n, dtype=np.int16)
+    for v, (swaps, dels) in enumerate(combos):
+        order = list(range(n))
+        for i in swaps:
+            order[i], order[i + 1] = order[i + 1], order[i]
+        kept = [p for k, p in enumerate(order) if k not in dels]
+        index[v, : len(kept)] = kept
+        length[v] = len(kept)
+        swapped[v, : len(swaps)] = swaps
+    return VariantTable(n, index, length, swapped, combos)
 
 
 def variant_cost(q: QueryVariant, key_dels: tuple[int, ...] | list[int]) -> int | None:
@@ -90,9 +153,8 @@ def variant_cost(q: QueryVariant, key_dels: tuple[int, ...] | list[int]) -> int 
     kgaps = _gaps([p for p in key_dels if p != NO_POSITION])
     if q.inside and not set(q.inside).isdisjoint(kgaps):
         return None  # an insertion between two transposed characters
-    if not kgaps:
-        return q.swaps + len(q.gaps)
-    if not q.gaps:
-        return q.swaps + len(kgaps)
-    t, k = Counter(q.gaps), Counter(kgaps)
-    return q.swaps + sum(max(t[g], k[g]) for g in t.keys() | k.keys())
+    if not kgaps or not q.gaps:
+        return q.swaps + len(q.gaps) + len(kgaps)
+    # Per gap the larger count: both lists minus their common part (as multisets).
+    common = sum((Counter(q.gaps) & Counter(kgaps)).values())
+    return q.swaps + len(q.gaps) + len(kgaps) - common

@@ -27,21 +27,28 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .codenames import MIN_TERM_CHARS, _all_digits, _best_per_place, auto_edits
+from .codenames import (
+    _DIGIT_MARKS,
+    MIN_TERM_CHARS,
+    _best_per_place,
+    _digit_spans,
+    _spans,
+    auto_edits,
+)
 from .digests import _HEX_RUN
 from .excerpt import make_excerpt
 from .fuzzyindex import PREFIX, deletions
 from .model import Finding
-from .normalize import LEET, LEET_I, PLAIN, SHAPE, Folded, fold, readings
+from .normalize import LEET, LEET_I, PLAIN, Folded, fold, readings
 from .ordinary import ordinary_words
 from .screen import JOIN, Owners
-from .sealed import POLY_BITS, POLY_PRIME, SealedDigestRule, SealedEntry, SealedWatchlist
-from .sealed_fuzzy import query_variants, variant_cost
+from .sealed import POLY_BITS, SealedDigestRule, SealedEntry, SealedWatchlist
+from .sealed_fuzzy import QueryVariant, variant_cost, variant_table
 from .watchlist import DIGEST_LENGTHS
 
 _CACHE_LIMIT = 400_000
-_LEETY = re.compile("[1!]")  # shape characters of leet digits and symbols
-_MASK = (1 << POLY_BITS) - 1
+_SHIFT = np.uint64(64 - POLY_BITS)
+_WORD = 1 << 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,7 @@ class SealedMatcher:
         self._form_word0 = a["form_word0"].tolist()
         self._form_nwords = a["form_nwords"].tolist()
         self._word_digest = a["word_digest"].tolist()
+        self._word_len = a["word_len"].tolist()
         self._word_budget = a["word_budget"].tolist()
         self._word_key = a["word_key"].tolist()
         self._key_form = a["key_form"].tolist()
@@ -100,14 +108,23 @@ class SealedMatcher:
         self._var_digest = a["var_digest"]
         self._var_key = a["var_key"]
         self._var_dels = a["var_dels"]
+        self._var_ndel = (self._var_dels != 255).sum(axis=1).astype(np.int8)
         # The exact-match screen: a bitset of the terms' truncated polynomial hashes.
         self._r = r
         self._bits = np.zeros(1 << (POLY_BITS - 3), dtype=np.uint8)
         poly = a["poly"].astype(np.int64)
         np.bitwise_or.at(self._bits, poly >> 3, (1 << (poly & 7)).astype(np.uint8))
-        self._pw = np.ones(1, dtype=np.int64)
-        self._ipw = np.ones(1, dtype=np.int64)
+        self._pw = np.ones(1, dtype=np.uint64)
+        self._ipw = np.ones(1, dtype=np.uint64)
         self._ordinary = ordinary_words() if self.fuzzy else frozenset()
+        # Words of multi-word terms that anchor an alignment when written exactly (as
+        # codenames.py: long enough and not ordinary, which is checked on the written word).
+        self._anchor_words: dict[int, list[tuple[int, int]]] = {}
+        for fid, (n, w0) in enumerate(zip(self._form_nwords, self._form_word0, strict=True)):
+            if n > 1 and self._form_budget[fid]:
+                for j in range(n):
+                    self._anchor_words.setdefault(self._word_digest[w0 + j], []).append((fid, j))
+        self._anchors: dict[str, tuple[tuple[int, int], ...]] = {}
         # Per-token verdicts and distances, shared by scanning threads (races only recompute).
         self._verdicts: dict[str, tuple[tuple[int, int], ...]] = {}
         self._hot: set[str] = set()
@@ -120,14 +137,14 @@ class SealedMatcher:
     # ---- exact: boundary-to-boundary spans, screened by polynomial hash ------------------------
 
     def _powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """r^i and r^-i mod p for i <= n, grown by doubling (and kept for the next text)."""
+        """r^i and r^-i mod 2^64 for i <= n, grown by doubling (and kept for the next text)."""
         pw, ipw = self._pw, self._ipw
         if len(pw) <= n:
-            rinv = pow(self._r, POLY_PRIME - 2, POLY_PRIME)
+            rinv = pow(self._r, -1, _WORD)
             while len(pw) <= n:
                 k = len(pw)
-                pw = np.concatenate([pw, pw * pow(self._r, k, POLY_PRIME) % POLY_PRIME])
-                ipw = np.concatenate([ipw, ipw * pow(rinv, k, POLY_PRIME) % POLY_PRIME])
+                pw = np.concatenate([pw, pw * np.uint64(pow(self._r, k, _WORD))])
+                ipw = np.concatenate([ipw, ipw * np.uint64(pow(rinv, k, _WORD))])
             self._pw, self._ipw = pw, ipw
         return pw, ipw
 
@@ -156,11 +173,12 @@ class SealedMatcher:
         codes = np.frombuffer(compact.encode("utf-32-le", "surrogatepass"), np.uint32)
         n = len(codes)
         pw, ipw = self._powers(n)
-        prefix = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(codes.astype(np.int64) * pw[:n] % POLY_PRIME, out=prefix[1:])
-        prefix %= POLY_PRIME
-        h = (prefix[e] - prefix[s]) % POLY_PRIME * ipw[s] % POLY_PRIME & _MASK
-        hit = (self._bits[h >> 3] >> (h & 7)) & 1
+        # Prefix sums of c_i * r^i, wrapping mod 2^64: a span's hash is its difference times
+        # r^-start, so every span costs three gathers and two multiplications, no division.
+        prefix = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(codes * pw[:n], out=prefix[1:])
+        h = ((prefix[e] - prefix[s]) * ipw[s]) >> _SHIFT
+        hit = (self._bits[h >> np.uint64(3)] >> (h & np.uint64(7)).astype(np.uint8)) & 1
         out = []
         for a, b in zip(s[hit == 1].tolist(), e[hit == 1].tolist(), strict=True):
             fids = self._exact.get(self.hashers.exact_one(compact[a:b]))
@@ -175,14 +193,19 @@ class SealedMatcher:
         cached = self._dist.get((token, depth))
         if cached is not None:
             return cached
-        variants = list(query_variants(token, depth))
-        digests = self.hashers.variant([q.text for q in variants])
+        table = variant_table(len(token), depth)
+        keep, codes = table.rows(np.frombuffer(token.encode("utf-32-le", "surrogatepass"), np.uint32))
+        digests = self.hashers.variant_rows(codes, table.length[keep])
         lo = np.searchsorted(self._var_digest, digests, "left")
         hi = np.searchsorted(self._var_digest, digests, "right")
         best: dict[int, int] = {}
         for qi in np.flatnonzero(hi > lo).tolist():
-            q = variants[qi]
-            for row in range(int(lo[qi]), int(hi[qi])):
+            swaps, dels = table.combos[int(keep[qi])]
+            q = QueryVariant.of(swaps, dels)
+            # The cost is at least the swaps plus the larger of the two deletion counts.
+            rows = np.arange(lo[qi], hi[qi])
+            rows = rows[len(swaps) + np.maximum(len(dels), self._var_ndel[rows]) <= depth]
+            for row in rows.tolist():
                 kid = int(self._var_key[row])
                 cost = variant_cost(q, self._var_dels[row].tolist())
                 if cost is not None and cost <= depth and cost < best.get(kid, depth + 1):
@@ -221,31 +244,48 @@ class SealedMatcher:
         if len(self._verdicts) > _CACHE_LIMIT:
             self._verdicts, self._hot = {}, set()
         self._verdicts[token] = hits
-        if hits:
+        if hits or self._anchored(token):  # an exact anchor word may start a word-by-word typo
             self._hot.add(token)
         return hits
 
+    def _anchored(self, word: str) -> tuple[tuple[int, int], ...]:
+        """(form id, word index) of every multi-word term `word` anchors, written exactly."""
+        cached = self._anchors.get(word)
+        if cached is None:
+            cached = ()
+            if self._anchor_words and len(word) >= MIN_TERM_CHARS and word not in self._ordinary:
+                cached = tuple(self._anchor_words.get(self.hashers.exact_one(word), ()))
+            if len(self._anchors) > _CACHE_LIMIT:
+                self._anchors = {}
+            self._anchors[word] = cached
+        return cached
+
     def _word_distance(self, written: str, widx: int) -> int:
         """OSA distance of a written word to word `widx` of a form, or its budget + 1."""
-        if self.hashers.exact_one(written) == self._word_digest[widx]:
+        budget, length = self._word_budget[widx], self._word_len[widx]
+        if abs(len(written) - length) > budget:
+            return budget + 1  # the distance is at least the difference in length
+        if len(written) == length and self.hashers.exact_one(written) == self._word_digest[widx]:
             return 0
-        budget = self._word_budget[widx]
         if budget <= 0:
             return 1
         return self._distances(written, budget).get(self._word_key[widx], budget + 1)
 
     def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
         compact = fd.compact
-        words, spans = typo_spans(fd)
-        for s, e in spans:
+        words, spans = _spans(fd)
+        digits = _digit_spans(fd, spans)
+        for s, e in spans - digits:
             for kid, d in self._lookup(compact[s:e]):
-                if self._key_word[kid] < 0 and d > 0 and not _all_digits(fd, s, e):
+                if self._key_word[kid] < 0 and d > 0:
                     yield self._key_form[kid], s, e, d
         # Word-by-word alignment for multi-word terms, as codenames.py does it.
         word_text = [compact[s:e] for s, e in words]
         for i, w in enumerate(word_text):
-            for kid, _ in self._lookup(w):
-                fid, j = self._key_form[kid], self._key_word[kid]
+            if words[i] in digits:
+                continue
+            starts = [(self._key_form[kid], self._key_word[kid]) for kid, _ in self._lookup(w)]
+            for fid, j in (*starts, *self._anchored(w)):
                 if j < 0:
                     continue
                 i0, n = i - j, self._form_nwords[fid]
@@ -255,12 +295,11 @@ class SealedMatcher:
                 for jj in range(n):
                     dd = self._word_distance(word_text[i0 + jj], w0 + jj)
                     total += dd
-                    if dd > self._word_budget[w0 + jj] or total > budget:
+                    if dd > self._word_budget[w0 + jj] or total > budget or (dd and words[i0 + jj] in digits):
                         break
                 else:
-                    s, e = words[i0][0], words[i0 + n - 1][1]
-                    if total and not _all_digits(fd, s, e):
-                        yield fid, s, e, total
+                    if total:
+                        yield fid, words[i0][0], words[i0 + n - 1][1], total
 
     # ---- one text --------------------------------------------------------------------------------
 
@@ -269,7 +308,7 @@ class SealedMatcher:
         if not self._form_entry or not text:
             return []
         found: list[SealedMatch] = []
-        for leet in readings(text, text.translate(SHAPE)):
+        for leet in readings(text):
             fd = fold(text, leet)
             matches = [(fid, s, e, 0) for s, e, fids in self._exact_spans(fd) for fid in fids]
             if self.fuzzy:
@@ -293,12 +332,8 @@ class SealedMatcher:
         return out
 
     def matched(self, written: str) -> str:
-        """What a finding shows as matched: a keyed tag of the spelling, never the spelling.
-
-        Folded like the store's match key, so "L4rkspur" and "Larkspur" share a tag (and an
-        incident) while the term stays out of findings, the database and alerts.
-        """
-        return "sealed:" + self.hashers.tag(fold(written, LEET).compact or written)
+        """What a finding shows as matched (`SealedWatchlist.shown`): never the spelling."""
+        return self.sealed.shown(written)
 
     def findings(
         self, text: str, location: str, out: list[Finding], secrets: Sequence[tuple[int, int]]
@@ -353,28 +388,17 @@ class SealedMatcher:
             hits |= {owner(m.start) for m in self.scan_digests(joined)}
         if not self._form_entry:
             return hits
-        # str.translate is fast on pure-ASCII strings only: screen ASCII and the rest apart.
+        # str.translate is fast on pure-ASCII strings only: the plain reading screens ASCII and
+        # the rest apart; the leet readings, for the few texts that need them, all together.
         ascii = [t.isascii() for t in texts]
-        groups = [[i for i, a in enumerate(ascii) if a], [i for i, a in enumerate(ascii) if not a]]
-        for idx in groups:
+        for idx in ([i for i, a in enumerate(ascii) if a], [i for i, a in enumerate(ascii) if not a]):
             if idx:
-                hits.update(idx[j] for j in self._screen_group([texts[i] for i in idx]))
-        return hits
-
-    def _screen_group(self, texts: Sequence[str]) -> set[int]:
-        hits = self._screen_reading(texts, PLAIN)
-        joined = JOIN.join(texts)
-        shape = joined.translate(SHAPE)
-        if "1" not in shape and "!" not in shape:
-            return hits
-        # Only texts with a leet digit or symbol may need another reading: ask `readings` there.
-        owner = Owners(joined)
-        leety = {owner(m.start()) for m in _LEETY.finditer(shape)} - hits
+                hits.update(idx[j] for j in self._screen_reading([texts[i] for i in idx], PLAIN))
         by_reading: dict[int, list[int]] = {LEET: [], LEET_I: []}
-        for i in sorted(leety):
-            t = texts[i]
-            for r in readings(t, t.translate(SHAPE))[1:]:
-                by_reading[r].append(i)
+        for i, t in enumerate(texts):
+            if i not in hits:
+                for r in readings(t)[1:]:
+                    by_reading[r].append(i)
         for r, idx in by_reading.items():
             if idx:
                 hits.update(idx[j] for j in self._screen_reading([texts[i] for i in idx], r))
@@ -386,20 +410,51 @@ class SealedMatcher:
         hits = {owner(s) for s, _, _ in self._exact_spans(fd)}
         if not self.fuzzy:
             return hits
-        vocab = set(fd.spaced(fd.sepbound).split())
-        vocab.update(fd.spaced(fd.bound).split())
-        runs = _runs(fd)
-        vocab.update(fd.compact[s:e] for s, e in runs)
+        # A span written with digits only is never a typo nor an anchor (codenames.py): leave
+        # numbers out of the vocabulary, or every number read as leetspeak is a novel token.
+        digit = _digits(fd)
+        tokens, words = _spaced(fd, fd.sepbound, digit), _spaced(fd, fd.bound, digit)
+        vocab = set(tokens.split())
+        vocab.update(words.split())
+        runs = [(a, b) for a, b in _runs(fd) if digit is None or not digit[a:b].all()]
+        vocab.update(fd.compact[a:b] for a, b in runs)
         for t in vocab.difference(self._verdicts):
             self._lookup(t)
         hot = vocab & self._hot
-        if hot:
-            for which in (fd.sepbound, fd.bound):
-                cuts = np.flatnonzero(which).tolist()
-                pieces = fd.spaced(which).split()  # the segments between cuts, in order
-                hits.update(owner(cuts[k]) for k, p in enumerate(pieces) if p in hot)
+        if hot:  # rare: find the texts that hold a hot token, in C
+            alternation = "|".join(map(re.escape, sorted(hot, key=len, reverse=True)))
+            rx = re.compile(rf"(?<!\S)(?:{alternation})(?!\S)")
+            for spaced in (tokens, words):
+                where = Owners(spaced)
+                hits.update(where(m.start()) for m in rx.finditer(spaced))
             hits.update(owner(s) for s, e in runs if fd.compact[s:e] in hot)
         return hits
+
+
+def _digits(fd: Folded) -> np.ndarray | None:
+    """Per compact character: whether it was written as a digit (None: no digit at all)."""
+    if fd.text.isascii():
+        codes = np.frombuffer(fd.text.encode("ascii"), np.uint8)
+        written = (codes >= ord("0")) & (codes <= ord("9"))
+    else:
+        marks = fd.text.translate(_DIGIT_MARKS)  # str.isdigit, as codenames.py decides it
+        written = np.frombuffer(marks.encode("ascii"), np.uint8) == ord("1")
+    if not written.any():
+        return None
+    return written[fd.orig]
+
+
+def _spaced(fd: Folded, which: np.ndarray, digit: np.ndarray | None) -> str:
+    """`fd.spaced(which)` with every segment written in digits only blanked out."""
+    if digit is None:
+        return fd.spaced(which)
+    cuts = np.flatnonzero(which)
+    nondigit = np.concatenate([[0], np.cumsum(~digit)])
+    numbers = (nondigit[cuts[1:]] - nondigit[cuts[:-1]]) == 0
+    codes = np.frombuffer(fd.compact.encode("utf-32-le", "surrogatepass"), np.uint32).copy()
+    codes[np.repeat(numbers, np.diff(cuts))] = 32
+    inner = cuts[1:-1]
+    return np.insert(codes, inner, 32).tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def _runs(fd: Folded) -> list[tuple[int, int]]:
@@ -414,12 +469,3 @@ def _runs(fd: Folded) -> list[tuple[int, int]]:
         if b - a >= 3:
             out.append((int(cuts[a]), int(cuts[b])))
     return out
-
-
-def typo_spans(fd: Folded) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
-    """(words, every span looked up whole): tokens, words and runs of spaced letters."""
-    words = fd.segments(fd.bound)
-    spans = set(fd.segments(fd.sepbound))
-    spans.update(words)
-    spans.update(_runs(fd))
-    return words, spans

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from detectors.files.context import file_finding
 from detectors.model import Finding
@@ -39,14 +40,18 @@ class FileHasher:
 
 
 def digest_findings(digests: Mapping[str, str], rules: Mapping[str, DigestRule], location: str,
-                    name: str, size: int) -> list[Finding]:
-    """A `file-digest` finding for each computed digest that is listed in `[[hashes]]`."""
+                    name: str, size: int, sealed: Any = None) -> list[Finding]:
+    """A `file-digest` finding for each computed digest that is listed in `[[hashes]]` or in a
+    sealed watchlist (`sealed`: detectors.sealed.SealedWatchlist, whose digests are never shown)."""
     out = []
     for algorithm, hexdigest in digests.items():
         rule = rules.get(hexdigest)
+        if rule is None and sealed is not None:
+            rule = sealed.digest_rule(hexdigest)
         if rule is not None and rule.algorithm == algorithm:
+            shown = sealed.shown(hexdigest) if rule.sealed else hexdigest
             out.append(file_finding(
-                "file-digest", rule.severity, location, hexdigest,
+                "file-digest", rule.severity, location, shown,
                 f"{algorithm} of {name} is listed as {rule.label or rule.id}",
                 {"algorithm": algorithm, "size": size, "file": name}, rule_id=rule.id))
     return out

@@ -103,8 +103,9 @@ class StreamScan:
                     raise
                 ctx.broke(err, self.location)
         # Digests last and always: a scan that broke or ran out of time still matches them.
-        ctx.extend(digest_findings(self.hasher.hexdigests(), ctx.engine.watchlist.digests,
-                                   self.location, self.name, self.size))
+        wl = ctx.engine.watchlist
+        ctx.extend(digest_findings(self.hasher.hexdigests(), wl.digests, self.location, self.name,
+                                   self.size, wl.sealed))
 
     def _close_rest(self) -> None:
         if self._handler is None:

@@ -121,7 +121,7 @@ def test_secret_from_env(monkeypatch):
 
 # Optional settings without a default value are shown commented out ("# key = value"); these
 # sections are read as if they were set, so the commented values must be valid too.
-SHOWN_COMMENTED = {"discord", "slack", "slack.workspaces", "sinks", "routes"}
+SHOWN_COMMENTED = {"discord", "slack", "slack.workspaces", "sinks", "routes", "sealed"}
 COMMENTED_SETTING = re.compile(r"^#\s?([a-z_]+\s*=.*)$")
 
 

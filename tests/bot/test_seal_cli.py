@@ -118,11 +118,11 @@ def test_a_missing_or_wrong_key_stops_the_start(sealed, env, expected):
     [
         ('[sealed]\nfile = "missing.toml"\n', "config.toml:2: [sealed] file: cannot read 'missing.toml'"),
         ('[sealed]\nfile = "sealed.toml"\nkey = "inline!"\n', "config.toml:3: [sealed] key: unknown key"),
-        ('[sealed]\nkey_env = "X"\n', "config.toml:1: [sealed] file: Field required"),
+        ('[sealed]\nfile = ""\n', "config.toml:2: [sealed] file: String should have at least 1 character"),
         ('[sealed]\nfile = "sealed.toml"\n\n[[codenames]]\nid = "cn-0002"\nterm = "Bluefin"\n',
          "sealed.toml: [sealed id='cn-0002'] id: duplicate id (also used in [codenames])"),
     ],
-    ids=["unreadable", "unknown-key", "no-file", "duplicate-id"],
+    ids=["unreadable", "unknown-key", "empty-file", "duplicate-id"],
 )
 def test_config_mistakes_are_located(sealed, table, expected):
     config, _ = sealed
@@ -202,3 +202,9 @@ def test_alerts_and_logs_show_no_term(sealed, tmp_path, caplog):
         asyncio.run(LogSink().send(alert))
     assert any("[sealed:cn-0001]" in text for text in rendered)
     assert_no_secret(*rendered, caplog.text)
+
+
+def test_an_empty_sealed_table_is_off(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[sealed]\nkey_env = "UNSET_ON_PURPOSE"\n')
+    assert load_config(config, environ={}).watchlist.sealed is None

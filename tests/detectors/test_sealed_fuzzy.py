@@ -2,12 +2,19 @@
 
 from itertools import product
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
-from detectors.sealed_fuzzy import key_variants, query_variants, variant_cost
+from detectors.sealed_fuzzy import (
+    QueryVariant,
+    key_variants,
+    query_variants,
+    variant_cost,
+    variant_table,
+)
 
 
 def sealed_distance(token: str, key: str, budget: int) -> int | None:
@@ -17,9 +24,9 @@ def sealed_distance(token: str, key: str, budget: int) -> int | None:
         rows.setdefault(variant, []).append(dels)
     costs = [
         c
-        for q in query_variants(token, budget)
-        for dels in rows.get(q.text, ())
-        if (c := variant_cost(q, dels)) is not None
+        for text, swaps, qdels in query_variants(token, budget)
+        for dels in rows.get(text, ())
+        if (c := variant_cost(QueryVariant.of(swaps, qdels), dels)) is not None
     ]
     best = min(costs, default=None)
     return best if best is not None and best <= budget else None
@@ -82,3 +89,15 @@ def test_matches_rapidfuzz_osa(token, edits, budget):
 def test_key_variants_hold_no_more_than_deletions():
     variants = list(key_variants("lark", 1))
     assert variants == [("lark", ()), ("ark", (0,)), ("lrk", (1,)), ("lak", (2,)), ("lar", (3,))]
+
+
+@pytest.mark.parametrize("token", ["", "a", "ab", "aab", "larkspur", "aaaa", "ab\u00e9\U0001d400c"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_the_variant_table_makes_the_same_variants(token, depth):
+    table = variant_table(len(token), depth)
+    keep, codes = table.rows(np.frombuffer(token.encode("utf-32-le"), np.uint32))
+    made = {
+        (bytes(codes[i, : table.length[v]].astype("<u4")).decode("utf-32-le"), *table.combos[v])
+        for i, v in enumerate(keep.tolist())
+    }
+    assert made == set(query_variants(token, depth))

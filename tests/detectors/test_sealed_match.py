@@ -30,10 +30,11 @@ def codename_hits(engine, text):
 
 
 def plain_engine(tables) -> Engine:
-    """The plain matcher's semantics: its full match on every text, its fast screen bypassed
-    (a screen may only skip texts with no mention; the property below found one it skipped)."""
+    """The plain watchlist's semantics: its full match on every text. (Its fast screen may only
+    skip texts without a mention; this property found texts it skipped, e.g. "aaveN" for
+    "Kaven", so the screen is left out of the comparison.)"""
     engine = Engine(load_watchlist(tables))
-    engine._codenames._maybe = lambda *_: True
+    engine._codenames.scan = engine._codenames.match
     return engine
 
 
@@ -223,3 +224,29 @@ def test_plain_and_sealed_entries_mix():
                            {"codenames": [{"id": "cn-p", "term": "Bluefin"}]})  # fmt: skip
     assert [f.rule_id for f in engine.scan_text("Bluefin and Larkspur")] == ["cn-p", "cn-s"]
     assert engine.watchlist.rule("cn-s").kind == "codename"
+
+
+def test_attachments_find_sealed_names_and_digests():
+    data = b"notes: the Larkspur eval moved to Iron Medow\n" * 3
+    digest = hashlib.sha256(data).hexdigest()
+    engine = sealed_engine({**NEUTRAL, "hashes": [{"id": "ckpt", "digest": digest}]})
+    scan = engine.open_stream("attachment:notes.txt", "notes.txt")
+    scan.feed(data)
+    findings = scan.close()
+    assert {(f.rule_id, f.kind) for f in findings} == {
+        ("ckpt", "file-digest"), ("cn-0001", "codename"), ("cn-0002", "codename")
+    }
+    for f in findings:
+        assert digest not in f.matched + f.excerpt
+        assert "arkspur" not in (f.matched + f.excerpt).lower() and "medow" not in f.excerpt.lower()
+    [file_digest] = [f for f in findings if f.kind == "file-digest"]
+    assert file_digest.matched == engine.scan_text(digest)[0].matched  # one tag, text or file
+
+
+def test_a_sealed_watchlist_travels_to_worker_processes():
+    import pickle
+
+    engine = sealed_engine(NEUTRAL)
+    copy = Engine(pickle.loads(pickle.dumps(engine.watchlist)))  # what bot/scanworker.py does
+    text = "the Larkspur weights, and Iron Medow"
+    assert copy.scan_text(text) == engine.scan_text(text)
