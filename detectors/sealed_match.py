@@ -30,6 +30,7 @@ import numpy as np
 from .codenames import (
     _DIGIT_MARKS,
     MIN_TERM_CHARS,
+    CodenameMatch,
     _best_per_place,
     _digit_spans,
     _spans,
@@ -49,19 +50,6 @@ from .watchlist import DIGEST_LENGTHS
 _CACHE_LIMIT = 400_000
 _SHIFT = np.uint64(64 - POLY_BITS)
 _WORD = 1 << 64
-
-
-@dataclass(frozen=True, slots=True)
-class SealedMatch:
-    entry: SealedEntry
-    start: int  # original text, code points
-    end: int
-    edits: int
-    length: int  # folded length of the form matched (for the score, as plain)
-
-    @property
-    def score(self) -> float:
-        return 1.0 if not self.edits else round(1 - self.edits / max(self.length, 1), 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,11 +291,11 @@ class SealedMatcher:
 
     # ---- one text --------------------------------------------------------------------------------
 
-    def scan(self, text: str) -> list[SealedMatch]:
+    def scan(self, text: str) -> list[CodenameMatch]:
         """Every sealed codename mention in `text`, one per entry and place (best match kept)."""
         if not self._form_entry or not text:
             return []
-        found: list[SealedMatch] = []
+        found: list[CodenameMatch] = []
         for leet in readings(text):
             fd = fold(text, leet)
             matches = [(fid, s, e, 0) for s, e, fids in self._exact_spans(fd) for fid in fids]
@@ -316,7 +304,8 @@ class SealedMatcher:
             for fid, s, e, d in matches:
                 start, end = fd.span(s, e)
                 entry = self._entries[self._form_entry[fid]]
-                found.append(SealedMatch(entry, start, end, d, self._form_len[fid]))
+                # A sealed entry in place of a CodenameEntry: the match needs only its id.
+                found.append(CodenameMatch(entry, start, end, d, self._form_len[fid]))
         return _best_per_place(found)
 
     def scan_digests(self, text: str) -> list[SealedDigestMatch]:
