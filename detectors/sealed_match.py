@@ -43,7 +43,7 @@ from .model import Finding
 from .normalize import LEET, LEET_I, PLAIN, Folded, fold, readings
 from .ordinary import ordinary_words
 from .screen import JOIN, Owners
-from .sealed import POLY_BITS, SealedDigestRule, SealedEntry, SealedWatchlist
+from .sealed import POLY_BITS, SealedDigestRule, SealedWatchlist
 from .sealed_fuzzy import QueryVariant, variant_cost, variant_table
 from .watchlist import DIGEST_LENGTHS
 

@@ -208,3 +208,20 @@ def test_an_empty_sealed_table_is_off(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('[sealed]\nkey_env = "UNSET_ON_PURPOSE"\n')
     assert load_config(config, environ={}).watchlist.sealed is None
+
+
+def test_the_hit_history_holds_no_term(sealed, tmp_path):
+    config, _ = sealed
+    config.write_text(config.read_text() + '\n[storage]\npath = "hits.db"\n')
+    msgs = tmp_path / "msgs.jsonl"
+    msgs.write_text("\n".join(json.dumps(m) for m in MESSAGES))
+    code, out, err = run("scan", msgs, "-c", config, "--format", "jsonl", "--record")
+    assert code == 1, err
+    code, exported, err2 = run("hits", "export", "-c", config)
+    assert code == 0, err2
+    rows = [json.loads(line) for line in exported.splitlines()]
+    assert {r["rule_id"] for r in rows} == {"cn-0001", "cn-0002", "ckpt-0001", "ticket"}
+    # Every byte of the database (and its write-ahead log), not only what queries return.
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("hits.db")]
+    assert files
+    assert_no_secret(out, err, exported, err2, *(p.read_bytes().decode("latin-1") for p in files))

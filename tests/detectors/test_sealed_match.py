@@ -250,3 +250,15 @@ def test_a_sealed_watchlist_travels_to_worker_processes():
     copy = Engine(pickle.loads(pickle.dumps(engine.watchlist)))  # what bot/scanworker.py does
     text = "the Larkspur weights, and Iron Medow"
     assert copy.scan_text(text) == engine.scan_text(text)
+
+
+def test_long_texts_scanned_in_windows_stay_redacted():
+    engine = sealed_engine(NEUTRAL, {"patterns": [{"id": "p", "regex": "ZZTOP", "secret": False}]})
+    filler = "nothing to see here " * 1500  # longer than one window: scanned in windows
+    text = filler + "Larkspur ZZTOP Iron Medow " + filler + " L a r k s p u r"
+    findings = engine.scan_text(text)
+    assert [f.rule_id for f in findings] == ["cn-0001", "p", "cn-0002", "cn-0001"]
+    for f in findings:
+        assert "arkspur" not in f.excerpt.lower() and "medow" not in f.excerpt.lower()
+        assert "l a r k" not in f.excerpt.lower()
+    assert findings[1].excerpt.count("[sealed:") == 2
