@@ -225,3 +225,11 @@ def test_the_hit_history_holds_no_term(sealed, tmp_path):
     files = [p for p in tmp_path.iterdir() if p.name.startswith("hits.db")]
     assert files
     assert_no_secret(out, err, exported, err2, *(p.read_bytes().decode("latin-1") for p in files))
+
+
+def test_the_key_is_redacted_from_the_monitors_logs(sealed):
+    from bot.runtime import secret_values
+
+    config, _ = sealed
+    assert KEY in secret_values(load_config(config, environ={"LEAKWARDEN_SEAL_KEY": KEY}),
+                                {"LEAKWARDEN_SEAL_KEY": KEY})  # fmt: skip
