@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.alerts.escape import display
-from bot.config import ConfigError, load_config
+from bot.commands import load_config_or_exit
 from bot.store import HitFilter, Store, StoreError, filters
 from bot.store.export import write_rows
 
@@ -84,12 +84,7 @@ def default_actor(actor: str | None) -> str:
 def run_with_store(config: Path, db: Path | None, work: Callable[[Store, Any], Awaitable[T]],
                    *, must_exist: bool = True) -> T:
     """Open the history named by the config (or --db), run `work(store, cfg)`, close it."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as err:
-        for line in err.lines:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config_or_exit(config)
     storage = cfg.settings.storage
     path = db if db is not None else cfg.resolve(storage.path)
     if must_exist and not path.exists():

@@ -13,8 +13,8 @@ import typer
 from aiohttp import web
 
 from bot.alerts.service import TRIAGE_SINK_TYPES
+from bot.commands import load_config_or_exit
 from bot.commands._history import ConfigOpt, DbOpt, default_actor, fail
-from bot.config import ConfigError, load_config
 from bot.review.app import build_app
 from bot.store import Store, StoreError
 
@@ -40,12 +40,7 @@ def register(app: typer.Typer) -> None:
         if host not in LOOPBACK or not port_text.isdigit():
             raise fail(f"--listen {listen!r}: give a loopback HOST:PORT such as 127.0.0.1:9110 "
                        "(the review pages are for this machine only)")
-        try:
-            cfg = load_config(config)
-        except ConfigError as err:
-            for line in err.lines:
-                typer.echo(line, err=True)
-            raise typer.Exit(2) from None
+        cfg = load_config_or_exit(config)
         path = db if db is not None else cfg.resolve(cfg.settings.storage.path)
         if not path.exists():
             raise fail(f"{path}: no hit history yet")
