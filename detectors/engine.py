@@ -210,5 +210,5 @@ class Engine:
             )  # fmt: skip
         out.sort(key=lambda f: (f.start or 0, f.end or 0, f.rule_id))
         if self._sealed is not None:  # sealed findings, and no sealed term in any excerpt
-            out = self._sealed.findings(text, location, out, secrets)
+            out = self._sealed.findings(text, location, out, secrets, screened=codenames is not None)
         return out

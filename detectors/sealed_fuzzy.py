@@ -21,7 +21,6 @@ deletion neighbourhoods without the strings themselves.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,6 +118,8 @@ class VariantTable:
     length: np.ndarray  # (variants,) int32
     swapped: np.ndarray  # (variants, depth) int16
     combos: list[tuple[tuple[int, ...], tuple[int, ...]]]
+    swaps: np.ndarray  # (variants,) number of swaps
+    dels: np.ndarray  # (variants,) number of deletions
 
     def rows(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(variant rows kept, their UTF-32 code matrix) for a string's code points."""
@@ -145,7 +146,9 @@ def variant_table(n: int, depth: int) -> VariantTable:
         index[v, : len(kept)] = kept
         length[v] = len(kept)
         swapped[v, : len(swaps)] = swaps
-    return VariantTable(n, index, length, swapped, combos)
+    swaps = np.array([len(w) for w, _ in combos], dtype=np.int16)
+    dels = np.array([len(d) for _, d in combos], dtype=np.int16)
+    return VariantTable(n, index, length, swapped, combos, swaps, dels)
 
 
 def variant_cost(q: QueryVariant, key_dels: tuple[int, ...] | list[int]) -> int | None:
@@ -153,8 +156,16 @@ def variant_cost(q: QueryVariant, key_dels: tuple[int, ...] | list[int]) -> int 
     kgaps = _gaps([p for p in key_dels if p != NO_POSITION])
     if q.inside and not set(q.inside).isdisjoint(kgaps):
         return None  # an insertion between two transposed characters
-    if not kgaps or not q.gaps:
-        return q.swaps + len(q.gaps) + len(kgaps)
-    # Per gap the larger count: both lists minus their common part (as multisets).
-    common = sum((Counter(q.gaps) & Counter(kgaps)).values())
-    return q.swaps + len(q.gaps) + len(kgaps) - common
+    cost = q.swaps + len(q.gaps) + len(kgaps)
+    # Per gap the larger count: both sorted lists minus their common part (as multisets).
+    i = j = 0
+    while i < len(q.gaps) and j < len(kgaps):
+        if q.gaps[i] == kgaps[j]:
+            cost -= 1
+            i += 1
+            j += 1
+        elif q.gaps[i] < kgaps[j]:
+            i += 1
+        else:
+            j += 1
+    return cost

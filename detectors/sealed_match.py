@@ -187,15 +187,23 @@ class SealedMatcher:
         lo = np.searchsorted(self._var_digest, digests, "left")
         hi = np.searchsorted(self._var_digest, digests, "right")
         best: dict[int, int] = {}
-        for qi in np.flatnonzero(hi > lo).tolist():
-            swaps, dels = table.combos[int(keep[qi])]
-            q = QueryVariant.of(swaps, dels)
-            # The cost is at least the swaps plus the larger of the two deletion counts.
-            rows = np.arange(lo[qi], hi[qi])
-            rows = rows[len(swaps) + np.maximum(len(dels), self._var_ndel[rows]) <= depth]
-            for row in rows.tolist():
-                kid = int(self._var_key[row])
-                cost = variant_cost(q, self._var_dels[row].tolist())
+        counts = hi - lo
+        if counts.any():
+            # Every (variant, matching row) pair at once; the cost is at least the variant's
+            # swaps plus the larger of the two deletion counts, so most pairs go here.
+            qi = np.repeat(np.arange(len(lo)), counts)
+            rows = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts - lo, counts)
+            v = keep[qi]
+            ok = table.swaps[v] + np.maximum(table.dels[v], self._var_ndel[rows]) <= depth
+            described: dict[int, QueryVariant] = {}
+            for vi, kid, key_dels in zip(
+                v[ok].tolist(), self._var_key[rows[ok]].tolist(), self._var_dels[rows[ok]].tolist(),
+                strict=True,
+            ):
+                q = described.get(vi)
+                if q is None:
+                    q = described[vi] = QueryVariant.of(*table.combos[vi])
+                cost = variant_cost(q, key_dels)
                 if cost is not None and cost <= depth and cost < best.get(kid, depth + 1):
                     best[kid] = cost
         if len(self._dist) > _CACHE_LIMIT:
@@ -325,10 +333,14 @@ class SealedMatcher:
         return self.sealed.shown(written)
 
     def findings(
-        self, text: str, location: str, out: list[Finding], secrets: Sequence[tuple[int, int]]
+        self, text: str, location: str, out: list[Finding], secrets: Sequence[tuple[int, int]],
+        *, screened: bool = False,
     ) -> list[Finding]:
-        """`out` plus the sealed findings of `text`, every excerpt with sealed matches redacted."""
-        names = self.scan(text)
+        """`out` plus the sealed findings of `text`, every excerpt with sealed matches redacted.
+
+        A text not `screened` yet (scanned alone) is screened first: most texts mention nothing,
+        and the screen is cheaper than the full match."""
+        names = self.scan(text) if screened or self.screen([text]) else []
         digests = self.scan_digests(text)
         if not names and not digests:
             return out
