@@ -10,7 +10,13 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The native text core (detectors/_native.pyx) is compiled from source: a C compiler here, in
+# the build stage only. Debian's stable packages, like the base image, are not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY detectors ./detectors
 COPY bot ./bot
 RUN python -m venv /opt/leakwarden \

@@ -1,4 +1,6 @@
-# Every target is idempotent: `.venv` is (re)built only when pyproject.toml changes.
+# Every target is idempotent: `.venv` is (re)built only when pyproject.toml changes, and the
+# package reinstalled (which compiles the native text core in place) when setup.py or
+# detectors/_native.pyx does.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo demo-scan test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py detectors/_native.pyx
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -34,4 +36,4 @@ bench: setup
 	$(BIN)/python benchmarks/text.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build detectors/_native.c detectors/_native.*.so

@@ -18,10 +18,9 @@ distinct token, not per message.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from functools import cached_property
 
 import ahocorasick
 import numpy as np
@@ -29,43 +28,24 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from .fuzzyindex import DeletionIndex
+from .native import CLEAR, HOT, LEAD, TRAIL, Automaton, Core
 from .normalize import (
-    CLS_ASCII,
-    DIGIT,
+    CASELESS,
     FOLD,
-    LEET,
-    LEET_ANY,
-    LEET_I,
-    LOWER,
     PLAIN,
     READINGS,
-    SENTINEL,
-    SPLIT,
-    UPPER,
+    TABLES,
     Folded,
-    fold,
+    char_class,
     fold_term,
     readings,
 )
 from .ordinary import ordinary_words
-from .screen import CANDIDATE, CLEAR, HOT, JOIN_TOKEN, LEAD, SEPARATOR, TRAIL, screen
+from .screen import screen
 from .watchlist import CodenameEntry
 
 MIN_TERM_CHARS = 3
 _CACHE_LIMIT = 400_000
-
-
-def _transitions(reading: int) -> re.Pattern[str]:
-    """Adjacent ASCII characters with a word boundary between them in this reading (camelCase,
-    "XMLParser", letters against digits), as `normalize.fold` decides them."""
-    cls = CLS_ASCII[reading]
-    lo, up, dg = (re.escape("".join(chr(i) for i in range(128) if cls[i] == k)) for k in (LOWER, UPPER, DIGIT))
-    # A lookahead, so that overlapping transitions ("aB1") are all found; a word starts one
-    # character after each match.
-    return re.compile(f"(?=[{lo}][{up}]|[{up}][{up}][{lo}]|[{dg}][{lo}{up}]|[{lo}{up}][{dg}])")
-
-
-_TRANSITIONS = {r: _transitions(r) for r in READINGS}
 
 
 def auto_edits(n: int) -> int:
@@ -118,32 +98,19 @@ def _budgets(entry: CodenameEntry, compact: str, words: tuple[str, ...]) -> tupl
     return total, tuple(min(total, len(w) // 3) for w in words)
 
 
-class _TokenCodes(dict):
-    """Token of the original text -> its screen verdict byte, computed on first sight."""
-
-    def __init__(self, matcher: CodenameMatcher):
-        super().__init__({JOIN_TOKEN: SEPARATOR})
-        self._matcher = matcher
-
-    def __missing__(self, token: str) -> int:
-        code = self._matcher._token_code(token)
-        if len(self) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
-            self.clear()
-            self[JOIN_TOKEN] = SEPARATOR
-        self[token] = code
-        return code
-
-
 def _spans(fd: Folded) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
     """(words, every compact span looked up as a whole): tokens, words and maximal runs of
-    three or more single-character tokens ("L a r k")."""
+    three or more single-character tokens ("L a r k"). A run does not cross between a caseless
+    script and letters ("模型 Q u i n" is not a spaced-out "?? quin"): glued CJK characters are
+    single-character tokens too, and a typo would read them as letters."""
     tokens = fd.segments(fd.sepbound)
     words = fd.segments(fd.bound)
     spans = set(tokens)
     spans.update(words)
+    caseless = _marked(fd, _CASELESS_MARKS)
     run_start = run_len = 0
     for s, e in (*tokens, (-1, -1)):
-        if e - s == 1 and run_len and s == run_start + run_len:
+        if e - s == 1 and run_len and s == run_start + run_len and caseless[s] == caseless[s - 1]:
             run_len += 1
             continue
         if run_len >= 3:
@@ -152,41 +119,12 @@ def _spans(fd: Folded) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
     return words, spans
 
 
-_NONSPACE = re.compile(r"\S+")
-
-
-def _ascii_strings(token: str, reading: int) -> tuple[list[str], list[str]]:
-    """(tokens, strings `_fuzzy` looks up) of an ASCII text, without `fold`: ASCII folds one
-    character to one, so positions in the folded text are positions in the original."""
-    f = token.translate(FOLD[reading])
-    toks = [m.span() for m in _NONSPACE.finditer(f)]
-    spans = []
-    run: list[tuple[int, int]] = []
-    for a, b in (*toks, (0, 0)):
-        if b - a == 1:
-            run.append((a, b))
-            continue
-        if len(run) >= 3:
-            spans.append((run[0][0], run[-1][1]))
-        run = []
-    cuts = [m.start() + 1 for m in _TRANSITIONS[reading].finditer(token)]
-    for a, b in toks:
-        inner = [c for c in cuts if a < c < b]
-        spans += pairwise([a, *inner, b]) if inner else [(a, b)]
-    strings = []
-    for a, b in spans:  # a number is never a typo: skip what was written with digits only
-        if not all(token[k].isdigit() for k in range(a, b) if f[k] != " "):
-            strings.append(f[a:b].replace(" ", ""))
-    return [f[a:b] for a, b in toks], strings
-
-
 class CodenameMatcher:
     """All codename entries of a watchlist, compiled for matching."""
 
     def __init__(self, entries: Sequence[CodenameEntry]):
         self.entries = tuple(entries)
         self.forms: list[_Form] = []
-        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
         exact: dict[str, list[int]] = {}
         keys: list[tuple[str, int]] = []
         self._meta: list[tuple[int, int]] = []  # key id -> (form id, word index or -1 = whole)
@@ -208,10 +146,7 @@ class CodenameMatcher:
                         keys.append((w, b))
                         self._meta.append((fid, j))
                         explicit.append(entry.max_edits != "auto")
-        for compact, fids in exact.items():
-            self.automaton.add_word(compact, (len(compact), tuple(fids)))
-        if exact:
-            self.automaton.make_automaton()
+        self._exact_forms = {compact: tuple(fids) for compact, fids in exact.items()}
         self._keys = keys
         self._explicit = explicit
         self._index = DeletionIndex(keys)
@@ -233,7 +168,21 @@ class CodenameMatcher:
         # Per-token verdicts, shared by scanning threads (racing on a dict is safe; a cleared
         # cache only costs recomputation).
         self._verdicts: dict[str, tuple[tuple[int, int], ...]] = {}
-        self.token_codes = _TokenCodes(self)
+        # The screen and the per-text analysis in C, on the same terms (native.py); it caches
+        # `_token_code`'s verdicts by the characters of each piece of text.
+        terms = Automaton(self._exact_forms, self._exact_forms.values()) if exact else None
+        self.core = Core(TABLES, terms, self._token_code, self.fuzzy, _CACHE_LIMIT)
+
+    @cached_property
+    def automaton(self) -> ahocorasick.Automaton:
+        """The exact forms in a pyahocorasick automaton: compact form -> (its length, form ids).
+        Built on first use, for callers that walk the terms themselves; matching uses `core`."""
+        auto = ahocorasick.Automaton(ahocorasick.STORE_ANY)
+        for compact, fids in self._exact_forms.items():
+            auto.add_word(compact, (len(compact), fids))
+        if self._exact_forms:
+            auto.make_automaton()
+        return auto
 
     # ---- per-token verdicts (cached) --------------------------------------------------------
 
@@ -272,79 +221,36 @@ class CodenameMatcher:
         return hits
 
     def _token_code(self, token: str) -> int:
-        """The screen's verdict on one whitespace-delimited token of original text (see
-        screen.py): folded alone in every reading, exactly the strings `_fuzzy` would look up."""
-        if token.isascii():
-            if token.isdigit():  # a number: never a typo, a letter of a run only if one digit
-                return LEAD | TRAIL if len(token) == 1 else 0
-            pieces = token.translate(SPLIT).split()
-            if pieces != [token]:
-                return self._pieces_code(pieces)
+        """The screen's verdict on one piece of original text, a token cut where characters
+        separate in every reading (see screen.py): folded alone in each reading, it looks up
+        exactly the strings the full match would look up there."""
+        if token.isascii() and token.isdigit():  # a number: never a typo, a letter of a run if one digit
+            return LEAD | TRAIL if len(token) == 1 else 0
+        folds: dict[str, int] = {}
+        for r in READINGS:  # a reading that folds the token alike adds nothing
+            folds.setdefault(token.translate(FOLD[r]), r)
         code = 0
-        if token.isascii():
-            todo = [PLAIN]
-            if LEET_ANY.search(token):
-                todo.append(LEET)
-                if "1" in token or "!" in token or "|" in token:
-                    todo.append(LEET_I)
-        else:
-            folds = {}
-            for r in READINGS:  # a reading that folds the token alike adds nothing
-                folds.setdefault(token.translate(FOLD[r]), r)
-            todo = list(folds.values())
-        for r in todo:
-            if token.isascii():
-                toks, strings = _ascii_strings(token, r)
-            else:
-                fd = fold(token, r)
-                toks = [fd.compact[a:b] for a, b in fd.segments(fd.sepbound)]
-                spans = _spans(fd)[1]
-                strings = [fd.compact[a:b] for a, b in spans - _digit_spans(fd, spans)]
-            if not toks:
+        for r in folds.values():
+            compact, _, _, spans, _, _, tokens, first, last = self.core.analyse(token, r, False)
+            if not tokens:
                 code |= CLEAR
                 continue
-            if len(toks[0]) == 1:
+            if first == 1:
                 code |= LEAD
-            if len(toks[-1]) == 1:
+            if last == 1:
                 code |= TRAIL
-            if not code & HOT and any(self._lookup(x) or x in self._anchors for x in strings):
+            if not code & HOT and any(
+                self._lookup(compact[s:e]) or compact[s:e] in self._anchors for s, e in spans
+            ):
                 code |= HOT
-        return code
-
-    def _pieces_code(self, pieces: list[str]) -> int:
-        """The verdict on a token made of pieces cut by separators, from the pieces' verdicts
-        (so "https://x.test/run/4821" costs one new piece, not a new token)."""
-        codes = bytes(self.token_codes[p] for p in pieces)
-        if not codes:
-            return CLEAR
-        code = HOT if CANDIDATE.search(codes) else 0  # a hot piece, or a run across pieces
-        for c in codes:  # the first piece that shows in a reading may start with a single letter
-            code |= c & LEAD
-            if not c & CLEAR:
-                break
-        for c in reversed(codes):
-            code |= c & TRAIL
-            if not c & CLEAR:
-                break
-        if all(c & CLEAR for c in codes):
-            code |= CLEAR
         return code
 
     # ---- full match ---------------------------------------------------------------------------
 
-    def _exact(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
-        bound = fd.bound
-        for end, (length, fids) in self.automaton.iter(fd.compact):
-            s, e = end - length + 1, end + 1
-            if bound[s] and bound[e]:
-                for fid in fids:
-                    yield fid, s, e, 0
-
-    def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
-        compact = fd.compact
-        words, spans = _spans(fd)
-        digits = _digit_spans(fd, spans)
-        for s, e in spans - digits:
+    def _typos(self, compact: str, spans, words, word_digits: bytes) -> Iterator[tuple[int, int, int, int]]:
+        """(form id, compact start, end, edits) of every typo: a span within a whole form's
+        budget, or consecutive words aligned one-to-one with a multi-word form's words."""
+        for s, e in spans:
             for kid, d in self._lookup(compact[s:e]):
                 fid, j = self._meta[kid]
                 if j < 0 and d > 0:
@@ -352,7 +258,7 @@ class CodenameMatcher:
         # Word-by-word alignment for multi-word terms.
         word_text = [compact[s:e] for s, e in words]
         for i, w in enumerate(word_text):
-            if words[i] in digits:
+            if word_digits[i]:
                 continue
             starts = [self._meta[kid] for kid, _ in self._lookup(w)]
             for fid, j in (*starts, *self._anchors.get(w, ())):
@@ -367,7 +273,7 @@ class CodenameMatcher:
                     tw, fw, b = word_text[i0 + jj], form.words[jj], form.word_budgets[jj]
                     dd = 0 if tw == fw else OSA.distance(tw, fw, score_cutoff=b)
                     total += dd
-                    if dd > b or total > form.budget or (dd and words[i0 + jj] in digits):
+                    if dd > b or total > form.budget or (dd and word_digits[i0 + jj]):
                         break
                 else:
                     if total:
@@ -377,43 +283,57 @@ class CodenameMatcher:
         """Every codename mention in `text`, without the screen (for texts it named)."""
         found: list[CodenameMatch] = []
         for leet in readings(text):
-            fd = fold(text, leet)
-            matches = self._exact(fd)
+            compact, orig, exact, spans, words, word_digits, *_ = self.core.analyse(text, leet)
+            hits = [(fid, s, e, 0) for s, e, fids in exact for fid in fids]
             if self.fuzzy:
-                matches = (*matches, *self._fuzzy(fd))
-            for fid, s, e, d in matches:
-                form = self.forms[fid]
-                start, end = fd.span(s, e)
-                found.append(CodenameMatch(self.entries[form.entry], start, end, d, len(form.compact)))
+                hits += self._typos(compact, spans, words, word_digits)
+            if hits:
+                at = memoryview(orig).cast("q")  # compact offset -> original offset
+                for fid, s, e, d in hits:
+                    form = self.forms[fid]
+                    entry = self.entries[form.entry]
+                    found.append(CodenameMatch(entry, at[s], at[e - 1] + 1, d, len(form.compact)))
         return _best_per_place(found)
 
     def scan(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, one per entry and place (best match kept)."""
         if not self.forms or not text:
             return []
-        if not screen(self, [text.replace(SENTINEL, " ")]):  # NUL joins batches: a separator here
+        if not screen(self, [text]):
             return []
         return self.match(text)
 
 
-class _DigitMarks(dict):
-    """`str.translate` table: a digit -> "1", anything else -> "0" (filled on first sight)."""
+class _Marks(dict):
+    """`str.translate` table: a character that passes `test` -> "1", any other -> "0"."""
+
+    def __init__(self, test):
+        super().__init__()
+        self._test = test
 
     def __missing__(self, code: int) -> str:
-        self[code] = "1" if chr(code).isdigit() else "0"
+        self[code] = "1" if self._test(chr(code)) else "0"
         return self[code]
 
 
-_DIGIT_MARKS = _DigitMarks()
+_DIGIT_MARKS = _Marks(str.isdigit)
+_CASELESS_MARKS = _Marks(lambda c: char_class(c, PLAIN) == CASELESS)  # the same in every reading
+
+
+def _marked(fd: Folded, marks: _Marks) -> bytes:
+    """b"1" or b"0" per compact character of `fd`: whether its original character is marked."""
+    per_text = fd.text.translate(marks)
+    if "1" not in per_text:
+        return b"0" * len(fd.compact)
+    return np.frombuffer(per_text.encode("ascii"), np.uint8)[fd.orig].tobytes()
 
 
 def _digit_spans(fd: Folded, spans: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
     """The spans written with digits only: a number is never a typo ("74510"), and neither is
     a word of a multi-word term ("Build 20246" is not "Build 20245")."""
-    marks = fd.text.translate(_DIGIT_MARKS)
-    if "1" not in marks:
+    per_char = _marked(fd, _DIGIT_MARKS)
+    if b"1" not in per_char:
         return set()
-    per_char = np.frombuffer(marks.encode("ascii"), np.uint8)[fd.orig].tobytes()
     return {(a, b) for a, b in spans if b"0" not in per_char[a:b]}
 
 
@@ -422,12 +342,18 @@ def _best_per_place(matches: list[CodenameMatch]) -> list[CodenameMatch]:
 
     The longest explains the most: "Q u i n C o r s i l" is Quincorsil, not also Corsil inside
     it, and "Rudor Elmek" is a typo of "Rudtor Elmek", not also the term "Elmek". At equal length
-    an exact spelling beats a typo ("Portal" is not also a typo of "Vortal").
+    an exact spelling beats a typo ("Portal" is not also a typo of "Vortal"). Entries that tie
+    exactly (the same span, as many edits: "Rudtorelmek" and "Rudtor Elmek" fold alike) are all
+    reported: nothing tells them apart, and dropping one would hide its mention.
     """
-    matches.sort(key=lambda m: (-(m.end - m.start), m.edits, m.start, m.entry.id))
+    matches.sort(key=lambda m: (-(m.end - m.start), m.edits, m.start, m.entry.id, -m.length))
     kept: list[CodenameMatch] = []
     for m in matches:
-        if not any(m.start < k.end and k.start < m.end for k in kept):
+        clash = [k for k in kept if m.start < k.end and k.start < m.end]
+        if not clash or all(
+            (k.start, k.end, k.edits) == (m.start, m.end, m.edits) and k.entry.id != m.entry.id
+            for k in clash
+        ):
             kept.append(m)
     kept.sort(key=lambda m: (m.start, m.end, m.entry.id))
     return kept

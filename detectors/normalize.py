@@ -11,8 +11,9 @@ Several readings exist because leetspeak is ambiguous: in "v1.0" the digits are 
 "L1ght". Reading 0 (plain) is always scanned; reading 1 (leet, 1 = l) only when the text has a
 digit or symbol next to a letter; reading 2 (leet, 1 = i) only when it also has a 1, | or !.
 
-Per-character results are computed once and cached in translation tables, so the hot path is a
-single `str.translate` call in C.
+Per-character results are computed once, here in Python, and cached: in translation tables for
+`str.translate`, and in the native core's tables (native.py), which `fold` and the codename
+screen run on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from importlib import resources
 from itertools import pairwise
 
 import numpy as np
+
+from .native import Tables
 
 # Character classes of ORIGINAL characters, used to find word boundaries (camelCase, scripts).
 SEP, LOWER, UPPER, DIGIT, CASELESS, DROP = range(6)
@@ -149,15 +152,6 @@ def _fold_value(leet: int):
 
 READINGS = (PLAIN, LEET, LEET_I)
 FOLD = {r: _Table(_fold_value(r)) for r in READINGS}
-_LEN = {r: _Table(lambda c, r=r: chr(len(fold_char(c, r)))) for r in READINGS}
-_CLS = {r: _Table(lambda c, r=r: chr(char_class(c, r))) for r in READINGS}
-# ASCII characters that separate in every reading, as spaces: splitting on them cuts a text into
-# pieces that fold alone just as they fold inside it (leet symbols stay: "L@rk" is one piece).
-SPLIT = str.maketrans(
-    {chr(i): " " for i in range(128) if all(_fold_ascii(chr(i), r) == " " for r in READINGS)}
-)
-# The same classes for ASCII, as lists indexed by code point (the screen's boundary checks).
-CLS_ASCII = {r: [char_class(chr(i), r) for i in range(128)] for r in READINGS}
 
 
 def _shape_of(c: str) -> str:
@@ -243,18 +237,14 @@ class Folded:
         return [(a, b) for a, b in pairwise(cuts) if b > a]
 
 
-def _codes(s: str, dtype=np.uint32) -> np.ndarray:
-    if dtype is np.uint8:
-        return np.frombuffer(s.encode("latin-1"), dtype=np.uint8)
+def _codes(s: str) -> np.ndarray:
     return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _transition_table() -> np.ndarray:
+def _transition_table() -> bytes:
     """(class, next class, the class after it or SEP if separated) -> 1 a script change, 2 a
-    word boundary (camelCase, "XML|Parser", letters against digits). One lookup per character
-    instead of a dozen array operations: most texts folded are short, where numpy's per-call
-    cost is what counts."""
-    table = np.zeros(8 * 8 * 8, np.uint8)
+    word boundary (camelCase, "XML|Parser", letters against digits): one lookup per character."""
+    table = bytearray(8 * 8 * 8)
     for c1 in range(8):
         for c2 in range(8):
             for c3 in range(8):
@@ -265,51 +255,22 @@ def _transition_table() -> np.ndarray:
                 if camel or acronym or digit:
                     bits |= 2
                 table[(c1 * 8 + c2) * 8 + c3] = bits
-    return table
+    return bytes(table)
 
 
 TRANSITION = _transition_table()
-
-
-def _class_run(c: str, leet: int) -> str | None:
-    """One class character per folded character of `c` (bit 8 set after the first: the same
-    original character), so a text translated with it lines up with its folded text."""
-    folded = fold_char(c, leet)
-    if not folded:
-        return None
-    k = char_class(c, leet)
-    return chr(k) + chr(k | 8) * (len(folded) - 1)
-
-
-# Original text -> the boundary class of each folded character, aligned with `FOLD`'s output.
-CLASS_RUNS = {r: _Table(lambda c, r=r: _class_run(c, r)) for r in READINGS}
+# The per-character folds and classes above, cached in C: `fold` and the codename screen run on
+# them (native.py).
+TABLES = Tables(fold_char, char_class, TRANSITION, SEP, CASELESS)
 
 
 def fold(text: str, leet: int = PLAIN) -> Folded:
-    """Fold `text` and compute the offset map and word boundaries (vectorised for long texts)."""
-    f = text.translate(FOLD[leet])
-    compact = f.replace(" ", "")
-    m = len(compact)
-    ci = np.flatnonzero(_codes(f) != 32)
-    if text.isascii():
-        orig = ci  # ASCII folds one char to one char
-    else:
-        lens = _codes(text.translate(_LEN[leet]), np.uint8)
-        orig = np.repeat(np.arange(len(text), dtype=np.int64), lens)[ci]
-    bound = np.ones(m + 1, dtype=bool)
-    if m < 2:
-        return Folded(text, f, compact, orig, bound, bound.copy())
-    cc = _codes(text.translate(_CLS[leet]), np.uint8)[orig].astype(np.intp)
-    sep = np.diff(ci) > 1
-    after = np.full(m - 1, SEP, np.intp)  # the class after the pair, SEP if separated from it
-    after[:-1] = np.where(sep[1:], SEP, cc[2:])
-    bits = TRANSITION[(cc[:-1] * 8 + cc[1:]) * 8 + after]
-    if not text.isascii():
-        bits[np.diff(orig) == 0] = 0  # one original char folded to several: never split it
-    sepbound = bound.copy()
-    sepbound[1:m] = sep | (bits & 1).astype(bool)
-    bound[1:m] = sepbound[1:m] | (bits & 2).astype(bool)
-    return Folded(text, f, compact, orig, bound, sepbound)
+    """Fold `text` and compute the offset map and word boundaries (one C pass)."""
+    f, compact, orig, bound, sepbound = TABLES.fold(text, leet)
+    return Folded(
+        text, f, compact, np.frombuffer(orig, np.int64), np.frombuffer(bound, bool),
+        np.frombuffer(sepbound, bool),
+    )  # fmt: skip
 
 
 def fold_term(term: str) -> tuple[str, tuple[str, ...]]:

@@ -186,6 +186,14 @@ def test_many_terms_do_not_interfere():
         (["Corfal Ospha"], "Ospha and coral", []),
         # ...but separate places are separate mentions.
         (["Corsil", "Quincorsil"], "Corsil and Quincorsil", [("t0", "Corsil"), ("t1", "Quincorsil")]),
+        # Entries that fold alike are both mentioned: nothing tells them apart.
+        (["Rudtorelmek", "Rudtor Elmek"], "Rudto-\nrelmek", [("t0", "Rudto-\nrelmek"), ("t1", "Rudto-\nrelmek")]),
+        # Glued CJK characters are no letters of a spaced-out run: no "Anquingriyth" by typo
+        # swallows the exact "Quingriyth".
+        (["Quingriyth", "Anquingriyth"], "模型 Q u i n g r i y t h", [("t0", "Q u i n g r i y t h")]),
+        # ...while a CJK term is still found with a typo, glued or spaced.
+        (["雲雀計画書"], "雲雀計画者", [("t0", "雲雀計画者")]),
+        (["雲雀計画書"], "雲 雀 計 画 者", [("t0", "雲 雀 計 画 者")]),
     ],
 )
 def test_resolution_rules(terms, text, expected):

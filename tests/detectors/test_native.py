@@ -1,0 +1,111 @@
+"""The native core held to its Python specifications: automaton, analysis, verdict cache, build."""
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import native
+from detectors.codenames import CodenameMatcher, _digit_spans, _spans
+from detectors.native import Automaton, Core
+from detectors.normalize import TABLES, fold
+from detectors.watchlist import load_watchlist
+
+small = st.text(alphabet="abcж中1", min_size=1, max_size=5)
+
+
+@given(st.sets(small, min_size=1, max_size=30), st.text(alphabet="abcж中1x", max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_automaton_finds_every_occurrence(keys, text):
+    keys = sorted(keys)
+    auto = Automaton(keys, range(len(keys)))
+    expected = {
+        (i, i + len(k), v) for v, k in enumerate(keys) for i in range(len(text)) if text.startswith(k, i)
+    }
+    assert sorted(auto.find(text)) == sorted(expected)
+
+
+def test_automaton_refuses_bad_keys():
+    with pytest.raises(ValueError, match="duplicate"):
+        Automaton(["ab", "ab"], [0, 1])
+    with pytest.raises(ValueError, match="empty"):
+        Automaton([""], [0])
+
+
+MATCHER = CodenameMatcher(
+    load_watchlist({"codenames": [{"id": "a", "term": "Larkspur"}, {"id": "b", "term": "Iron Meadow"}]}).codenames
+)
+texts = st.text(max_size=60) | st.from_regex(r"[A-Za-z0-9ÀßЖж中🙂\u200b\u0301 .\-_*|@$!\n]{0,40}", fullmatch=True)
+
+
+@given(texts, st.sampled_from([0, 1, 2]))
+@settings(max_examples=300, deadline=None)
+def test_analysis_gives_the_spans_of_the_folded_text(text, reading):
+    compact, orig, _, spans, words, word_digits, tokens, first, last = MATCHER.core.analyse(text, reading)
+    fd = fold(text, reading)
+    assert compact == fd.compact
+    assert list(memoryview(orig).cast("q")) == fd.orig.tolist()
+    ref_words, ref_spans = _spans(fd)
+    digits = _digit_spans(fd, ref_spans)
+    assert len(spans) == len(set(spans))
+    assert set(spans) == ref_spans - digits
+    assert words == ref_words
+    assert [bool(b) for b in word_digits] == [w in digits for w in words]
+    toks = fd.segments(fd.sepbound)
+    assert tokens == len(toks)
+    if toks:
+        assert (first, last) == (toks[0][1] - toks[0][0], toks[-1][1] - toks[-1][0])
+
+
+@given(texts, st.sampled_from([0, 1, 2]))
+@settings(max_examples=200, deadline=None)
+def test_exact_hits_lie_on_word_boundaries(text, reading):
+    compact, _, hits, *_ = MATCHER.core.analyse(text, reading)
+    fd = fold(text, reading)
+    expected = {
+        (s, s + len(form.compact))
+        for form in MATCHER.forms
+        for s in range(len(compact))
+        if compact.startswith(form.compact, s) and fd.bound[s] and fd.bound[s + len(form.compact)]
+    }
+    assert {(s, e) for s, e, _ in hits} == expected
+
+
+def test_verdict_cache_is_bounded_and_stays_correct():
+    calls = []
+
+    def verdict(piece):
+        calls.append(piece)
+        return MATCHER._token_code(piece)
+
+    core = Core(TABLES, None, verdict, True, 16)
+    batch = [f"word{i} Larksupr" for i in range(100)]
+    assert core.screen(batch) == list(range(100))
+    assert core.cached <= 16
+    assert core.screen(["Larksupr", "nothing"]) == [0]
+
+
+def test_screen_is_safe_to_share_between_threads():
+    # A tiny cache clears while other threads are inside a verdict callback.
+    core = Core(TABLES, None, MATCHER._token_code, True, 20)
+    batch = [f"t{i} L a r k s u p r q{i}" if i % 3 == 0 else f"t{i} plain words {i}" for i in range(300)]
+    expected = [i for i in range(300) if i % 3 == 0]
+    results = []
+
+    def run():
+        results.append(core.screen(batch))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 4
+
+
+def test_a_stale_build_is_refused(monkeypatch):
+    native._check_fresh()  # this checkout's build matches its source
+    monkeypatch.setattr(native._native, "SOURCE_DIGEST", "0" * 16)
+    with pytest.raises(ImportError, match="make setup"):
+        native._check_fresh()
