@@ -24,15 +24,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
 from .codenames import (
+    _CASELESS_MARKS,
     _DIGIT_MARKS,
     MIN_TERM_CHARS,
     CodenameMatch,
     _best_per_place,
     _digit_spans,
+    _marked,
     _spans,
     auto_edits,
 )
@@ -459,14 +462,17 @@ def _spaced(fd: Folded, which: np.ndarray, digit: np.ndarray | None) -> str:
 
 
 def _runs(fd: Folded) -> list[tuple[int, int]]:
-    """Maximal runs of three or more single-character tokens ("L a r k"), compact coords."""
+    """Maximal runs of three or more single-character tokens ("L a r k"), compact coords; a run
+    does not cross between a caseless script and letters (codenames._spans)."""
     cuts = np.flatnonzero(fd.sepbound)
     single = np.diff(cuts) == 1
     if single.sum() < 3:
         return []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], single.astype(np.int8), [0]])))
+    caseless = np.frombuffer(_marked(fd, _CASELESS_MARKS), np.uint8)[cuts[:-1]] == ord("1")
+    kind = np.where(single, 1 + caseless, 0)  # 0: longer token, 1: a letter, 2: caseless
+    edges = np.flatnonzero(np.diff(np.concatenate([[-1], kind, [-1]]))).tolist()
     out = []
-    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        if b - a >= 3:
+    for a, b in pairwise(edges):  # segments of equal kind
+        if kind[a] and b - a >= 3:
             out.append((int(cuts[a]), int(cuts[b])))
     return out
