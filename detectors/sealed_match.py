@@ -51,6 +51,7 @@ from .sealed_fuzzy import QueryVariant, variant_cost, variant_table
 from .watchlist import DIGEST_LENGTHS
 
 _CACHE_LIMIT = 400_000
+_SMALL = 2048  # compact characters up to which the screen goes segment by segment
 _SHIFT = np.uint64(64 - POLY_BITS)
 _WORD = 1 << 64
 
@@ -417,10 +418,12 @@ class SealedMatcher:
         # A span written with digits only is never a typo nor an anchor (codenames.py): leave
         # numbers out of the vocabulary, or every number read as leetspeak is a novel token.
         digit = _digits(fd)
+        runs = [(a, b) for a, b in _runs(fd) if digit is None or not digit[a:b].all()]
+        if len(fd.compact) <= _SMALL:
+            return hits | self._hot_segments(fd, digit, runs, owner)
         tokens, words = _spaced(fd, fd.sepbound, digit), _spaced(fd, fd.bound, digit)
         vocab = set(tokens.split())
         vocab.update(words.split())
-        runs = [(a, b) for a, b in _runs(fd) if digit is None or not digit[a:b].all()]
         vocab.update(fd.compact[a:b] for a, b in runs)
         for t in vocab.difference(self._verdicts):
             self._lookup(t)
@@ -432,6 +435,22 @@ class SealedMatcher:
                 where = Owners(spaced)
                 hits.update(where(m.start()) for m in rx.finditer(spaced))
             hits.update(owner(s) for s, e in runs if fd.compact[s:e] in hot)
+        return hits
+
+    def _hot_segments(self, fd: Folded, digit, runs, owner) -> set[int]:
+        """The vocabulary pass of `_screen_reading` for a short text (one message scanned
+        alone): segment by segment, cheaper than building the spaced strings."""
+        compact = fd.compact
+        marks = digit.tolist() if digit is not None else None
+        hits = set()
+        for a, b in (*fd.segments(fd.sepbound), *fd.segments(fd.bound), *runs):
+            if marks is not None and all(marks[a:b]):
+                continue
+            t = compact[a:b]
+            if t not in self._verdicts:
+                self._lookup(t)
+            if t in self._hot:
+                hits.add(owner(a))
         return hits
 
 
