@@ -96,9 +96,10 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.returncode is None
 
-    async def send(self, kind: bytes, payload: bytes, timeout: float) -> None:
+    async def send(self, kind: bytes, payload: bytes | memoryview, timeout: float) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(HEADER.pack(kind, len(payload)) + payload)
+        self.proc.stdin.write(HEADER.pack(kind, len(payload)))
+        self.proc.stdin.write(payload)  # two writes: no copy of the payload to join them
         try:
             await asyncio.wait_for(self.proc.stdin.drain(), timeout)
         except TimeoutError:
@@ -237,14 +238,19 @@ class ScanPool:
         job = {"location": location, "filename": filename, "cpu_seconds": limits.cpu_seconds}
         await worker.send(b"O", json.dumps(job).encode(), limits.stall_seconds)
         extra: list[Finding] = []
-        buf = bytearray()  # frames of FEED_BYTES, whatever chunk sizes the download yields
+        buf = bytearray()  # frames of at least FEED_BYTES, whatever chunk sizes arrive
         try:
             async with _closing(attachment.open()) as download:
                 async for chunk in download:
                     buf += chunk
-                    while len(buf) >= FEED_BYTES:
-                        await worker.send(b"F", bytes(buf[:FEED_BYTES]), limits.stall_seconds)
-                        del buf[:FEED_BYTES]
+                    if len(buf) < FEED_BYTES:
+                        continue
+                    await worker.send(b"F", bytes(buf), limits.stall_seconds)
+                    buf.clear()
+                    # A download that is never short of bytes never suspends on its own (a
+                    # buffered read and an unpaused drain return at once): yield, so a 4 GiB
+                    # file cannot hold up the alerts of the messages queued behind it.
+                    await asyncio.sleep(0)
         except WorkerGone:
             raise
         except Exception as exc:
