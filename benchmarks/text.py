@@ -24,7 +24,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from detectors import Engine, load_watchlist
-from detectors.normalize import fold_fast
+from detectors.normalize import READINGS, fold_fast
 
 SYLLABLES = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "dra", "zel", "quin", "por", "thu", "bex", "ly", "nor", "cal", "fen", "gri", "hol", "jas", "vor", "mek", "tal", "os", "ur", "ix", "an", "el", "zor", "pha", "ny", "rud", "sil", "wen", "yth", "ko", "bra", "cor", "del", "fal", "gorn", "hesk"]
 ENGLISH = ["the", "a", "to", "and", "of", "is", "in", "it", "you", "that", "for", "on", "was", "with", "he", "as", "have", "be", "at", "one", "this", "had", "by", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write", "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water", "been", "call", "who", "its", "now", "find", "long", "down", "day", "did", "get", "come", "made", "may", "part", "lol", "yeah", "ok", "thanks", "anyone", "know", "why", "model", "weights", "eval", "run", "training", "data", "release", "leak", "link", "download", "server", "channel", "please", "check", "this", "out"]
@@ -132,11 +132,29 @@ def unambiguous_typo(term: str, terms_folded: list[str], rng: random.Random) -> 
     return None
 
 
+def spelled_across(before: str, disguised: str, after: str, terms: ahocorasick.Automaton) -> bool:
+    """Whether, in some reading, a term is spelled across the edge of the planted mention ("norven"
+    before "an" spells "Norvenan" too): the engine rightly reports the longer one, so a mention
+    planted there would test nothing."""
+    for reading in READINGS:
+        b, d, a = (fold_fast(x, reading).replace(" ", "") for x in (before, disguised, after))
+        lo, hi = len(b), len(b) + len(d)
+        for end, length in terms.iter(b + d + a):
+            start = end - length + 1
+            if start < hi and lo <= end and (start < lo or end + 1 > hi):
+                return True
+    return False
+
+
 def workload(n: int, terms: list[str], rng: random.Random):
     """(messages, planted) with planted[i] = (term index, class) for 1% of messages."""
     msgs, planted = [], {}
     classes = list(CLASSES)
     folded = [fold_fast(t).replace(" ", "") for t in terms]
+    automaton = ahocorasick.Automaton()
+    for key in folded:
+        automaton.add_word(key, len(key))
+    automaton.make_automaton()
     for i in range(n):
         text = chat_message(rng)
         if rng.random() < 0.01:
@@ -144,15 +162,16 @@ def workload(n: int, terms: list[str], rng: random.Random):
             cls = classes[len(planted) % len(classes)]
             if cls == "typo":
                 disguised = unambiguous_typo(terms[ti], folded, rng)
-                if disguised is None:
-                    msgs.append(text)
-                    continue
             else:
                 disguised = CLASSES[cls](terms[ti], rng)
             words = text.split(" ")
-            at = rng.randrange(len(words) + 1)
-            text = " ".join([*words[:at], disguised, *words[at:]])
-            planted[i] = (ti, cls)
+            for _ in range(10 if disguised else 0):  # a place where the mention is unambiguous
+                at = rng.randrange(len(words) + 1)
+                before, after = " ".join(words[:at]) + " ", " " + " ".join(words[at:])
+                if not spelled_across(before, disguised, after, automaton):
+                    text = " ".join([*words[:at], disguised, *words[at:]])
+                    planted[i] = (ti, cls)
+                    break
         msgs.append(text)
     return msgs, planted
 
@@ -184,13 +203,15 @@ def rss_mb() -> float:
 
 def timed(fn, msgs, repeats=3):
     """Median messages per CPU second of `fn` over `msgs` (and the last results). CPU time, not
-    wall time: on a shared machine it is what the work costs, whatever else runs beside it."""
+    wall time: on a shared machine it is what the work costs, whatever else runs beside it.
+    `timed.first` keeps the first run's rate (for the engine: the pass that meets new tokens)."""
     rates, out = [], None
     for _ in range(repeats):
         gc.collect()
         t0 = time.process_time()
         out = fn(msgs)
         rates.append(len(msgs) / (time.process_time() - t0))
+    timed.first = rates[0]
     return statistics.median(rates), out
 
 
@@ -274,6 +295,7 @@ def main() -> None:
         run_engine(engine, index)(msgs[:5000])  # warm the per-token caches like a running bot
 
         rate_e, found_e = timed(run_engine(engine, index, batch=256), msgs, args.repeats)
+        rate_first = timed.first
         rate_1, found_1 = timed(run_engine(engine, index), msgs, 1)
         assert found_1 == found_e, "batch and one-by-one scans disagree"
         rate_a, found_a = timed(run_baseline_a(terms), msgs, args.repeats)
@@ -289,6 +311,7 @@ def main() -> None:
         print(f"\n## {size} terms  (build {build:.1f} s, watchlist memory +{mem:.0f} MB RSS)")
         print(f"{'':22}{'engine':>12}{'(a) AC exact':>14}{'(b) rapidfuzz':>15}")
         print(f"{'messages/s':22}{rate_e:>12,.0f}{rate_a:>14,.0f}{rate_b:>15,.1f}")
+        print(f"{'  first pass':22}{rate_first:>12,.0f}   (tokens not seen in warm-up: verdicts computed)")
         print(f"{'  one by one':22}{rate_1:>12,.0f}")
         print(f"{'engine / baseline':22}{'':>12}{rate_e / rate_a:>14.2f}x{rate_e / rate_b:>14,.0f}x")
         print(f"{'precision':22}{prec_e:>12.4f}{prec_a:>14.4f}{prec_b:>15.4f}")

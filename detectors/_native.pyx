@@ -29,8 +29,8 @@ from cpython.unicode cimport (
     PyUnicode_Substring,
 )
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memset
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.string cimport memset
 
 cdef extern from *:
     """
@@ -646,6 +646,299 @@ cdef class Automaton:
         return hits
 
 
+# ---- typo candidates: a symmetric-deletion index, verified in C --------------------------------
+
+cdef struct Posting:
+    uint64_t h
+    int32_t key
+
+
+cdef int by_hash(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const Posting *>a).h, y = (<const Posting *>b).h
+    if x != y:
+        return -1 if x < y else 1
+    return (<const Posting *>a).key - (<const Posting *>b).key
+
+
+cdef inline uint64_t fnv(const uint32_t *p, Py_ssize_t n) noexcept:
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    return h
+
+
+cdef Py_ssize_t deletion_hashes(const uint32_t *s, Py_ssize_t n, int k, uint64_t *out) noexcept:
+    """Hashes of every string made from s by deleting at most k characters (n <= 8, so at most
+    256 of them; duplicates are left in). Returns how many."""
+    cdef uint32_t buf[64]
+    cdef int pos[8]
+    cdef Py_ssize_t count = 0, i, j, m
+    cdef int d, depth
+    out[count] = fnv(s, n)
+    count += 1
+    for d in range(1, min(k, <int>n) + 1):
+        # every set of d positions, in increasing order
+        for depth in range(d):
+            pos[depth] = depth
+        while True:
+            m = 0
+            j = 0
+            for i in range(n):
+                if j < d and pos[j] == i:
+                    j += 1
+                else:
+                    buf[m] = s[i]
+                    m += 1
+            out[count] = fnv(buf, m)
+            count += 1
+            depth = d - 1
+            while depth >= 0 and pos[depth] == n - d + depth:
+                depth -= 1
+            if depth < 0:
+                break
+            pos[depth] += 1
+            for j in range(depth + 1, d):
+                pos[j] = pos[j - 1] + 1
+    return count
+
+
+cdef int osa(const uint32_t *a, Py_ssize_t m, const uint32_t *b, Py_ssize_t n, int cutoff) except -1:
+    """Optimal string alignment distance (insert, delete, substitute, swap neighbours), or
+    cutoff + 1 when it is larger than cutoff (rapidfuzz's OSA.distance with score_cutoff).
+    Only the band |i - j| <= cutoff of the table is computed: a cell outside it costs more."""
+    cdef int stack[3 * 64]
+    cdef int *rows = stack
+    cdef int *r2
+    cdef int *r1
+    cdef int *r0
+    cdef int *t
+    cdef Py_ssize_t i, j, lo, hi
+    cdef int best, v, big = cutoff + 1
+    if m - n > cutoff or n - m > cutoff:
+        return big
+    if n + 1 > 64:
+        rows = <int *>resize(NULL, 3 * (n + 1) * sizeof(int))
+    r2, r1, r0 = rows, rows + (n + 1), rows + 2 * (n + 1)
+    for j in range(n + 1):
+        r1[j] = j if j <= cutoff else big
+        r2[j] = big
+    try:
+        for i in range(1, m + 1):
+            lo = max(1, i - cutoff)
+            hi = min(n, i + cutoff)
+            r0[lo - 1] = i if lo == 1 and i <= cutoff else big
+            best = r0[lo - 1]
+            for j in range(lo, hi + 1):
+                v = r1[j - 1] + (0 if a[i - 1] == b[j - 1] else 1)
+                if r1[j] + 1 < v:
+                    v = r1[j] + 1
+                if r0[j - 1] + 1 < v:
+                    v = r0[j - 1] + 1
+                if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1] and r2[j - 2] + 1 < v:
+                    v = r2[j - 2] + 1
+                r0[j] = v if v < big else big
+                if v < best:
+                    best = v
+            if hi < n:
+                r0[hi + 1] = big  # the next row reads it: outside this band
+            if best > cutoff:
+                return big
+            t = r2
+            r2 = r1
+            r1 = r0
+            r0 = t
+        return r1[n] if r1[n] <= cutoff else big
+    finally:
+        if rows != stack:
+            free(rows)
+
+
+@cython.final
+cdef class TypoIndex:
+    """The keys within their edit budget of a query string (optimal string alignment).
+
+    A symmetric-deletion index (the SymSpell idea): two strings within k edits share a string
+    reachable from each by at most k deletions. Only the first `prefix` characters take part,
+    which keeps the neighbourhoods small; the index holds one 64-bit hash per (deletion, key),
+    sorted, and the candidates are verified exactly. Hand-written in C because the candidate
+    lists of a large watchlist run to thousands, and verifying them from Python (even through
+    rapidfuzz) cost hundreds of microseconds per new token.
+    """
+
+    cdef uint32_t *arena  # the keys' code points
+    cdef Py_ssize_t *koff
+    cdef int32_t *klen
+    cdef uint8_t *kbudget
+    cdef uint8_t *kexplicit  # budget set by hand: not capped by the query's own length
+    cdef Py_ssize_t nkeys
+    cdef uint64_t *hashes  # sorted: a hash of a deletion of a key's prefix, once per key
+    cdef int32_t *ids  # the key of each
+    cdef Py_ssize_t npost
+    cdef uint32_t *stamp  # key -> the last lookup that saw it
+    cdef uint32_t epoch
+    cdef readonly int max_budget
+    cdef int prefix
+
+    def __init__(self, keys, explicit, int prefix):
+        """keys[i] = (string, budget), explicit[i] whether that budget was set by hand; a key
+        with budget 0 is never returned."""
+        cdef list ks = list(keys)
+        cdef list ex = list(explicit)
+        cdef Py_ssize_t i, total = 0, o = 0, n, c, j, cap
+        cdef uint64_t hs[256]
+        cdef int budget
+        cdef Posting *post = NULL
+        if len(ex) != len(ks):
+            raise ValueError("one explicit flag per key")
+        if not 1 <= prefix <= 8:
+            raise ValueError("prefix must be 1 to 8 characters")
+        self.prefix = prefix
+        self.nkeys = len(ks)
+        self.max_budget = 0
+        for key, budget in ks:
+            total += len(key)
+            if budget < 0 or budget > 7:
+                raise ValueError(f"edit budget {budget} out of range 0..7")
+            self.max_budget = max(self.max_budget, budget)
+        self.arena = <uint32_t *>malloc((total + 1) * sizeof(uint32_t))
+        self.koff = <Py_ssize_t *>malloc((self.nkeys + 1) * sizeof(Py_ssize_t))
+        self.klen = <int32_t *>malloc((self.nkeys + 1) * sizeof(int32_t))
+        self.kbudget = <uint8_t *>malloc(self.nkeys + 1)
+        self.kexplicit = <uint8_t *>malloc(self.nkeys + 1)
+        self.stamp = <uint32_t *>calloc(self.nkeys + 1, sizeof(uint32_t))
+        if not (self.arena and self.koff and self.klen and self.kbudget and self.kexplicit and self.stamp):
+            raise MemoryError()
+        for i in range(self.nkeys):
+            key, budget = ks[i]
+            self.koff[i] = o
+            self.klen[i] = len(key)
+            self.kbudget[i] = budget
+            self.kexplicit[i] = 1 if ex[i] else 0
+            for x in key:
+                self.arena[o] = ord(x)
+                o += 1
+        # Postings: (hash of a deletion of the key's prefix, key), each pair once, sorted.
+        cap = max(self.nkeys * 16, 1)
+        post = <Posting *>malloc(cap * sizeof(Posting))
+        if post == NULL:
+            raise MemoryError()
+        try:
+            for i in range(self.nkeys):
+                if self.kbudget[i] == 0:
+                    continue
+                n = min(self.klen[i], self.prefix)
+                c = deletion_hashes(self.arena + self.koff[i], n, self.kbudget[i], hs)
+                if self.npost + c > cap:
+                    cap = 2 * (self.npost + c)
+                    post = <Posting *>resize(post, cap * sizeof(Posting))
+                for j in range(c):
+                    post[self.npost + j].h = hs[j]
+                    post[self.npost + j].key = <int32_t>i
+                self.npost += c
+            qsort(post, self.npost, sizeof(Posting), by_hash)
+            self.hashes = <uint64_t *>malloc(max(self.npost, 1) * sizeof(uint64_t))
+            self.ids = <int32_t *>malloc(max(self.npost, 1) * sizeof(int32_t))
+            if self.hashes == NULL or self.ids == NULL:
+                raise MemoryError()
+            j = 0  # each pair once (a key's deletions can coincide: "aab" less either a)
+            for i in range(self.npost):
+                if j and post[i].h == self.hashes[j - 1] and post[i].key == self.ids[j - 1]:
+                    continue
+                self.hashes[j] = post[i].h
+                self.ids[j] = post[i].key
+                j += 1
+            self.npost = j
+        finally:
+            free(post)
+
+    def __dealloc__(self):
+        free(self.arena)
+        free(self.koff)
+        free(self.klen)
+        free(self.kbudget)
+        free(self.kexplicit)
+        free(self.hashes)
+        free(self.ids)
+        free(self.stamp)
+
+    def __len__(self):
+        return self.npost
+
+    @property
+    def nbytes(self):
+        """Memory held by the index."""
+        cdef Py_ssize_t total = self.npost * 12 + self.nkeys * (sizeof(Py_ssize_t) + 10)
+        if self.nkeys:
+            total += (self.koff[self.nkeys - 1] + self.klen[self.nkeys - 1]) * 4
+        return total
+
+    def lookup(self, str query, int own):
+        """((key id, distance), ...) of every key within its budget of `query` at distance >= 1,
+        a key's budget capped at `own` unless it was set by hand (a written word gets no more
+        typos than its own length allows); sorted by key id."""
+        cdef Py_ssize_t qlen = PyUnicode_GET_LENGTH(query), i, lo, hi, mid, c, p, nres = 0, cap = 64
+        cdef int kind = PyUnicode_KIND(query)
+        cdef void *data = PyUnicode_DATA(query)
+        cdef uint32_t qbuf[64]
+        cdef uint64_t hs[256]
+        cdef uint64_t h
+        cdef int32_t key
+        cdef int eff, d
+        cdef uint32_t epoch
+        cdef uint32_t *q = qbuf
+        cdef int64_t *res = NULL  # key << 8 | distance
+        if not self.npost or qlen == 0:
+            return ()
+        try:
+            if qlen > 64:
+                q = <uint32_t *>resize(NULL, qlen * sizeof(uint32_t))
+            res = <int64_t *>resize(NULL, cap * sizeof(int64_t))
+            for i in range(qlen):
+                q[i] = rd(kind, data, i)
+            c = deletion_hashes(q, min(qlen, self.prefix), self.max_budget, hs)
+            # The stamps mark keys already verified in this lookup; no Python runs until the
+            # loop ends, so no other thread's lookup can interleave.
+            self.epoch += 1
+            if self.epoch == 0:  # wrapped: forget every stamp
+                memset(self.stamp, 0, self.nkeys * sizeof(uint32_t))
+                self.epoch = 1
+            epoch = self.epoch
+            for i in range(c):
+                h = hs[i]
+                lo, hi = 0, self.npost
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if self.hashes[mid] < h:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                p = lo
+                while p < self.npost and self.hashes[p] == h:
+                    key = self.ids[p]
+                    p += 1
+                    if self.stamp[key] == epoch:
+                        continue
+                    self.stamp[key] = epoch
+                    eff = self.kbudget[key]
+                    if not self.kexplicit[key] and own < eff:
+                        eff = own
+                    if eff <= 0:
+                        continue
+                    d = osa(q, qlen, self.arena + self.koff[key], self.klen[key], eff)
+                    if 0 < d <= eff:
+                        if nres == cap:
+                            cap *= 2
+                            res = <int64_t *>resize(res, cap * sizeof(int64_t))
+                        res[nres] = (<int64_t>key << 8) | d
+                        nres += 1
+            return tuple(sorted([(res[i] >> 8, res[i] & 255) for i in range(nres)]))
+        finally:
+            if q != qbuf:
+                free(q)
+            free(res)
+
+
 # ---- the codename core: screen and full-match analysis ------------------------------------------
 
 cdef inline uint64_t mix(uint64_t h) noexcept:
@@ -908,7 +1201,8 @@ cdef class Core:
         """What the full match needs of `text` folded in one reading:
 
         (compact, original index per compact character as int64 bytes, exact hits as
-        (start, end, value) on word boundaries, the spans looked up for typos (tokens, words
+        (start, end, value) on word boundaries (in a leet reading, not those written with digits
+        only), the spans looked up for typos (tokens, words
         inside tokens, runs of three or more single-letter tokens; none written with digits
         only), the words, whether each word is written with digits only (bytes), the number of
         tokens, the length of the first and of the last token). Offsets are compact. A run does
@@ -939,6 +1233,8 @@ cdef class Core:
                     )
             if exact and self.automaton is not None:
                 hits = self.automaton.bounded(self.tables, &s)
+                if reading and hits:  # a number read as leetspeak spells no word ("74154")
+                    hits = [h for h in hits if nondigit[<Py_ssize_t>h[1]] - nondigit[<Py_ssize_t>h[0]]]
             else:
                 hits = []
             a = 0

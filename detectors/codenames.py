@@ -24,11 +24,10 @@ from functools import cached_property
 
 import ahocorasick
 import numpy as np
-from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from .fuzzyindex import DeletionIndex
-from .native import CLEAR, HOT, LEAD, TRAIL, Automaton, Core
+from .fuzzyindex import PREFIX
+from .native import CLEAR, HOT, LEAD, TRAIL, Automaton, Core, TypoIndex
 from .normalize import (
     CASELESS,
     FOLD,
@@ -147,9 +146,7 @@ class CodenameMatcher:
                         self._meta.append((fid, j))
                         explicit.append(entry.max_edits != "auto")
         self._exact_forms = {compact: tuple(fids) for compact, fids in exact.items()}
-        self._keys = keys
-        self._explicit = explicit
-        self._index = DeletionIndex(keys)
+        self._index = TypoIndex(keys, explicit, PREFIX)
         self.fuzzy = self._index.max_budget > 0  # some key tolerates typos
         self._maxlen = max((len(k) for k, b in keys if b > 0), default=0)
         self._ordinary = ordinary_words() if self.fuzzy else frozenset()
@@ -192,29 +189,14 @@ class CodenameMatcher:
         if cached is not None:
             return cached
         hits: tuple[tuple[int, int], ...] = ()
+        # A written word gets no more typos than its own length allows ("call" is never a typo
+        # of "Cally"), and an ordinary word is no typo at all ("model" is not "Kodel").
         if (
             MIN_TERM_CHARS <= len(token) <= self._maxlen + 2
             and len(token.translate(self._foreign)) <= self._index.max_budget
+            and token not in self._ordinary
         ):
-            found = []
-            # A written word gets no more typos than its own length allows ("call" is never a
-            # typo of "Cally"), and an ordinary word is no typo at all ("model" is not "Kodel").
-            ordinary = token in self._ordinary
-            own = auto_edits(len(token))
-            cands = [] if ordinary else self._index.candidates(token)
-            if cands:  # one C loop over the candidates, then the budget of each near one
-                near = process.extract(
-                    token, [self._keys[k][0] for k in cands], scorer=OSA.distance,
-                    score_cutoff=self._index.max_budget, limit=None,
-                )  # fmt: skip
-                for _key, d, at in near:
-                    kid = cands[at]
-                    budget = self._keys[kid][1]
-                    if not self._explicit[kid]:
-                        budget = min(budget, own)
-                    if 0 < d <= budget:  # exact spellings are the automaton's job
-                        found.append((kid, d))
-            hits = tuple(found)
+            hits = self._index.lookup(token, auto_edits(len(token)))  # exact: the automaton's job
         if len(self._verdicts) > _CACHE_LIMIT:  # bounded memory on endless novel tokens
             self._verdicts = {}
         self._verdicts[token] = hits

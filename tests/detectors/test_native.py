@@ -68,6 +68,7 @@ def test_exact_hits_lie_on_word_boundaries(text, reading):
         for form in MATCHER.forms
         for s in range(len(compact))
         if compact.startswith(form.compact, s) and fd.bound[s] and fd.bound[s + len(form.compact)]
+        and not (reading and all(text[o].isdigit() for o in fd.orig[s : s + len(form.compact)]))
     }
     assert {(s, e) for s, e, _ in hits} == expected
 
@@ -109,3 +110,26 @@ def test_a_stale_build_is_refused(monkeypatch):
     monkeypatch.setattr(native._native, "SOURCE_DIGEST", "0" * 16)
     with pytest.raises(ImportError, match="make setup"):
         native._check_fresh()
+
+
+keys = st.lists(st.tuples(st.text(alphabet="abcdж", min_size=3, max_size=12), st.integers(0, 3)), min_size=1, max_size=25)
+
+
+@given(keys, st.lists(st.booleans(), min_size=25, max_size=25), st.text(alphabet="abcdжx", min_size=1, max_size=14), st.integers(0, 2))
+@settings(max_examples=400, deadline=None)
+def test_typo_index_finds_every_key_within_its_budget(keys, explicit, query, own):
+    from rapidfuzz.distance import OSA
+
+    from detectors.fuzzyindex import PREFIX
+    from detectors.native import TypoIndex
+
+    explicit = explicit[: len(keys)]
+    index = TypoIndex(keys, explicit, PREFIX)
+    expected = []
+    for kid, ((key, budget), by_hand) in enumerate(zip(keys, explicit, strict=True)):
+        cap = budget if by_hand else min(budget, own)
+        d = OSA.distance(query, key)
+        if 0 < d <= cap:
+            expected.append((kid, d))
+    assert index.lookup(query, own) == tuple(expected)
+    assert index.max_budget == max(b for _, b in keys)
