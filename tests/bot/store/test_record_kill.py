@@ -15,19 +15,28 @@ from bot.store import Store
 CHILD = Path(__file__).with_name("_writer_child.py")
 
 
-async def run_and_kill(db: Path, seed: int, after: float, committed: set[str]) -> None:
+async def run_and_kill(db: Path, seed: int, after: float, committed: set[str],
+                       first: int = 30) -> None:
+    """Start a writer, let it commit `first` hits (however loaded the machine), then kill it
+    `after` seconds later, mid-stream."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = await asyncio.create_subprocess_exec(sys.executable, str(CHILD), str(db), str(seed),
                                                 stdout=asyncio.subprocess.PIPE, env=env)
     assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"ready"
+
+    started = len(committed)
+    going = asyncio.Event()
 
     async def read():
         while line := await proc.stdout.readline():
             # A kill can cut the last line short: only whole lines name a committed hit.
             if line.startswith(b"committed ") and line.endswith(b"\n") and len(line.split()) == 2:
                 committed.add(line.split()[1].decode())
+                if len(committed) - started >= first:
+                    going.set()
 
     reader = asyncio.create_task(read())
+    await asyncio.wait_for(going.wait(), 60)
     await asyncio.sleep(after)
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
@@ -61,8 +70,8 @@ async def test_kill_minus_nine_mid_write_leaves_no_half_hit(tmp_path):
     db = tmp_path / "leakwarden.db"
     committed: set[str] = set()
     for seed in range(1, 5):
-        await run_and_kill(db, seed, rng.uniform(0.3, 0.9), committed)
-    assert len(committed) > 100  # the kills landed mid-stream, not before any write
+        await run_and_kill(db, seed, rng.uniform(0.0, 0.5), committed)
+    assert len(committed) >= 4 * 30  # every kill landed mid-stream, after writes began
     assert invariants(db) == {
         "integrity": True, "orphan outbox rows": 0, "alerted hits without both rows": 0,
         "hits in missing incidents": 0, "incident counts off": 0}
