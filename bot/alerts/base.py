@@ -48,6 +48,9 @@ class Alert:
     # the incident was last seen (ISO 8601) for updates.
     action: str = "trigger"  # trigger | acknowledge | resolve (mirrored from triage)
     last_seen: str | None = None
+    # An update of an incident a moderator already handled says so ("acknowledged by ..."):
+    # the edited alert must not look untouched again.
+    triage: str | None = None
 
 
 class Sink(Protocol):

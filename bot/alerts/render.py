@@ -51,6 +51,7 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
         ("Author", display(alert.author_name, _NAME_LIMIT) if alert.author_name else None),
         ("Location", display(alert.location, _NAME_LIMIT)),
         ("Matched", display(alert.matched, 120) if alert.matched else None),
+        ("Triage", display(alert.triage, 200) if alert.triage else None),
         ("Hits", str(alert.count) if alert.count > 1 or alert.is_update else None),
         ("Last seen", display(alert.last_seen, 40) if alert.last_seen else None),
         ("Incident", display(alert.incident_id, 80) if alert.incident_id else None),

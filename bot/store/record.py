@@ -215,11 +215,23 @@ class _Batch:
                     channel_id=src.channel_id, message_id=src.message_id,
                     author_name=src.author_name, permalink=src.permalink, location=location,
                     count=count, is_update=not is_new, detail=detail,
-                    last_seen=None if is_new else iso(event_at))
+                    last_seen=None if is_new else iso(event_at),
+                    triage=None if is_new else self._triage_note(incident))
                 self.outbox.append(outbox_row(sink, alert, self.now))
         record = HitRecord(hit_id, incident_id, is_new, suppression is not None, count=count)
         self.recorded[hit_id] = record
         return record
+
+    def _triage_note(self, incident: _Incident) -> str | None:
+        """ "acknowledged by discord:42" for an update of a handled incident, else None."""
+        if incident.status == "open":
+            return None
+        row = self.conn.execute(
+            "SELECT action, actor FROM triage WHERE incident_id = ? AND action != 'note' "
+            "ORDER BY event_id DESC LIMIT 1", (incident.incident_id,)).fetchone()
+        if row is None:
+            return incident.status
+        return f"{incident.status} by {row[1]}"
 
     def _duplicate(self, hit_id: str) -> HitRecord | None:
         if (seen := self.recorded.get(hit_id)) is not None:

@@ -116,3 +116,16 @@ def test_json_sinks_bound_the_excerpt_and_show_invisibles(alert):
 )
 def test_attachment_verdict(location, detail, shown):
     assert render.attachment_verdict(make_alert(1, location=location, detail=detail)) == shown
+
+
+@pytest.mark.parametrize(("triage", "shown"), [
+    (None, None),
+    ("acknowledged by discord:42", "acknowledged by discord:42"),
+    ("acknowledged by <@1>\u202e", "acknowledged by <@1>"),  # the actor is untrusted text too
+])
+def test_an_update_shows_the_triage_so_far(triage, shown):
+    alert = make_alert(2, is_update=True, count=3, triage=triage)
+    facts = dict(render.facts(alert))
+    assert facts.get("Triage", "").startswith(shown) if shown else "Triage" not in facts
+    embed = discord_webhook.message(alert)["embeds"][0]
+    assert all(no_ping(f["value"]) for f in embed["fields"])

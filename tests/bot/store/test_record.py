@@ -88,6 +88,16 @@ async def test_reposts_within_the_window_join_one_incident(store, where, joins):
         assert update.alert.incident_id == a.incident_id and update.alert.last_seen
 
 
+async def test_an_update_of_an_acknowledged_incident_says_who_handled_it(store):
+    [a] = await store.record_hits(message(1), [finding()], watchlist_version="v", sinks=["s"])
+    await store.triage(a.hit_id, "ack", "discord:42")
+    await store.triage(a.hit_id, "note", "discord:7", note="looking")
+    [b] = await store.record_hits(message(2), [finding()], watchlist_version="v", sinks=["s"])
+    alerts = {r.alert.hit_id: r.alert for r in await store.outbox_due("s", T0 + 99 * HOUR)}
+    assert alerts[a.hit_id].triage is None  # the first alert: nobody had looked yet
+    assert alerts[b.hit_id].is_update and alerts[b.hit_id].triage == "acknowledged by discord:42"
+
+
 @pytest.mark.parametrize(("first", "second", "same"), [
     (finding("Larkspur"), finding("L4RK5PUR"), True),  # codenames: the engine's folding
     (finding("Larkspur"), finding("Lark spur"), True),
