@@ -12,6 +12,8 @@ import json
 import logging
 from typing import Any, Protocol
 
+from bot.store.models import ALERT_REF_PREFIX
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class PostedAlerts:
         self.store = store
 
     def _key(self, incident_id: str) -> str:
-        return f"alert-message:{self.sink_id}:{incident_id}"
+        return f"{ALERT_REF_PREFIX}{self.sink_id}:{incident_id}"
 
     async def find(self, incident_id: str | None) -> dict[str, str] | None:
         """The message that carries this incident's alert, if this sink posted one."""

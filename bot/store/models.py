@@ -316,6 +316,12 @@ class PurgeReport:
     inbox: int = 0
     outbox: int = 0
     suppressions: int = 0
+    alert_refs: int = 0  # where chat sinks posted incidents' alerts (see ALERT_REF_PREFIX)
+
+
+# Checkpoint keys under this prefix remember which chat message carries an incident's alert
+# (bot/platforms/posted_alerts.py); they age out with the hits.
+ALERT_REF_PREFIX = "alert-message:"
 
 
 class HitNotFound(StoreError, LookupError):

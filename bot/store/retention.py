@@ -10,9 +10,10 @@ empties the -wal file that held copies of the pages.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import astuple
 
 from bot.store import fts
-from bot.store.models import PurgeReport
+from bot.store.models import ALERT_REF_PREFIX, PurgeReport
 
 BATCH = 2000  # rows per transaction: the writer is never held for long
 
@@ -60,13 +61,18 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
                               old).rowcount if old else 0
         suppressions = conn.execute("DELETE FROM suppressions WHERE revoked_at < ?",
                                     (cutoff,)).rowcount
+        # A prefix range, not LIKE: the primary key index answers it.
+        alert_refs = conn.execute(
+            "DELETE FROM checkpoints WHERE key >= ? AND key < ? AND updated_at < ?",
+            (ALERT_REF_PREFIX, ALERT_REF_PREFIX[:-1] + chr(ord(ALERT_REF_PREFIX[-1]) + 1),
+             cutoff)).rowcount
         fts.after_delete(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return PurgeReport(hits, incidents, triage, inbox, outbox, suppressions)
+    return PurgeReport(hits, incidents, triage, inbox, outbox, suppressions, alert_refs)
 
 
 def compact(conn: sqlite3.Connection) -> None:
@@ -81,6 +87,4 @@ def compact(conn: sqlite3.Connection) -> None:
 
 def add(a: PurgeReport, b: PurgeReport) -> PurgeReport:
     """Field-wise sum."""
-    return PurgeReport(*(x + y for x, y in zip(
-        (a.hits, a.incidents, a.triage, a.inbox, a.outbox, a.suppressions),
-        (b.hits, b.incidents, b.triage, b.inbox, b.outbox, b.suppressions), strict=True)))
+    return PurgeReport(*(x + y for x, y in zip(astuple(a), astuple(b), strict=True)))

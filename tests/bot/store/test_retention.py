@@ -79,3 +79,14 @@ async def test_a_long_purge_runs_in_batches_and_lets_writes_through(store, clock
     assert report.hits == 2500 and report.outbox == 2500 and report.incidents == 1
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM hits_fts").fetchone()[0] == 0
+
+
+async def test_old_alert_references_go_and_backfill_checkpoints_stay(store, clock):
+    await store.checkpoint_set("alert-message:mods:inc-1", '{"channel": "1", "message": "2"}')
+    await store.checkpoint_set("discord:history:1", "1234")
+    clock.advance(40 * DAY)
+    await store.checkpoint_set("alert-message:mods:inc-2", '{"channel": "1", "message": "3"}')
+    assert (await store.purge(30)).alert_refs == 1
+    assert await store.checkpoint_get("alert-message:mods:inc-1") is None
+    assert await store.checkpoint_get("alert-message:mods:inc-2") is not None
+    assert await store.checkpoint_get("discord:history:1") == "1234"  # resume points never age
