@@ -76,6 +76,8 @@ def test_every_disguise_class_finds_the_same(engines, cls, text):
         ([{"term": "Quillfeather", "fuzzy": False}], "Quilfeather quill feather"),
         ([{"term": "Build 20245"}], "Build 20246 and Bild 20245"),
         ([{"term": "Iron Meadow Falcon", "max_edits": 3}], "Irn Medow Falcn"),
+        ([{"term": "Talsa"}], "see https://example.com/check/74154?ref=chat"),
+        ([{"term": "Leet"}], "1337 and l33t"),
     ],
 )
 def test_budgets_and_resolution_rules_are_the_same(entries, text):
@@ -87,7 +89,7 @@ def test_budgets_and_resolution_rules_are_the_same(entries, text):
 
 SYLLABLES = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "dra", "zel", "quin", "por", "thu", "bex",
              "nor", "cal", "fen", "gri", "hol", "vor", "mek", "os", "ur", "ix", "an", "el", "zor"]  # fmt: skip
-FILLER = ["the", "weights", "are", "out", "see", "link", "model", "iron", "lark", "v2.0", "🔥",
+FILLER = ["the", "weights", "are", "out", "see", "link", "model", "iron", "lark", "v2.0", "🔥", "74154",
           "данные", "模型", "https://x.test/a/b", "ok", "l33t", "1337", "a", "b", "c"]  # fmt: skip
 CONFUSABLE = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і"}
 LEET = {"a": "4", "e": "3", "o": "0", "s": "5", "t": "7", "l": "1", "i": "!"}
