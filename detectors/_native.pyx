@@ -1201,8 +1201,7 @@ cdef class Core:
         """What the full match needs of `text` folded in one reading:
 
         (compact, original index per compact character as int64 bytes, exact hits as
-        (start, end, value) on word boundaries (in a leet reading, not those written with digits
-        only), the spans looked up for typos (tokens, words
+        (start, end, value) on word boundaries, the spans looked up for typos (tokens, words
         inside tokens, runs of three or more single-letter tokens; none written with digits
         only), the words, whether each word is written with digits only (bytes), the number of
         tokens, the length of the first and of the last token). Offsets are compact. A run does
@@ -1233,8 +1232,6 @@ cdef class Core:
                     )
             if exact and self.automaton is not None:
                 hits = self.automaton.bounded(self.tables, &s)
-                if reading and hits:  # a number read as leetspeak spells no word ("74154")
-                    hits = [h for h in hits if nondigit[<Py_ssize_t>h[1]] - nondigit[<Py_ssize_t>h[0]]]
             else:
                 hits = []
             a = 0

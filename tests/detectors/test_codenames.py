@@ -191,9 +191,10 @@ def test_many_terms_do_not_interfere():
         # Glued CJK characters are no letters of a spaced-out run: no "Anquingriyth" by typo
         # swallows the exact "Quingriyth".
         (["Quingriyth", "Anquingriyth"], "模型 Q u i n g r i y t h", [("t0", "Q u i n g r i y t h")]),
-        # A number read as leetspeak spells no word; digits among letters still do.
-        (["Talsa"], "see https://example.com/check/74154?ref=chat", []),
-        (["Leet"], "1337 and l33t", [("t0", "l33t")]),
+        # Leetspeak may write a whole term in digits ("74131" is "Talel"), though a number is
+        # never a typo.
+        (["Talel"], "weights 74131 training", [("t0", "74131")]),
+        (["Talel"], "weights 74132 training", []),
         (["Build 20245"], "Build 20245", [("t0", "Build 20245")]),
         # ...while a CJK term is still found with a typo, glued or spaced.
         (["雲雀計画書"], "雲雀計画者", [("t0", "雲雀計画者")]),
