@@ -310,11 +310,7 @@ class SealedMatcher:
         found: list[CodenameMatch] = []
         for leet in readings(text):
             fd = fold(text, leet)
-            exact = self._exact_spans(fd)
-            if leet != PLAIN and exact and (digit := _digits(fd)) is not None:
-                # A number read as leetspeak spells no word ("74154" is not "Talsa"), as plain.
-                exact = [x for x in exact if not digit[x[0] : x[1]].all()]
-            matches = [(fid, s, e, 0) for s, e, fids in exact for fid in fids]
+            matches = [(fid, s, e, 0) for s, e, fids in self._exact_spans(fd) for fid in fids]
             if self.fuzzy:
                 matches += self._fuzzy(fd)
             for fid, s, e, d in matches:
