@@ -23,6 +23,7 @@ from cpython.unicode cimport (
     PyUnicode_4BYTE_KIND,
     PyUnicode_DATA,
     PyUnicode_FromKindAndData,
+    PyUnicode_FromObject,
     PyUnicode_GET_LENGTH,
     PyUnicode_KIND,
     PyUnicode_READ,
@@ -62,6 +63,11 @@ cdef enum:
 cdef inline uint32_t rd(int kind, void *data, Py_ssize_t i) noexcept:
     """Code point i of a str's data, as a C integer (never a one-character str)."""
     return <uint32_t>PyUnicode_READ(kind, data, i)
+
+
+cdef inline str exact_str(object o):
+    """`o` as an exact str (a subclass is copied; anything else is a TypeError)."""
+    return o if type(o) is str else PyUnicode_FromObject(o)
 
 
 # ---- scratch buffers: one text folded, per call (never shared between threads) ---------------
@@ -348,9 +354,10 @@ cdef class Tables:
         sb = s.gap[q] | (bits & 1)
         return sb | ((sb | (bits >> 1)) << 1)
 
-    def fold(self, str text, int reading):
+    def fold(self, text_, int reading):
         """(folded text with spaces, compact text, original index per compact character as
         int64 bytes, bound bytes, sepbound bytes): the parts of a `normalize.Folded`."""
+        cdef str text = exact_str(text_)
         cdef Scratch s
         cdef Py_ssize_t q, n
         cdef int b
@@ -630,8 +637,9 @@ cdef class Automaton:
                     u = self.dlink[u]
         return hits
 
-    def find(self, str compact):
+    def find(self, compact_):
         """(start, end, value) of every key occurrence in `compact`, boundaries ignored."""
+        cdef str compact = exact_str(compact_)
         cdef int32_t v = 0, u
         cdef Py_ssize_t k, n = PyUnicode_GET_LENGTH(compact)
         cdef int kind = PyUnicode_KIND(compact)
@@ -873,10 +881,11 @@ cdef class TypoIndex:
             total += (self.koff[self.nkeys - 1] + self.klen[self.nkeys - 1]) * 4
         return total
 
-    def lookup(self, str query, int own):
+    def lookup(self, query_, int own):
         """((key id, distance), ...) of every key within its budget of `query` at distance >= 1,
         a key's budget capped at `own` unless it was set by hand (a written word gets no more
         typos than its own length allows); sorted by key id."""
+        cdef str query = exact_str(query_)
         cdef Py_ssize_t qlen = PyUnicode_GET_LENGTH(query), i, lo, hi, mid, c, p, nres = 0, cap = 64
         cdef int kind = PyUnicode_KIND(query)
         cdef void *data = PyUnicode_DATA(query)
@@ -1187,7 +1196,8 @@ cdef class Core:
         cdef str text
         memset(&s, 0, sizeof(Scratch))
         try:
-            for text in texts:
+            for item in texts:
+                text = exact_str(item)
                 if PyUnicode_GET_LENGTH(text) and (
                     (self.fuzzy and self.hot_tokens(text)) or self.exact_any(text, &s)
                 ):
@@ -1197,7 +1207,7 @@ cdef class Core:
             release(&s)
         return out
 
-    def analyse(self, str text, int reading, bint exact=True):
+    def analyse(self, text_, int reading, bint exact=True):
         """What the full match needs of `text` folded in one reading:
 
         (compact, original index per compact character as int64 bytes, exact hits as
@@ -1206,6 +1216,7 @@ cdef class Core:
         only), the words, whether each word is written with digits only (bytes), the number of
         tokens, the length of the first and of the last token). Offsets are compact. A run does
         not cross between a caseless script and letters (codenames._spans)."""
+        cdef str text = exact_str(text_)
         cdef Scratch s
         cdef Py_ssize_t n, q, a, b, w, run_start = 0, run_len = 0, ntok = 0, first_len = 0, last_len = 0
         cdef uint8_t *bits = NULL

@@ -132,3 +132,13 @@ def test_typo_index_finds_every_key_within_its_budget(keys, explicit, query, own
             expected.append((kid, d))
     assert index.lookup(query, own) == tuple(expected)
     assert index.max_budget == max(b for _, b in keys)
+
+
+def test_str_subclasses_are_read_as_str():
+    class Text(str):
+        pass
+
+    assert MATCHER.core.screen([Text("L a r k s u p r"), "nothing"]) == [0]
+    assert MATCHER.core.analyse(Text("Larkspur"), 0)[0] == "larkspur"
+    with pytest.raises(TypeError):
+        MATCHER.core.screen([b"Larkspur"])
