@@ -16,7 +16,7 @@ WORKDIR /src
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE MANIFEST.in ./
 COPY detectors ./detectors
 COPY bot ./bot
 RUN python -m venv /opt/leakwarden \
