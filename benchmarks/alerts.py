@@ -28,6 +28,7 @@ from aiohttp import web
 from bot.alerts.relay import Relay
 from bot.alerts.sinks.webhook import WebhookSink
 from bot.events import ChatMessage
+from bot.sandbox.listen import listen_local
 from bot.store import Store
 from detectors import Finding, Severity
 
@@ -56,11 +57,8 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"
+        self._runner, port = await listen_local(app, access_log=None)
+        self.url = f"http://127.0.0.1:{port}/hook"
 
     async def stop(self) -> None:
         if self._runner:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts.sinks.webhook import verify
+from bot.sandbox.listen import listen_local
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +49,7 @@ class WebhookReceiver:
         """Listen on a random local port."""
         app = web.Application()
         app.router.add_post("/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await listen_local(app, access_log=None)
         return self
 
     async def stop(self) -> None:

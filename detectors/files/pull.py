@@ -11,12 +11,31 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Protocol
 
 PIECE = 1024 * 1024  # bytes handed over at a time
 MAX_REQUEST = 256 * 1024 * 1024  # no single read may ask for more (the largest is a GGUF header)
 
 Parser = Generator[int, bytes, None]
+
+
+class Taker(Protocol):
+    """Where a member's stored bytes go (an archive member being expanded)."""
+
+    stopped: bool
+
+    def take(self, out: bytes | memoryview, consumed: int) -> bool: ...
+
+
+def copy_stored(r: Reader, member: Taker, size: int) -> Parser:
+    """Hand the next `size` bytes, read as they are (stored, not compressed), to `member`."""
+    left = size
+    while left:
+        k = min(left, PIECE)
+        data = yield from r.read(k)
+        left -= k
+        if not member.stopped:  # past a limit the bytes are still walked over, never kept
+            member.take(data, k)
 
 
 class FormatError(ValueError):

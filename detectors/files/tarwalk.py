@@ -8,7 +8,7 @@ and '..' are flagged, regular members become nested streams, names are scanned a
 from __future__ import annotations
 
 from detectors.files.expand import open_member
-from detectors.files.pull import PIECE, FormatError, Parser, Reader
+from detectors.files.pull import FormatError, Parser, Reader, copy_stored
 from detectors.files.sniff import tar_checksum_ok
 
 BLOCK = 512
@@ -86,12 +86,6 @@ def tar_walk(stream) -> Parser:
         kind = _KINDS.get(kind_flag, "file")
         member = open_member(stream, name, compressed=False, kind=kind,
                              link=link if kind in ("symlink", "hardlink") else None)
-        left = size
-        while left:
-            k = min(left, PIECE)
-            data = yield from r.read(k)
-            left -= k
-            if not member.stopped:
-                member.take(data, k)
+        yield from copy_stored(r, member, size)
         member.close()
         yield from r.skip(padded - size)

@@ -25,7 +25,7 @@ from typing import Protocol
 from detectors.files.context import file_finding
 from detectors.files.expand import open_member, scan_name_only
 from detectors.files.inflate import decompressor, inflate
-from detectors.files.pull import PIECE, FormatError, Parser, Reader
+from detectors.files.pull import PIECE, FormatError, Parser, Reader, copy_stored
 from detectors.model import Severity
 
 LOCAL, CENTRAL, EOCD = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
@@ -124,7 +124,7 @@ def _local_entry(r: Reader, sink: ZipSink, offset: int):
         yield from r.skip(csize)
     elif method == 0:
         if known:
-            yield from _stored(r, member, csize)
+            yield from copy_stored(r, member, csize)
         else:
             found = yield from _stored_until_descriptor(r, member)
             member.close()
@@ -141,16 +141,6 @@ def _local_entry(r: Reader, sink: ZipSink, offset: int):
         head = yield from r.read(4)
         yield from r.skip((4 if head == DESCRIPTOR else 0) + (16 if zip64 else 8))
     return Walked(offset, r.pos, name)
-
-
-def _stored(r: Reader, member: ZipMember, size: int) -> Parser:
-    left = size
-    while left:
-        k = min(left, PIECE)
-        data = yield from r.read(k)
-        left -= k
-        if not member.stopped:
-            member.take(data, k)
 
 
 def _compressed(r: Reader, member: ZipMember, method: str, csize: int | None) -> Parser:

@@ -29,6 +29,7 @@ from bot.sandbox.discord.model import (
     message_payload,
 )
 from bot.sandbox.discord.rest import API_PREFIX, Fault, SandboxHttp
+from bot.sandbox.listen import listen_local
 
 
 class DiscordSandbox(SandboxHttp):
@@ -73,11 +74,7 @@ class DiscordSandbox(SandboxHttp):
     async def start(self) -> DiscordSandbox:
         """Listen on a random local port."""
         app = self.routes()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await listen_local(app, access_log=None)
         return self
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from bot.sandbox.listen import listen_local
 from bot.sandbox.slack.model import (
     Channel,
     Ids,
@@ -164,12 +165,9 @@ class SlackSandbox:
         return self
 
     async def _listen(self, app: web.Application) -> int:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await listen_local(app, access_log=None)
         self._runners.append(runner)
-        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return port
 
     async def stop(self) -> None:
         """Close websockets, pending deliveries and listeners."""

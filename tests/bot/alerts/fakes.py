@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bot.alerts.base import Alert
+from bot.sandbox.listen import listen_local
 
 
 class FakeClock:
@@ -201,11 +202,7 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        self._runner, port = await listen_local(app, handle_signals=False, shutdown_timeout=0.2)
         self.url = f"http://127.0.0.1:{port}/hook/secret-token"
         return self
 

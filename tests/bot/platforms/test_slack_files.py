@@ -13,6 +13,7 @@ from bot.platforms.slack_files import (
     is_file_host,
     stream_file,
 )
+from bot.sandbox.listen import listen_local
 from bot.sandbox.slack import SlackSandbox
 
 
@@ -50,11 +51,7 @@ class Recorder:
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", record)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.runner, self.port = await listen_local(app)
         return self
 
     async def __aexit__(self, *exc):

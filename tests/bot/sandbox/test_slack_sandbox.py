@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.sandbox.listen import listen_local
 from bot.sandbox.slack import SlackSandbox
 from bot.sandbox.slack.server import SIGN_IN_PAGE
 
@@ -156,12 +157,8 @@ async def test_events_api_sender_signs_and_retries_like_slack(sandbox):
 
     app = web.Application()
     app.router.add_post("/events", receiver)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, port = await listen_local(app)
     try:
-        port = site._server.sockets[0].getsockname()[1]
         sandbox.events_url = f"http://127.0.0.1:{port}/events"
         sandbox.lose_next_deliveries = 1  # attempt 0 never arrives
         started = time.monotonic()
