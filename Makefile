@@ -24,6 +24,7 @@ demo-scan: setup
 	  rc=$$?; test $$rc -le 1
 
 test: setup
+	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest

@@ -1,7 +1,8 @@
 """`leakwarden review` in Debian's real headless chromium: log in, filter, triage, undo.
 
-Skips only when chromium or chromedriver is not installed (it says so loudly); in CI, where
-.ci/run installs them, a missing browser is a failure, not a skip.
+`make test` installs chromium and chromedriver when missing and it may (scripts/ensure-chromium.sh);
+the test skips, loudly, only when they are still absent outside CI; in CI (CI set, as .ci/run does)
+a missing browser is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def browser_or_skip():
     message = ("REVIEW BROWSER TEST NOT RUN: Debian's chromium and chromium-driver are not "
                "installed (apt-get install chromium chromium-driver)")
     if os.environ.get("CI"):
-        pytest.fail(message + " — .ci/run should have installed them")
+        pytest.fail(message + " — make test (scripts/ensure-chromium.sh) should have installed them")
     warnings.warn(message, stacklevel=2)
     pytest.skip(message)
 
