@@ -8,6 +8,10 @@ per-token typo verdicts keyed by the original characters. pyahocorasick and rapi
 too, but chaining them from Python costs several interpreter round trips per message, which is
 most of the time a message takes; here a whole batch is one call.
 
+A sealed watchlist (sealed_match.py) holds no term to build the automaton from: the same core
+runs with a span screen in its place (`SpanScreen`: every boundary-to-boundary span hashed as it
+grows, the rare survivors verified by keyed digest), and the same verdict cache.
+
 The semantics live in Python (`normalize.fold_char` and `char_class` decide what one character
 folds to; `CodenameMatcher._token_code` decides a token's verdict); this module only caches and
 replays them, and the tests hold it to the Python specification.
@@ -31,7 +35,7 @@ from cpython.unicode cimport (
 )
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.string cimport memset
+from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from *:
     """
@@ -948,6 +952,177 @@ cdef class TypoIndex:
             free(res)
 
 
+# ---- sealed watchlists: the exact screen over boundary spans ------------------------------------
+
+cdef enum:
+    MISS_SLOTS = 512
+    MISS_CHARS = 32
+
+
+@cython.final
+cdef class SpanScreen:
+    """The exact match of a sealed watchlist, which holds no term to build an automaton from.
+
+    A term is spelled on word boundaries, so every span of the compact text from a word
+    boundary to a word boundary, `lmin` to `lmax` characters long, is a candidate. Each gets a
+    polynomial hash, sum(c_k * r^k) mod 2^64 (k from the span's start), from prefix sums over
+    the text, and its top `nbits` bits are looked up in a bitset of the terms'
+    screen values (sealed.poly_hash). The few spans that pass go to `verify(span)`, the keyed
+    digest lookup, which returns what the span matches or None: the digest decides, the screen
+    only spares digests. Nothing here changes after construction, so threads may share it.
+    """
+
+    cdef uint8_t *bits
+    cdef int shift
+    cdef uint64_t r
+    cdef uint64_t rinv  # r^-1 mod 2^64
+    cdef readonly Py_ssize_t lmin
+    cdef readonly Py_ssize_t lmax
+    cdef object verify
+    # Spans that passed the screen but not the digest, by content (a common word can share its
+    # screen value with a term: "model" and "Kodel" differ in the first character only, which
+    # the top bits of the hash barely see). Direct-mapped, so bounded; a slot is written with
+    # no Python call in between, so threads never see half of one.
+    cdef uint64_t miss_hash[MISS_SLOTS]
+    cdef uint32_t miss_len[MISS_SLOTS]  # 0: empty
+    cdef uint32_t miss_cp[MISS_SLOTS][MISS_CHARS]
+
+    def __init__(self, values, uint64_t r, int nbits, Py_ssize_t lmin, Py_ssize_t lmax, verify):
+        """`values`: the terms' screen values, each below 2**nbits; `verify(span) -> value or
+        None` for a span that passes."""
+        cdef uint64_t v
+        if not 8 <= nbits <= 32:
+            raise ValueError("nbits must be 8 to 32")
+        if lmin < 1 or lmax < lmin:
+            raise ValueError("span lengths must satisfy 1 <= lmin <= lmax")
+        free(self.bits)
+        self.bits = <uint8_t *>calloc((<size_t>1) << (nbits - 3), 1)
+        if self.bits == NULL:
+            raise MemoryError()
+        if not r & 1:
+            raise ValueError("r must be odd (invertible mod 2^64)")
+        self.shift = 64 - nbits
+        self.r = r
+        self.rinv = r  # Newton's iteration: each step doubles the correct low bits (3 -> 96)
+        for _ in range(5):
+            self.rinv *= 2 - r * self.rinv
+        self.lmin = lmin
+        self.lmax = lmax
+        self.verify = verify
+        for x in values:
+            v = x
+            if v >> nbits:
+                raise ValueError(f"screen value {x} has more than {nbits} bits")
+            self.bits[v >> 3] |= <uint8_t>(1 << (v & 7))
+
+    def __dealloc__(self):
+        free(self.bits)
+
+    cdef int walk(self, Tables t, Scratch *s, list hits) except -1:
+        """Verify every boundary span of s that passes the screen: append (start, end, value)
+        to `hits`, or with no list stop at the first and return 1."""
+        cdef Py_ssize_t n = s.n, k, nw = 0
+        cdef int32_t stack[512]
+        cdef int32_t *starts = stack  # the positions where a word starts
+        if n < self.lmin:
+            return 0
+        if n + 1 > 512:
+            starts = <int32_t *>resize(NULL, (n + 1) * sizeof(int32_t))
+        try:
+            for k in range(n + 1):
+                if t.bound_bits(s, k) & 2:
+                    starts[nw] = <int32_t>k
+                    nw += 1
+            return self.spans(s.cp, n, starts, nw, hits)
+        finally:
+            if starts != stack:
+                free(starts)
+
+    cdef int spans(self, const uint32_t *cp, Py_ssize_t n, const int32_t *starts, Py_ssize_t nw,
+                   list hits) except -1:
+        """`walk` on code points and word starts. With prefix sums P[k] = sum(c_j * r^j, j < k)
+        and inverse powers, a span's hash is (P[e] - P[a]) * r^-a: a few operations a span,
+        whatever its length."""
+        cdef uint64_t stack[2 * 512]
+        cdef uint64_t *prefix = stack
+        cdef uint64_t *inv
+        cdef uint64_t p = 1, q = 1, v, h
+        cdef Py_ssize_t i, j, a, e, k, slot
+        cdef object value
+        if n + 1 > 512:
+            prefix = <uint64_t *>resize(NULL, 2 * (n + 1) * sizeof(uint64_t))
+        inv = prefix + (n + 1)
+        try:
+            prefix[0] = 0
+            inv[0] = 1
+            for k in range(n):  # mod 2^64, as sealed.poly_hash
+                prefix[k + 1] = prefix[k] + cp[k] * p
+                p *= self.r
+                q *= self.rinv
+                inv[k + 1] = q
+            for i in range(nw):
+                a = starts[i]
+                for j in range(i + 1, nw):
+                    e = starts[j]
+                    if e - a > self.lmax:
+                        break
+                    if e - a < self.lmin:
+                        continue
+                    h = (prefix[e] - prefix[a]) * inv[a]
+                    v = h >> self.shift
+                    if not (self.bits[v >> 3] >> (v & 7)) & 1:
+                        continue
+                    slot = mix(h) & (MISS_SLOTS - 1)
+                    if self.missed(slot, h, cp + a, e - a):
+                        continue
+                    # Python runs here (other threads too): the buffers are this call's own,
+                    # and the bitset never changes.
+                    value = self.verify(PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, cp + a, e - a))
+                    if value is None:
+                        if e - a <= MISS_CHARS:
+                            self.miss_hash[slot] = h
+                            self.miss_len[slot] = <uint32_t>(e - a)
+                            memcpy(self.miss_cp[slot], cp + a, (e - a) * sizeof(uint32_t))
+                        continue
+                    if hits is None:
+                        return 1
+                    hits.append((a, e, value))
+            return 0
+        finally:
+            if prefix != stack:
+                free(prefix)
+
+    cdef inline bint missed(self, Py_ssize_t slot, uint64_t h, const uint32_t *cp, Py_ssize_t n) noexcept:
+        """Whether this span was verified before and matched nothing."""
+        return (self.miss_len[slot] == n and self.miss_hash[slot] == h
+                and memcmp(self.miss_cp[slot], cp, n * sizeof(uint32_t)) == 0)
+
+    def find(self, compact_, bound):
+        """(start, end, value) of every verified span of `compact` between word starts, given
+        as `bound` (len(compact) + 1 flags, as `Folded.bound`): the walk, for tests."""
+        cdef str compact = exact_str(compact_)
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(compact), k, nw = 0
+        cdef list hits = []
+        cdef uint32_t *cp = NULL
+        cdef int32_t *starts = NULL
+        if len(bound) != n + 1:
+            raise ValueError("one boundary flag per position")
+        try:
+            cp = <uint32_t *>resize(NULL, (n + 1) * sizeof(uint32_t))
+            starts = <int32_t *>resize(NULL, (n + 1) * sizeof(int32_t))
+            for k in range(n):
+                cp[k] = ord(compact[k])
+            for k in range(n + 1):
+                if bound[k]:
+                    starts[nw] = <int32_t>k
+                    nw += 1
+            self.spans(cp, n, starts, nw, hits)
+            return hits
+        finally:
+            free(cp)
+            free(starts)
+
+
 # ---- the codename core: screen and full-match analysis ------------------------------------------
 
 cdef inline uint64_t mix(uint64_t h) noexcept:
@@ -1007,6 +1182,7 @@ cdef class Core:
 
     cdef Tables tables
     cdef Automaton automaton  # None: no keys
+    cdef SpanScreen spans  # a sealed watchlist's exact screen instead of the automaton, or None
     cdef object verdict
     cdef readonly bint fuzzy
     # the verdict cache: open addressing, keys' characters in `arena`
@@ -1024,9 +1200,13 @@ cdef class Core:
     def __cinit__(self):
         self.cap = 0
 
-    def __init__(self, Tables tables, Automaton automaton, verdict, bint fuzzy, Py_ssize_t limit):
+    def __init__(self, Tables tables, Automaton automaton, verdict, bint fuzzy, Py_ssize_t limit,
+                 SpanScreen spans=None):
+        if automaton is not None and spans is not None:
+            raise ValueError("exact matches come from an automaton or a span screen, not both")
         self.tables = tables
         self.automaton = automaton
+        self.spans = spans
         self.verdict = verdict
         self.fuzzy = fuzzy
         self.limit = max(limit, 16)
@@ -1175,17 +1355,22 @@ cdef class Core:
     cdef bint exact_any(self, str text, Scratch *s) except -1:
         """Whether a key is spelled on word boundaries in some reading `text` may need."""
         cdef int leet, r
-        if self.automaton is None:
+        if self.automaton is None and self.spans is None:
             return False
         self.tables.fold_into(text, 0, s, False)
-        if self.automaton.any_bounded(self.tables, s):
+        if self.exact_in(s):
             return True
         leet = leet_readings(text)
         for r in range(1, leet + 1):
             self.tables.fold_into(text, r, s, False)
-            if self.automaton.any_bounded(self.tables, s):
+            if self.exact_in(s):
                 return True
         return False
+
+    cdef inline bint exact_in(self, Scratch *s) except -1:
+        if self.automaton is not None:
+            return self.automaton.any_bounded(self.tables, s)
+        return self.spans.walk(self.tables, s, None)
 
     def screen(self, texts):
         """Indices of `texts` that may hold a codename (a superset of what the full match
@@ -1241,10 +1426,11 @@ cdef class Core:
                     nondigit[q + 1] = nondigit[q] + (
                         0 if Py_UNICODE_ISDIGIT(rd(kind, data, s.orig[q])) else 1
                     )
+            hits = []
             if exact and self.automaton is not None:
                 hits = self.automaton.bounded(self.tables, &s)
-            else:
-                hits = []
+            elif exact and self.spans is not None:
+                self.spans.walk(self.tables, &s, hits)
             a = 0
             for b in range(1, n + 1):
                 if not bits[b] & 1:

@@ -18,7 +18,7 @@ distinct token, not per message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -203,29 +203,12 @@ class CodenameMatcher:
         return hits
 
     def _token_code(self, token: str) -> int:
-        """The screen's verdict on one piece of original text, a token cut where characters
-        separate in every reading (see screen.py): folded alone in each reading, it looks up
-        exactly the strings the full match would look up there."""
-        if token.isascii() and token.isdigit():  # a number: never a typo, a letter of a run if one digit
-            return LEAD | TRAIL if len(token) == 1 else 0
-        folds: dict[str, int] = {}
-        for r in READINGS:  # a reading that folds the token alike adds nothing
-            folds.setdefault(token.translate(FOLD[r]), r)
-        code = 0
-        for r in folds.values():
-            compact, _, _, spans, _, _, tokens, first, last = self.core.analyse(token, r, False)
-            if not tokens:
-                code |= CLEAR
-                continue
-            if first == 1:
-                code |= LEAD
-            if last == 1:
-                code |= TRAIL
-            if not code & HOT and any(
-                self._lookup(compact[s:e]) or compact[s:e] in self._anchors for s, e in spans
-            ):
-                code |= HOT
-        return code
+        """The screen's verdict on one piece of original text (`piece_code`)."""
+        return piece_code(self.core, token, self._hot)
+
+    def _hot(self, span: str) -> bool:
+        """Whether the full match would act on this span: a typo of a key, or an anchor."""
+        return bool(self._lookup(span)) or span in self._anchors
 
     # ---- full match ---------------------------------------------------------------------------
 
@@ -263,19 +246,11 @@ class CodenameMatcher:
 
     def match(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, without the screen (for texts it named)."""
-        found: list[CodenameMatch] = []
-        for leet in readings(text):
-            compact, orig, exact, spans, words, word_digits, *_ = self.core.analyse(text, leet)
-            hits = [(fid, s, e, 0) for s, e, fids in exact for fid in fids]
-            if self.fuzzy:
-                hits += self._typos(compact, spans, words, word_digits)
-            if hits:
-                at = memoryview(orig).cast("q")  # compact offset -> original offset
-                for fid, s, e, d in hits:
-                    form = self.forms[fid]
-                    entry = self.entries[form.entry]
-                    found.append(CodenameMatch(entry, at[s], at[e - 1] + 1, d, len(form.compact)))
-        return _best_per_place(found)
+        return match_text(self.core, text, self._typos if self.fuzzy else None, self._form)
+
+    def _form(self, fid: int) -> tuple[CodenameEntry, int]:
+        form = self.forms[fid]
+        return self.entries[form.entry], len(form.compact)
 
     def scan(self, text: str) -> list[CodenameMatch]:
         """Every codename mention in `text`, one per entry and place (best match kept)."""
@@ -284,6 +259,53 @@ class CodenameMatcher:
         if not screen(self, [text]):
             return []
         return self.match(text)
+
+
+Typos = Callable[[str, list, list, bytes], Iterable[tuple[int, int, int, int]]]
+
+
+def match_text(core: Core, text: str, typos: Typos | None, form: Callable[[int], tuple]) -> list[CodenameMatch]:
+    """Every mention in `text`, one per entry and place: the core's exact hits (values: form
+    ids) and `typos(compact, spans, words, word_digits)` -> (form id, start, end, edits), in
+    every reading the text needs; `form(fid)` -> (entry, folded length). Plain and sealed
+    matchers share it, each with its own core and typos."""
+    found: list[CodenameMatch] = []
+    for leet in readings(text):
+        compact, orig, exact, spans, words, word_digits, *_ = core.analyse(text, leet)
+        hits = [(fid, s, e, 0) for s, e, fids in exact for fid in fids]
+        if typos is not None:
+            hits += typos(compact, spans, words, word_digits)
+        if hits:
+            at = memoryview(orig).cast("q")  # compact offset -> original offset
+            for fid, s, e, d in hits:
+                entry, length = form(fid)
+                found.append(CodenameMatch(entry, at[s], at[e - 1] + 1, d, length))
+    return _best_per_place(found)
+
+
+def piece_code(core: Core, token: str, hot: Callable[[str], bool]) -> int:
+    """The screen's verdict on one piece of original text, a token cut where characters
+    separate in every reading (see screen.py): folded alone in each reading, it looks up
+    exactly the strings the full match would look up there (`hot`). Plain and sealed matchers
+    share it, each with its own `hot`."""
+    if token.isascii() and token.isdigit():  # a number: never a typo, a letter of a run if one digit
+        return LEAD | TRAIL if len(token) == 1 else 0
+    folds: dict[str, int] = {}
+    for r in READINGS:  # a reading that folds the token alike adds nothing
+        folds.setdefault(token.translate(FOLD[r]), r)
+    code = 0
+    for r in folds.values():
+        compact, _, _, spans, _, _, tokens, first, last = core.analyse(token, r, False)
+        if not tokens:
+            code |= CLEAR
+            continue
+        if first == 1:
+            code |= LEAD
+        if last == 1:
+            code |= TRAIL
+        if not code & HOT and any(hot(compact[s:e]) for s, e in spans):
+            code |= HOT
+    return code
 
 
 class _Marks(dict):

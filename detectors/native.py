@@ -30,8 +30,9 @@ _check_fresh()
 
 Automaton = _native.Automaton
 Core = _native.Core
+SpanScreen = _native.SpanScreen
 Tables = _native.Tables
 TypoIndex = _native.TypoIndex
 LEAD, TRAIL, CLEAR, HOT = _native.LEAD, _native.TRAIL, _native.CLEAR, _native.HOT
 
-__all__ = ["CLEAR", "HOT", "LEAD", "TRAIL", "Automaton", "Core", "Tables", "TypoIndex"]
+__all__ = ["CLEAR", "HOT", "LEAD", "TRAIL", "Automaton", "Core", "SpanScreen", "Tables", "TypoIndex"]

@@ -306,7 +306,7 @@ _ARRAYS = (
 
 def poly_hash(s: str, r: int) -> int:
     """The exact-match screen value of a folded string: the top bits of sum(c_k * r^k) mod 2^64
-    (sealed_match.py computes it for every span at once; the digest decides, not this)."""
+    (native.SpanScreen computes it for every boundary span; the digest decides, not this)."""
     h = 0
     for c in reversed(s):
         h = (h * r + ord(c)) & ((1 << 64) - 1)

@@ -1,13 +1,14 @@
 """Matching on a sealed watchlist: what the plain matcher finds, from keyed digests alone.
 
-The semantics are codenames.py's, step by step (DESIGN.md, "Matching semantics"); only the
-comparisons change, because no term is held:
+The semantics are codenames.py's, step by step (DESIGN.md, "Matching semantics"), on the same
+native core (native.Core: folding, boundaries, the spans and words of each text, the batch
+screen and its per-piece verdict cache); only the comparisons change, because no term is held:
 
 - exact: a term is a span of the compact text from a word boundary to a word boundary, so
-  every such span up to the longest term's length is a candidate. A polynomial hash over the
-  compact text (prefix sums, vectorised) screens them all at once against the terms' truncated
-  screen values; the few that pass are digested and looked up. The screen is a filter only
-  (24 bits a term, inside the encrypted index): the digest decides.
+  every such span up to the longest term's length is a candidate. The core's span screen
+  (native.SpanScreen) hashes them all as they grow, against the terms' 24-bit screen values
+  (inside the encrypted index); the few that pass are digested and looked up. The screen is a
+  filter only: the digest decides.
 - typos: the spans the plain matcher looks up (tokens, words, runs of spaced letters) go through
   the same prefix-deletion candidate filter, with digests for strings; a candidate token gets its
   exact OSA distance to every sealed key from the digests of their deletion neighbourhoods
@@ -15,45 +16,37 @@ comparisons change, because no term is held:
 - words of multi-word terms align one-to-one as in codenames.py, by digest equality and the
   same sealed distance.
 
-Per-token verdicts are cached like the plain matcher's, so the digest work is paid once per
-distinct token. tests/detectors/test_sealed_match.py holds plain and sealed to the same findings.
+Per-token verdicts are cached like the plain matcher's (in Python for the full match, in the
+core for the screen), so the digest work is paid once per distinct token.
+tests/detectors/test_sealed_match.py holds plain and sealed to the same findings.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
 import numpy as np
 
 from .codenames import (
-    _CASELESS_MARKS,
-    _DIGIT_MARKS,
+    _CACHE_LIMIT,
     MIN_TERM_CHARS,
     CodenameMatch,
-    _best_per_place,
-    _digit_spans,
-    _marked,
-    _spans,
     auto_edits,
+    match_text,
+    piece_code,
 )
 from .digests import _HEX_RUN
 from .excerpt import make_excerpt
 from .fuzzyindex import PREFIX, deletions
 from .model import Finding
-from .normalize import LEET, LEET_I, PLAIN, Folded, fold, readings
+from .native import Core, SpanScreen
+from .normalize import TABLES
 from .ordinary import ordinary_words
 from .screen import JOIN, Owners
-from .sealed import POLY_BITS, SealedDigestRule, SealedWatchlist
+from .sealed import POLY_BITS, SealedDigestRule, SealedEntry, SealedWatchlist
 from .sealed_fuzzy import QueryVariant, variant_cost, variant_table
 from .watchlist import DIGEST_LENGTHS
-
-_CACHE_LIMIT = 400_000
-_SMALL = 2048  # compact characters up to which the screen goes segment by segment
-_SHIFT = np.uint64(64 - POLY_BITS)
-_WORD = 1 << 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +94,6 @@ class SealedMatcher:
         self._var_key = a["var_key"]
         self._var_dels = a["var_dels"]
         self._var_ndel = (self._var_dels != 255).sum(axis=1).astype(np.int8)
-        # The exact-match screen: a bitset of the terms' truncated polynomial hashes.
-        self._r = r
-        self._bits = np.zeros(1 << (POLY_BITS - 3), dtype=np.uint8)
-        poly = a["poly"].astype(np.int64)
-        np.bitwise_or.at(self._bits, poly >> 3, (1 << (poly & 7)).astype(np.uint8))
-        self._pw = np.ones(1, dtype=np.uint64)
-        self._ipw = np.ones(1, dtype=np.uint64)
         self._ordinary = ordinary_words() if self.fuzzy else frozenset()
         # Words of multi-word terms that anchor an alignment when written exactly (as
         # codenames.py: long enough and not ordinary, which is checked on the written word).
@@ -119,64 +105,29 @@ class SealedMatcher:
         self._anchors: dict[str, tuple[tuple[int, int], ...]] = {}
         # Per-token verdicts and distances, shared by scanning threads (races only recompute).
         self._verdicts: dict[str, tuple[tuple[int, int], ...]] = {}
-        self._hot: set[str] = set()
         self._dist: dict[tuple[str, int], dict[int, int]] = {}
+        # The plain matcher's core with the span screen in place of its automaton: exact hits
+        # come back as form ids, verified by digest (`_verify`).
+        spans = None
+        if self._exact:
+            values = a["poly"].tolist()
+            spans = SpanScreen(values, r, POLY_BITS, self._lmin, max(self._lmax, self._lmin), self._verify)
+        self.core = Core(TABLES, None, self._token_code, self.fuzzy, _CACHE_LIMIT, spans)
 
     @property
     def has_codenames(self) -> bool:
         return bool(self._form_entry)
 
-    # ---- exact: boundary-to-boundary spans, screened by polynomial hash ------------------------
+    def _verify(self, span: str) -> tuple[int, ...] | None:
+        """The form ids a span that passed the screen spells exactly (by digest), or None."""
+        return self._exact.get(self.hashers.exact_one(span))
 
-    def _powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """r^i and r^-i mod 2^64 for i <= n, grown by doubling (and kept for the next text)."""
-        pw, ipw = self._pw, self._ipw
-        if len(pw) <= n:
-            rinv = pow(self._r, -1, _WORD)
-            while len(pw) <= n:
-                k = len(pw)
-                pw = np.concatenate([pw, pw * np.uint64(pow(self._r, k, _WORD))])
-                ipw = np.concatenate([ipw, ipw * np.uint64(pow(rinv, k, _WORD))])
-            self._pw, self._ipw = pw, ipw
-        return pw, ipw
+    def _token_code(self, piece: str) -> int:
+        """The screen's verdict on one piece of text, as the plain matcher's (`piece_code`)."""
+        return piece_code(self.core, piece, self._hot)
 
-    def _pairs(self, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of every span between two word boundaries with a term's length."""
-        b = np.flatnonzero(bound)
-        first = np.maximum(np.searchsorted(b, b + self._lmin, "left"), np.arange(1, len(b) + 1))
-        counts = np.searchsorted(b, b + self._lmax, "right") - first
-        np.maximum(counts, 0, out=counts)
-        total = int(counts.sum())
-        if not total:
-            return b[:0], b[:0]
-        # Start i pairs with ends first[i] .. first[i] + counts[i] - 1: one repeat, no loop.
-        si = np.repeat(np.arange(len(b)), counts)
-        ei = np.arange(total) - np.repeat(np.cumsum(counts) - counts - first, counts)
-        return b[si], b[ei]
-
-    def _exact_spans(self, fd: Folded) -> list[tuple[int, int, tuple[int, ...]]]:
-        """(start, end, form ids) of every exact spelling on word boundaries (compact coords)."""
-        compact = fd.compact
-        if len(compact) < self._lmin or not self._exact:
-            return []
-        s, e = self._pairs(fd.bound)
-        if not len(s):
-            return []
-        codes = np.frombuffer(compact.encode("utf-32-le", "surrogatepass"), np.uint32)
-        n = len(codes)
-        pw, ipw = self._powers(n)
-        # Prefix sums of c_i * r^i, wrapping mod 2^64: a span's hash is its difference times
-        # r^-start, so every span costs three gathers and two multiplications, no division.
-        prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum(codes * pw[:n], out=prefix[1:])
-        h = ((prefix[e] - prefix[s]) * ipw[s]) >> _SHIFT
-        hit = (self._bits[h >> np.uint64(3)] >> (h & np.uint64(7)).astype(np.uint8)) & 1
-        out = []
-        for a, b in zip(s[hit == 1].tolist(), e[hit == 1].tolist(), strict=True):
-            fids = self._exact.get(self.hashers.exact_one(compact[a:b]))
-            if fids:
-                out.append((a, b, fids))
-        return out
+    def _hot(self, span: str) -> bool:
+        return bool(self._lookup(span)) or bool(self._anchored(span))
 
     # ---- typos: per-token verdicts -----------------------------------------------------------
 
@@ -242,10 +193,8 @@ class SealedMatcher:
                         found.append((kid, d))
                 hits = tuple(found)
         if len(self._verdicts) > _CACHE_LIMIT:
-            self._verdicts, self._hot = {}, set()
+            self._verdicts = {}
         self._verdicts[token] = hits
-        if hits or self._anchored(token):  # an exact anchor word may start a word-by-word typo
-            self._hot.add(token)
         return hits
 
     def _anchored(self, word: str) -> tuple[tuple[int, int], ...]:
@@ -271,18 +220,16 @@ class SealedMatcher:
             return 1
         return self._distances(written, budget).get(self._word_key[widx], budget + 1)
 
-    def _fuzzy(self, fd: Folded) -> Iterable[tuple[int, int, int, int]]:
-        compact = fd.compact
-        words, spans = _spans(fd)
-        digits = _digit_spans(fd, spans)
-        for s, e in spans - digits:
+    def _typos(self, compact: str, spans, words, word_digits: bytes) -> Iterator[tuple[int, int, int, int]]:
+        """(form id, compact start, end, edits) of every typo, as `CodenameMatcher._typos`."""
+        for s, e in spans:
             for kid, d in self._lookup(compact[s:e]):
                 if self._key_word[kid] < 0 and d > 0:
                     yield self._key_form[kid], s, e, d
         # Word-by-word alignment for multi-word terms, as codenames.py does it.
         word_text = [compact[s:e] for s, e in words]
         for i, w in enumerate(word_text):
-            if words[i] in digits:
+            if word_digits[i]:
                 continue
             starts = [(self._key_form[kid], self._key_word[kid]) for kid, _ in self._lookup(w)]
             for fid, j in (*starts, *self._anchored(w)):
@@ -295,7 +242,7 @@ class SealedMatcher:
                 for jj in range(n):
                     dd = self._word_distance(word_text[i0 + jj], w0 + jj)
                     total += dd
-                    if dd > self._word_budget[w0 + jj] or total > budget or (dd and words[i0 + jj] in digits):
+                    if dd > self._word_budget[w0 + jj] or total > budget or (dd and word_digits[i0 + jj]):
                         break
                 else:
                     if total:
@@ -307,18 +254,11 @@ class SealedMatcher:
         """Every sealed codename mention in `text`, one per entry and place (best match kept)."""
         if not self._form_entry or not text:
             return []
-        found: list[CodenameMatch] = []
-        for leet in readings(text):
-            fd = fold(text, leet)
-            matches = [(fid, s, e, 0) for s, e, fids in self._exact_spans(fd) for fid in fids]
-            if self.fuzzy:
-                matches += self._fuzzy(fd)
-            for fid, s, e, d in matches:
-                start, end = fd.span(s, e)
-                entry = self._entries[self._form_entry[fid]]
-                # A sealed entry in place of a CodenameEntry: the match needs only its id.
-                found.append(CodenameMatch(entry, start, end, d, self._form_len[fid]))
-        return _best_per_place(found)
+        return match_text(self.core, text, self._typos if self.fuzzy else None, self._form)
+
+    def _form(self, fid: int) -> tuple[SealedEntry, int]:
+        # A sealed entry in place of a CodenameEntry: the match needs only its id and label.
+        return self._entries[self._form_entry[fid]], self._form_len[fid]
 
     def scan_digests(self, text: str) -> list[SealedDigestMatch]:
         """Sealed known-file digests written in `text`."""
@@ -381,9 +321,8 @@ class SealedMatcher:
     # ---- batches -------------------------------------------------------------------------------
 
     def screen(self, texts: Sequence[str]) -> set[int]:
-        """Indices of `texts` that may hold a sealed finding (a superset of what `scan` finds).
-
-        Texts must hold no NUL (the engine screens those alone)."""
+        """Indices of `texts` that may hold a sealed finding (a superset of what `scan` finds):
+        one native call for the codenames, as the plain screen (screen.py)."""
         if not texts:
             return set()
         hits: set[int] = set()
@@ -391,107 +330,6 @@ class SealedMatcher:
             joined = JOIN.join(texts)
             owner = Owners(joined)
             hits |= {owner(m.start) for m in self.scan_digests(joined)}
-        if not self._form_entry:
-            return hits
-        # str.translate is fast on pure-ASCII strings only: the plain reading screens ASCII and
-        # the rest apart; the leet readings, for the few texts that need them, all together.
-        ascii = [t.isascii() for t in texts]
-        for idx in ([i for i, a in enumerate(ascii) if a], [i for i, a in enumerate(ascii) if not a]):
-            if idx:
-                hits.update(idx[j] for j in self._screen_reading([texts[i] for i in idx], PLAIN))
-        by_reading: dict[int, list[int]] = {LEET: [], LEET_I: []}
-        for i, t in enumerate(texts):
-            if i not in hits:
-                for r in readings(t)[1:]:
-                    by_reading[r].append(i)
-        for r, idx in by_reading.items():
-            if idx:
-                hits.update(idx[j] for j in self._screen_reading([texts[i] for i in idx], r))
+        if self._form_entry:
+            hits.update(self.core.screen(texts))
         return hits
-
-    def _screen_reading(self, texts: Sequence[str], reading: int) -> set[int]:
-        fd = fold(JOIN.join(texts), reading)
-        owner = Owners(fd.compact)
-        hits = {owner(s) for s, _, _ in self._exact_spans(fd)}
-        if not self.fuzzy:
-            return hits
-        # A span written with digits only is never a typo nor an anchor (codenames.py): leave
-        # numbers out of the vocabulary, or every number read as leetspeak is a novel token.
-        digit = _digits(fd)
-        runs = [(a, b) for a, b in _runs(fd) if digit is None or not digit[a:b].all()]
-        if len(fd.compact) <= _SMALL:
-            return hits | self._hot_segments(fd, digit, runs, owner)
-        tokens, words = _spaced(fd, fd.sepbound, digit), _spaced(fd, fd.bound, digit)
-        vocab = set(tokens.split())
-        vocab.update(words.split())
-        vocab.update(fd.compact[a:b] for a, b in runs)
-        for t in vocab.difference(self._verdicts):
-            self._lookup(t)
-        hot = vocab & self._hot
-        if hot:  # rare: find the texts that hold a hot token, in C
-            alternation = "|".join(map(re.escape, sorted(hot, key=len, reverse=True)))
-            rx = re.compile(rf"(?<!\S)(?:{alternation})(?!\S)")
-            for spaced in (tokens, words):
-                where = Owners(spaced)
-                hits.update(where(m.start()) for m in rx.finditer(spaced))
-            hits.update(owner(s) for s, e in runs if fd.compact[s:e] in hot)
-        return hits
-
-    def _hot_segments(self, fd: Folded, digit, runs, owner) -> set[int]:
-        """The vocabulary pass of `_screen_reading` for a short text (one message scanned
-        alone): segment by segment, cheaper than building the spaced strings."""
-        compact = fd.compact
-        marks = digit.tolist() if digit is not None else None
-        hits = set()
-        for a, b in (*fd.segments(fd.sepbound), *fd.segments(fd.bound), *runs):
-            if marks is not None and all(marks[a:b]):
-                continue
-            t = compact[a:b]
-            if t not in self._verdicts:
-                self._lookup(t)
-            if t in self._hot:
-                hits.add(owner(a))
-        return hits
-
-
-def _digits(fd: Folded) -> np.ndarray | None:
-    """Per compact character: whether it was written as a digit (None: no digit at all)."""
-    if fd.text.isascii():
-        codes = np.frombuffer(fd.text.encode("ascii"), np.uint8)
-        written = (codes >= ord("0")) & (codes <= ord("9"))
-    else:
-        marks = fd.text.translate(_DIGIT_MARKS)  # str.isdigit, as codenames.py decides it
-        written = np.frombuffer(marks.encode("ascii"), np.uint8) == ord("1")
-    if not written.any():
-        return None
-    return written[fd.orig]
-
-
-def _spaced(fd: Folded, which: np.ndarray, digit: np.ndarray | None) -> str:
-    """`fd.spaced(which)` with every segment written in digits only blanked out."""
-    if digit is None:
-        return fd.spaced(which)
-    cuts = np.flatnonzero(which)
-    nondigit = np.concatenate([[0], np.cumsum(~digit)])
-    numbers = (nondigit[cuts[1:]] - nondigit[cuts[:-1]]) == 0
-    codes = np.frombuffer(fd.compact.encode("utf-32-le", "surrogatepass"), np.uint32).copy()
-    codes[np.repeat(numbers, np.diff(cuts))] = 32
-    inner = cuts[1:-1]
-    return np.insert(codes, inner, 32).tobytes().decode("utf-32-le", "surrogatepass")
-
-
-def _runs(fd: Folded) -> list[tuple[int, int]]:
-    """Maximal runs of three or more single-character tokens ("L a r k"), compact coords; a run
-    does not cross between a caseless script and letters (codenames._spans)."""
-    cuts = np.flatnonzero(fd.sepbound)
-    single = np.diff(cuts) == 1
-    if single.sum() < 3:
-        return []
-    caseless = np.frombuffer(_marked(fd, _CASELESS_MARKS), np.uint8)[cuts[:-1]] == ord("1")
-    kind = np.where(single, 1 + caseless, 0)  # 0: longer token, 1: a letter, 2: caseless
-    edges = np.flatnonzero(np.diff(np.concatenate([[-1], kind, [-1]]))).tolist()
-    out = []
-    for a, b in pairwise(edges):  # segments of equal kind
-        if kind[a] and b - a >= 3:
-            out.append((int(cuts[a]), int(cuts[b])))
-    return out

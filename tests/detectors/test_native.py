@@ -86,22 +86,22 @@ def test_verdict_cache_is_bounded_and_stays_correct():
     assert core.screen(["Larksupr", "nothing"]) == [0]
 
 
-def test_screen_is_safe_to_share_between_threads():
-    # A tiny cache clears while other threads are inside a verdict callback.
-    core = Core(TABLES, None, MATCHER._token_code, True, 20)
-    batch = [f"t{i} L a r k s u p r q{i}" if i % 3 == 0 else f"t{i} plain words {i}" for i in range(300)]
-    expected = [i for i in range(300) if i % 3 == 0]
+def screened_in_threads(core, batch, n=4):
+    """`core.screen(batch)` run by n threads at once: each one's result."""
     results = []
-
-    def run():
-        results.append(core.screen(batch))
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(core.screen(batch))) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [expected] * 4
+    return results
+
+
+def test_screen_is_safe_to_share_between_threads():
+    # A tiny cache clears while other threads are inside a verdict callback.
+    core = Core(TABLES, None, MATCHER._token_code, True, 20)
+    batch = [f"t{i} L a r k s u p r q{i}" if i % 3 == 0 else f"t{i} plain words {i}" for i in range(300)]
+    assert screened_in_threads(core, batch) == [[i for i in range(300) if i % 3 == 0]] * 4
 
 
 def test_a_stale_build_is_refused(monkeypatch):
@@ -142,3 +142,100 @@ def test_str_subclasses_are_read_as_str():
     assert MATCHER.core.analyse(Text("Larkspur"), 0)[0] == "larkspur"
     with pytest.raises(TypeError):
         MATCHER.core.screen([b"Larkspur"])
+
+
+# ---- the sealed span screen -----------------------------------------------------------------------
+
+
+@st.composite
+def span_case(draw):
+    compact = draw(st.text(alphabet="abж中1", max_size=40))
+    bound = [True] + [draw(st.booleans()) for _ in compact[1:]] + [True] if compact else [True]
+    lmin = draw(st.integers(1, 4))
+    lmax = draw(st.integers(lmin, 12))
+    pieces = [compact[a:b] for a in range(len(compact)) for b in range(a + 1, len(compact) + 1)]
+    keys = draw(st.sets(st.sampled_from(pieces) if pieces else st.just("ab"), max_size=6))
+    keys |= draw(st.sets(st.text(alphabet="abж", min_size=1, max_size=6), max_size=4))
+    r = draw(st.integers(0, 2**63 - 1)) | 1
+    nbits = draw(st.sampled_from([8, 24]))  # 8 bits: nearly every span passes the screen
+    return compact, bound, lmin, lmax, sorted(keys), r, nbits
+
+
+@given(span_case())
+@settings(max_examples=300, deadline=None)
+def test_span_screen_finds_every_key_on_word_boundaries(case):
+    from detectors.native import SpanScreen
+    from detectors.sealed import poly_hash
+
+    compact, bound, lmin, lmax, keys, r, nbits = case
+    verified = []
+
+    def verify(span):
+        verified.append(span)
+        return keys.index(span) if span in keys else None
+
+    values = {poly_hash(k, r) >> (24 - nbits) for k in keys}
+    screen = SpanScreen(values, r, nbits, lmin, lmax, verify)
+    expected = [
+        (a, b, keys.index(compact[a:b]))
+        for a in range(len(compact))
+        for b in range(a + lmin, min(a + lmax, len(compact)) + 1)
+        if bound[a] and bound[b] and compact[a:b] in keys
+    ]
+    calls = []
+    for _ in range(2):  # the second time, spans that matched nothing are mostly remembered
+        verified.clear()
+        assert sorted(screen.find(compact, bound)) == sorted(expected)
+        assert all(poly_hash(s, r) >> (24 - nbits) in values for s in verified)
+        calls.append(len(verified))
+    assert calls[1] <= calls[0]
+
+
+def test_span_screen_verifies_a_colliding_word_once():
+    from detectors.native import SpanScreen
+    from detectors.sealed import poly_hash
+
+    r = 0x9E3779B97F4A7C15
+    verified = []
+
+    def verify(span):
+        verified.append(span)
+        return (7,) if span == "kodel" else None
+
+    # "model" and "kodel" differ in the first character only: the top bits of the hash agree.
+    assert poly_hash("model", r) == poly_hash("kodel", r)
+    screen = SpanScreen({poly_hash("kodel", r)}, r, 24, 3, 8, verify)
+    text = "model" * 50 + "kodel"
+    bound = [i % 5 == 0 for i in range(len(text) + 1)]
+    assert screen.find(text, bound) == [(250, 255, (7,))]
+    assert verified == ["model", "kodel"]
+
+
+def test_span_screen_refuses_what_it_cannot_use():
+    from detectors.native import SpanScreen
+
+    with pytest.raises(ValueError, match="odd"):
+        SpanScreen([], 2, 24, 3, 8, None)
+    with pytest.raises(ValueError, match="bits"):
+        SpanScreen([1 << 24], 3, 24, 3, 8, None)
+    with pytest.raises(ValueError, match="lmin"):
+        SpanScreen([], 3, 24, 5, 4, None)
+    with pytest.raises(ValueError, match="not both"):
+        Core(TABLES, Automaton(["ab"], [0]), MATCHER._token_code, True, 16, SpanScreen([], 3, 24, 3, 8, None))
+
+
+def test_sealed_screen_is_safe_to_share_between_threads():
+    # Verification runs Python, so threads interleave inside the walk and its miss memory.
+    from detectors.native import SpanScreen
+    from detectors.sealed import poly_hash
+
+    r = 0x9E3779B97F4A7C15
+
+    def verify(span):
+        return (0,) if span == "larkspur" else None
+
+    screen = SpanScreen({poly_hash("larkspur", r) >> 16}, r, 8, 3, 12, verify)  # 8 bits: many collisions
+    core = Core(TABLES, None, MATCHER._token_code, False, 20, screen)
+    batch = [f"t{i} Lark-spur x{i}" if i % 3 == 0 else f"t{i} plain words lark {i}" for i in range(300)]
+    assert screened_in_threads(core, batch) == [[i for i in range(300) if i % 3 == 0]] * 4
+    assert core.analyse("see Lark.spur", 0)[2] == [(3, 11, (0,))]
