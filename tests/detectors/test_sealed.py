@@ -35,12 +35,16 @@ def problems(text, key=KEY):
 
 def test_the_file_holds_no_term_no_digest():
     text = sealed_text()
-    blob = base64.b64decode(tomllib.loads(text)["index"]["data"])
+    data = tomllib.loads(text)["index"]["data"]
+    blob = base64.b64decode(data)
+    # The index's base64 is ciphertext: checked as bytes, since random base64 spells a short
+    # word now and then ("Iron" about once in 60 files) without revealing anything.
+    readable = text.replace(data, "")
     for t in TERMS:
         for form in {t, t.lower(), t.upper()}:
-            assert form not in text and form.encode() not in blob
+            assert form not in readable and form.encode() not in blob
     for form in (DIGEST, DIGEST.upper(), DIGEST[:16], bytes.fromhex(DIGEST)[:8].hex()):
-        assert form not in text
+        assert form not in readable and form not in data
     assert bytes.fromhex(DIGEST)[:8] not in blob
 
 
