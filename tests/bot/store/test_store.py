@@ -63,7 +63,7 @@ async def test_concurrent_writers_from_many_tasks_lose_nothing(store):
 
 async def test_big_writes_never_block_the_event_loop(store):
     batch = [Scanned(message(i), [finding(), finding("Bluebell", rule="cn-b")], ["s"])
-             for i in range(1500)]
+             for i in range(3000)]
     gaps: list[float] = []
 
     async def ticker():
@@ -79,9 +79,10 @@ async def test_big_writes_never_block_the_event_loop(store):
     await store.record_many(batch, watchlist_version="v")
     took = time.perf_counter() - started
     tick.cancel()
-    # The batch took far longer than any pause the loop saw: it ran on the writer thread.
+    # The loop kept ticking while the batch was written: it ran on the writer thread. Blocked,
+    # one pause would last the whole batch; the margin is for a busy machine's scheduling.
     assert took > 0.1 and len(gaps) >= 5
-    assert max(gaps) < took / 2
+    assert max(gaps) < took * 0.7
 
 
 async def test_a_closed_store_says_so(open_store):
