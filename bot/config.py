@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bot.logs import LoggingSettings
 from bot.pipeline import PipelineSettings
 from bot.platforms.discord_settings import DiscordSettings
 from bot.platforms.slack_settings import SlackSettings
+from bot.store.digest import ContentKey
 from bot.store.settings import StorageSettings
 from detectors import (
     Problem,
@@ -82,6 +83,8 @@ class Config:
     path: Path
     settings: Settings
     watchlist: Watchlist
+    # Keys the hit history's content digests (see `_content_key`); None: unkeyed sha256.
+    content_key: ContentKey | None = field(default=None, repr=False, compare=False)
 
     def resolve(self, relative: str) -> Path:
         """A path named in the config, relative to the config file's folder."""
@@ -157,18 +160,18 @@ def _describe(problem: Problem, file: str, raw_text: str) -> str:
 
 def _open_sealed(
     raw: Any, path: Path, raw_text: str, environ: Mapping[str, str] | None
-) -> tuple[SealedWatchlist | None, list[str]]:
-    """The `[sealed]` file opened with its key, or the lines that say why it cannot be.
+) -> tuple[SealedWatchlist | None, SealKey | None, list[str]]:
+    """The `[sealed]` file and the key that opened it, or the lines that say why it cannot be.
 
     Its settings are validated again with the rest; here only a usable table is opened."""
     if not isinstance(raw, dict):
-        return None, []
+        return None, None, []
     try:
         spec = SealedSettings.model_validate(raw)
     except ValidationError:
-        return None, []  # reported, located, by the settings validation
+        return None, None, []  # reported, located, by the settings validation
     if spec.file is None:
-        return None, []
+        return None, None, []
     file = str(path)
 
     def line(key: str, message: str) -> str:
@@ -179,21 +182,39 @@ def _open_sealed(
     env = os.environ if environ is None else environ
     value = env.get(spec.key_env, "")
     if not value.strip():
-        return None, [line("key_env", f"environment variable {spec.key_env} is not set "
-                           f"(the key that opens {spec.file!r})")]  # fmt: skip
+        return None, None, [line("key_env", f"environment variable {spec.key_env} is not set "
+                                 f"(the key that opens {spec.file!r})")]  # fmt: skip
     try:
         key = SealKey(value)
     except ValueError as err:  # the message never holds the key
-        return None, [line("key_env", f"{spec.key_env}: {err}")]
+        return None, None, [line("key_env", f"{spec.key_env}: {err}")]
     try:
         text = sealed_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         why = getattr(err, "strerror", None) or "not UTF-8 text"
-        return None, [line("file", f"cannot read {spec.file!r}: {why}")]
+        return None, None, [line("file", f"cannot read {spec.file!r}: {why}")]
     try:
-        return open_sealed(text, key, source=str(sealed_path)), []
+        return open_sealed(text, key, source=str(sealed_path)), key, []
     except WatchlistError as err:
-        return None, [p.describe(str(sealed_path)) for p in err.problems]
+        return None, None, [p.describe(str(sealed_path)) for p in err.problems]
+
+
+def _content_key(
+    storage: StorageSettings, seal_key: SealKey | None, environ: Mapping[str, str] | None
+) -> ContentKey | None:
+    """The key of the hit history's content digests: `[storage] content_key_env`'s value, else
+    one derived from the sealing key, else None (unkeyed). ValueError says what is wrong."""
+    if storage.content_key_env is not None:
+        name = storage.content_key_env
+        value = (os.environ if environ is None else environ).get(name, "")
+        if not value.strip():
+            raise ValueError(f"environment variable {name} is not set (the key of the hit "
+                             "history's content digests)")
+        try:
+            return ContentKey(value)
+        except ValueError as err:  # the message never holds the key
+            raise ValueError(f"{name}: {err}") from None
+    return ContentKey(seal_key.content_key()) if seal_key is not None else None
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -224,7 +245,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
                 files[str(name)] = p.read_text(encoding="utf-8", errors="replace")
             except OSError as err:
                 lines.append(f"{file}: [hashes] files: cannot read {str(name)!r}: {err.strerror}")
-    sealed, sealed_lines = _open_sealed(raw.get("sealed"), path, raw_text, environ)
+    sealed, seal_key, sealed_lines = _open_sealed(raw.get("sealed"), path, raw_text, environ)
     lines += sealed_lines
     watchlist = Watchlist()
     try:
@@ -251,7 +272,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             elif len(loc) == 1 and e["type"] == "extra_forbidden":
                 msg, key = "unknown section", None
             lines.append(_describe(Problem(section, entry_id, key, msg, index=index), file, raw_text))
+    content_key = None
     if settings is not None:
+        try:
+            content_key = _content_key(settings.storage, seal_key, environ)
+        except ValueError as err:
+            problem = Problem("storage", None, "content_key_env", str(err))
+            lines.append(_describe(problem, file, raw_text))
         # Checks across entries (a route naming an unknown sink ...) need the whole file.
         homes = {"discord": settings.discord, "slack": settings.slack}
         for p in alert_problems(settings.sinks, settings.routes, platforms=homes):
@@ -260,4 +287,4 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     if lines:
         raise ConfigError(lines)
     assert settings is not None
-    return Config(path, settings, watchlist)
+    return Config(path, settings, watchlist, content_key)

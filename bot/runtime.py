@@ -342,6 +342,8 @@ class Runtime:
         engine = await asyncio.to_thread(build_engine, fresh)
         self.engines.swap(engine, spec.version)  # one assignment: scans see old or new, whole
         self.pool.update(spec)
+        if self.store is not None:  # a re-sealing (or a new content key) applies to new hits
+            self.store.use_content_key(fresh.content_key)
         self.config = fresh
 
     async def _reject_config(self, lines: list[str]) -> None:

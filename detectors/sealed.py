@@ -11,6 +11,8 @@ what a message says and compares digests. docs/sealed.md says exactly what the f
 Keys: the key from the environment goes through scrypt with the file's random salt, so a weak
 key is slow to guess and two sealings never share digests; BLAKE2b's `person` parameter
 separates the digests of each purpose. A key check value says "wrong key" before anything else.
+`SealKey.content_key` derives, under a salt of its own, the key the hit history digests whole
+messages with (bot/store/digest.py), so a sealed deployment's database cannot confirm a guess.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ MIN_KEY_CHARS = 16
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 POLY_BITS = 24  # bits of each term's exact-match screen value kept: a filter, not an identifier
 _MIN_BLOB = 1 << 16
+# The content key's scrypt salt: fixed (so the key is the same at every start and every sealing
+# with one sealing key) and longer than a file's 16 random bytes (so the two never coincide).
+_CONTENT_SALT = b"leakwarden.content-digest-key.v1"
 
 
 class SealKey:
@@ -78,6 +83,13 @@ class SealKey:
 
     def _master(self, salt: bytes, cost: int) -> bytes:
         return hashlib.scrypt(self._secret, salt=salt, n=cost, r=8, p=1, maxmem=1 << 28, dklen=32)
+
+    def content_key(self) -> bytes:
+        """32 bytes for the hit history's content digests, derived under their own salt.
+
+        scrypt (as for sealing) keeps a weak key as slow to guess from a database as from a
+        sealed file; the key tells nothing of the sealing key or of any file's digests."""
+        return self._master(_CONTENT_SALT, DEFAULT_COST)
 
 
 def new_key() -> str:

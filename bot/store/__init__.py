@@ -4,6 +4,7 @@
 """
 
 from bot.store.db import CorruptDatabaseError, StoreError
+from bot.store.digest import ContentKey
 from bot.store.models import (
     SCOPES,
     STATUSES,
@@ -32,6 +33,7 @@ from bot.store.store import Store
 __all__ = [
     "SCOPES",
     "STATUSES",
+    "ContentKey",
     "CorruptDatabaseError",
     "Delivery",
     "Hit",

@@ -17,6 +17,7 @@ from typing import Any
 from bot.alerts.base import Alert
 from bot.events import ChatMessage
 from bot.store import fts
+from bot.store.digest import ContentKey
 from bot.store.models import HitRecord, Scanned, iso
 from bot.store.source import Source
 from bot.store.text import EXCERPT_LIMIT, match_key, safe_text
@@ -33,6 +34,7 @@ class RecordOptions:
 
     store_content: str = "excerpt"
     incident_window: float = 86_400.0
+    content_key: ContentKey | None = None  # None: unkeyed sha256 content digests
 
 
 _SOURCE_TEXT = tuple(f.name for f in dataclasses.fields(Source) if f.type in ("str", "str | None"))
@@ -40,12 +42,13 @@ _SOURCE_TEXT = tuple(f.name for f in dataclasses.fields(Source) if f.type in ("s
 SOURCE_LIMITS = {"permalink": 2000, "path": 1000, "author_name": 200}
 
 
-def source_of(value: ChatMessage | Source | None, path: str | None) -> Source:
+def source_of(value: ChatMessage | Source | None, path: str | None,
+              key: ContentKey | None = None) -> Source:
     """Any accepted origin as a Source (a bare path is an offline scan), its text made safe."""
     if isinstance(value, Source):
         src = value if path is None or value.path else dataclasses.replace(value, path=path)
     elif isinstance(value, ChatMessage):
-        src = Source.of_message(value, path)
+        src = Source.of_message(value, path, key)
     elif value is None:
         src = Source.offline(path)
     else:
@@ -165,7 +168,7 @@ class _Batch:
         self.outbox: list[tuple] = []
 
     def add_item(self, item: Scanned) -> list[HitRecord]:
-        src = source_of(item.source, item.path)
+        src = source_of(item.source, item.path, self.options.content_key)
         sinks = list(dict.fromkeys(item.sinks))  # a sink named twice still gets one row
         return [self.add(src, f, sinks) for f in item.findings]
 

@@ -15,3 +15,6 @@ class StorageSettings(BaseModel):
     incident_window_hours: float = Field(default=24.0, gt=0)
     # "normal" survives a crash of the process (not of the machine) without fsync per commit.
     synchronous: Literal["normal", "full"] = "normal"
+    # The environment variable holding the key of content digests (bot/store/digest.py); unset:
+    # derived from the [sealed] key if there is one, else digests are unkeyed sha256.
+    content_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

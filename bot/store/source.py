@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.events import ChatMessage
-from bot.store.text import content_digest, safe_text
+from bot.store.digest import ContentKey, content_digest
+from bot.store.text import safe_text
 
 OFFLINE_PLATFORM = "file"
 
@@ -29,8 +30,9 @@ class Source:
     content_digest: str | None = None
 
     @classmethod
-    def of_message(cls, m: ChatMessage, path: str | None = None) -> Source:
-        """Coordinates of a live message (its text only as a digest)."""
+    def of_message(cls, m: ChatMessage, path: str | None = None,
+                   key: ContentKey | None = None) -> Source:
+        """Coordinates of a live message (its text only as a digest, keyed with `key`)."""
         when: datetime = m.edited_at or m.sent_at
         return cls(
             platform=m.platform,
@@ -43,7 +45,7 @@ class Source:
             permalink=safe_text(m.permalink, 2000),
             path=path,
             event_at=when.timestamp() if when else None,
-            content_digest=content_digest(m.text),
+            content_digest=content_digest(m.text, key),
         )
 
     @classmethod

@@ -14,6 +14,7 @@ while the writer commits). Other processes (the CLI, `leakwarden review`) may wr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -28,6 +29,7 @@ from bot.events import ChatMessage
 from bot.store import fts, outbox, queries, retention
 from bot.store import triage as triage_ops
 from bot.store.db import BUSY_TIMEOUT_MS, StoreError, connect, open_reader
+from bot.store.digest import ContentKey
 from bot.store.models import (
     Hit,
     HitDetail,
@@ -89,7 +91,8 @@ class Store:
     """The SQLite hit history. Create with `await Store.open(...)`; every method is async."""
 
     def __init__(self, path: Path, settings: StorageSettings, writer: sqlite3.Connection,
-                 writer_pool: ThreadPoolExecutor, clock: Callable[[], float]):
+                 writer_pool: ThreadPoolExecutor, clock: Callable[[], float],
+                 content_key: ContentKey | None = None):
         self.path = path
         self.settings = settings
         self._conn = writer
@@ -100,7 +103,7 @@ class Store:
         self._lock = threading.Lock()
         self._clock = clock
         self._options = RecordOptions(settings.store_content,
-                                      settings.incident_window_hours * 3600.0)
+                                      settings.incident_window_hours * 3600.0, content_key)
         self._closed = False
         writer.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer does it instead
         self._checkpointer = Checkpointer(path)
@@ -109,8 +112,11 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path, settings: StorageSettings | None = None, *,
-                   check: bool = True, clock: Callable[[], float] | None = None) -> Store:
-        """Open (creating mode 0600) and migrate; CorruptDatabaseError if the file is unusable."""
+                   check: bool = True, clock: Callable[[], float] | None = None,
+                   content_key: ContentKey | None = None) -> Store:
+        """Open (creating mode 0600) and migrate; CorruptDatabaseError if the file is unusable.
+
+        `content_key` keys the content digests of the hits written (None: unkeyed sha256)."""
         settings = settings or StorageSettings()
         path = Path(path)
         pool = ThreadPoolExecutor(1, thread_name_prefix="store-write")
@@ -121,13 +127,20 @@ class Store:
         except BaseException:
             pool.shutdown(wait=False)
             raise
-        return cls(path, settings, db.conn, pool, clock or time.time)
+        return cls(path, settings, db.conn, pool, clock or time.time, content_key)
 
     @classmethod
     async def from_config(cls, config: Any, **kw: Any) -> Store:
-        """Open the store a loaded `bot.config.Config` names (its path relative to the file)."""
+        """Open the store a loaded `bot.config.Config` names (its path relative to the file),
+        keying content digests with the config's content key."""
         storage = config.settings.storage
-        return await cls.open(config.resolve(storage.path), storage, **kw)
+        return await cls.open(config.resolve(storage.path), storage,
+                              content_key=config.content_key, **kw)
+
+    def use_content_key(self, key: ContentKey | None) -> None:
+        """Key the digests of hits written from now on with `key` (a reloaded config's)."""
+        # One reference swap: a batch on the writer thread uses the old options or the new.
+        self._options = dataclasses.replace(self._options, content_key=key)
 
     async def close(self) -> None:
         """Finish queued work and close every connection."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import unicodedata
 
@@ -25,13 +24,6 @@ def safe_text(value: str | None, limit: int | None = None) -> str | None:
         value = value[: limit - 1] + "…"
     # Python strings never hold valid surrogate pairs, so any surrogate here is a lone one.
     return _SURROGATE.sub("\ufffd", value)
-
-
-def content_digest(text: str | None) -> str | None:
-    """sha256 of the message text (surrogates kept as written), so identical posts can be linked."""
-    if not text:
-        return None
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)  # the same few matches recur in every incident

@@ -107,6 +107,27 @@ def test_environment_overrides(tmp_path):
     assert cfg.settings.storage.path == "/tmp/other.db"
 
 
+KEYED = "[storage]\npath = 'x.db'\ncontent_key_env = 'LW_CONTENT_KEY'\n"
+
+
+@pytest.mark.parametrize(
+    "body,env,expected",
+    [
+        (KEYED, {}, ":3: [storage] content_key_env: environment variable LW_CONTENT_KEY is not set"),
+        (KEYED, {"LW_CONTENT_KEY": "  "}, ":3: [storage] content_key_env: environment variable LW_CONTENT_KEY is not set"),
+        (KEYED, {"LW_CONTENT_KEY": "tiny-key-value"},
+         ":3: [storage] content_key_env: LW_CONTENT_KEY: the content key is too short (at least 16"),
+        ("[storage]\ncontent_key_env = 'not a name'\n", {}, ":2: [storage] content_key_env: String should match pattern"),
+    ],
+    ids=["unset", "blank", "short", "bad-name"],
+)
+def test_content_key_mistakes_are_located(tmp_path, body, env, expected):
+    path = write(tmp_path, body)
+    lines = errors_of(path, env)
+    assert any(ln.startswith(f"{path}{expected}") for ln in lines), lines
+    assert "tiny-key-value" not in "\n".join(lines)
+
+
 def test_secret_from_env(monkeypatch):
     monkeypatch.setenv("LW_TEST_TOKEN", "s3cr3t-value")
     secret = secret_from_env("LW_TEST_TOKEN", purpose="tests")
@@ -121,7 +142,7 @@ def test_secret_from_env(monkeypatch):
 
 # Optional settings without a default value are shown commented out ("# key = value"); these
 # sections are read as if they were set, so the commented values must be valid too.
-SHOWN_COMMENTED = {"discord", "slack", "slack.workspaces", "sinks", "routes", "sealed"}
+SHOWN_COMMENTED = {"storage", "discord", "slack", "slack.workspaces", "sinks", "routes", "sealed"}
 COMMENTED_SETTING = re.compile(r"^#\s?([a-z_]+\s*=.*)$")
 
 

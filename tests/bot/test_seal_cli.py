@@ -1,8 +1,11 @@
 """`leakwarden seal` and `[sealed]` configs: no term in the sealed file, output, findings, alerts or logs."""
 
 import asyncio
+import hashlib
+import itertools
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +16,9 @@ from bot.alerts.sinks import discord_webhook, slack_webhook, webhook
 from bot.alerts.sinks.log import LogSink
 from bot.cli import app
 from bot.config import ConfigError, load_config
+from bot.events import ChatMessage
+from bot.scanning import build_engine
+from bot.store import Store
 
 KEY = "sealing key for the cli tests, long"
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -47,6 +53,7 @@ MESSAGES = [
     {"id": "m4", "text": f"sha256 {DIGEST.upper()}"},
     {"id": "m5", "text": "nothing here"},
 ]
+LIVE_IDS = itertools.count(1)
 
 
 def run(*args, env=None):
@@ -210,6 +217,32 @@ def test_an_empty_sealed_table_is_off(tmp_path):
     assert load_config(config, environ={}).watchlist.sealed is None
 
 
+def record_live(config, texts, environ=None):
+    """Scan `texts` as live chat messages and record them the way the pipeline does; the hits."""
+    cfg = load_config(config, environ=environ or {"LEAKWARDEN_SEAL_KEY": KEY})
+    engine = build_engine(cfg)
+
+    async def main():
+        store = await Store.from_config(cfg)
+        try:
+            hits = []
+            for text in texts:
+                msg = ChatMessage("discord", "g1", "c1", f"live-{next(LIVE_IDS)}", None, "u1",
+                                  "mallory", False, text, None, datetime.now(UTC))
+                records = await store.record_hits(msg, engine.scan_text(text),
+                                                  watchlist_version=cfg.watchlist.version)
+                hits += [(await store.get_hit(r.hit_id)).hit for r in records]
+            return hits
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_the_hit_history_holds_no_term(sealed, tmp_path):
     config, _ = sealed
     config.write_text(config.read_text() + '\n[storage]\npath = "hits.db"\n')
@@ -217,6 +250,10 @@ def test_the_hit_history_holds_no_term(sealed, tmp_path):
     msgs.write_text("\n".join(json.dumps(m) for m in MESSAGES))
     code, out, err = run("scan", msgs, "-c", config, "--format", "jsonl", "--record")
     assert code == 1, err
+    # Live messages that are nothing but a term: their content digests must not confirm it.
+    term_only = ["Larkspur", "Iron Meadow", "project nightjar"]
+    live = record_live(config, term_only)
+    assert len(live) == 3 and all(h.content_digest for h in live)
     code, exported, err2 = run("hits", "export", "-c", config)
     assert code == 0, err2
     rows = [json.loads(line) for line in exported.splitlines()]
@@ -224,7 +261,29 @@ def test_the_hit_history_holds_no_term(sealed, tmp_path):
     # Every byte of the database (and its write-ahead log), not only what queries return.
     files = [p for p in tmp_path.iterdir() if p.name.startswith("hits.db")]
     assert files
-    assert_no_secret(out, err, exported, err2, *(p.read_bytes().decode("latin-1") for p in files))
+    raw = [p.read_bytes().decode("latin-1") for p in files]
+    assert_no_secret(out, err, exported, err2, *raw)
+    for text in term_only:
+        assert not any(sha256(text) in r for r in raw), f"sha256({text!r}) is in the database"
+
+
+def test_a_sealed_config_keys_content_digests_with_the_seal_key(sealed, tmp_path):
+    config, _ = sealed
+    config.write_text(config.read_text() + '\n[storage]\npath = "hits.db"\n')
+    first, again = record_live(config, ["Larkspur", "Larkspur"])
+    assert first.content_digest == again.content_digest != sha256("Larkspur")
+    # Sealed again with another key: the digests of the same message no longer link.
+    other = "another sealing key for the cli tests"
+    code, _, err = run("seal", "-c", tmp_path / "source.toml", "-o", tmp_path / "sealed.toml",
+                       env={"LEAKWARDEN_SEAL_KEY": other})
+    assert code == 0, err
+    [resealed] = record_live(config, ["Larkspur"], {"LEAKWARDEN_SEAL_KEY": other})
+    assert resealed.content_digest not in (first.content_digest, sha256("Larkspur"))
+    # [storage] content_key_env wins over the derived key.
+    config.write_text(config.read_text() + 'content_key_env = "LW_CONTENT_KEY"\n')
+    env = {"LEAKWARDEN_SEAL_KEY": other, "LW_CONTENT_KEY": "a content key of its own"}
+    [own] = record_live(config, ["Larkspur"], env)
+    assert own.content_digest not in (first.content_digest, resealed.content_digest)
 
 
 def test_the_key_is_redacted_from_the_monitors_logs(sealed):

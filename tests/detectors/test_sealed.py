@@ -89,6 +89,14 @@ def test_rotation_is_sealing_again():
     assert problems(rotated, KEY)[0].startswith("sealed.toml: [sealed] key_check:")
 
 
+def test_the_content_key_is_its_own_derivation_of_the_key():
+    derived = KEY.content_key()
+    assert len(derived) == 32 and derived == SealKey(" test sealing key, 32 characters!\n").content_key()
+    assert derived != SealKey("the rotated key, also long enough").content_key()
+    text = sealed_text()  # nothing the sealed file holds or derives
+    assert derived.hex() not in text and derived != open_sealed(text, KEY).hashers.blob_key
+
+
 @pytest.mark.parametrize("secret", ["", "tiny-key", "   fifteen chars"])
 def test_a_short_key_is_refused_without_showing_it(secret):
     with pytest.raises(ValueError) as err:

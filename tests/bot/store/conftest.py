@@ -59,11 +59,12 @@ def db_path(tmp_path):
 
 @pytest.fixture
 async def open_store(db_path, clock):
-    """`await open_store(**storage_settings)`; every store opened is closed after the test."""
+    """`await open_store(content_key=None, **storage_settings)`; every store opened is closed after the test."""
     opened: list[Store] = []
 
-    async def make(**settings) -> Store:
-        store = await Store.open(db_path, StorageSettings(**settings), clock=clock)
+    async def make(content_key=None, **settings) -> Store:
+        store = await Store.open(db_path, StorageSettings(**settings), clock=clock,
+                                 content_key=content_key)
         opened.append(store)
         return store
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.store import HitFilter, Source, Store
-from bot.store.text import EXCERPT_LIMIT, content_digest, match_key, safe_text
+from bot.store.text import EXCERPT_LIMIT, match_key, safe_text
 from detectors import Finding, Severity
 
 # Every code point, surrogates included (Python strings may hold them; UTF-8 may not).
@@ -34,8 +34,7 @@ def test_safe_text_always_encodes_and_caps(value):
 
 
 @given(HOSTILE)
-def test_digest_and_match_key_take_anything(value):
-    assert content_digest(value) is None or len(content_digest(value)) == 64
+def test_match_key_takes_anything(value):
     match_key("codename", value).encode("utf-8")
     match_key("pattern", value).encode("utf-8")
 
