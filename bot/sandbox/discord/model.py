@@ -189,11 +189,22 @@ class Message:
     nonce: str | None = None
     allowed_mentions: dict[str, Any] | None = None
     forwarded: Message | None = None  # a forward carries a snapshot of this message
+    webhook_id: int | None = None  # posted through a webhook (its author is the webhook's user)
 
     @property
     def sent_at(self) -> datetime:
         ms = (self.id >> 22) + DISCORD_EPOCH
         return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass
+class Webhook:
+    """A channel webhook: whoever holds its URL (id and token) posts as its user, no bot token."""
+
+    id: int
+    token: str
+    channel: Channel
+    user: User
 
 
 class UrlSigner:
@@ -255,6 +266,9 @@ def message_payload(message: Message, base_url: str, signer: UrlSigner) -> dict[
         data["member"] = {k: v for k, v in member_payload(message.author).items() if k != "user"}
     if message.nonce is not None:
         data["nonce"] = message.nonce
+    if message.webhook_id is not None:
+        data["webhook_id"] = str(message.webhook_id)
+        data.pop("member", None)  # webhook messages carry no member
     if (original := message.forwarded) is not None:
         data["flags"] = 1 << 14  # HAS_SNAPSHOT
         data["message_reference"] = {

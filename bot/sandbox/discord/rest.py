@@ -22,6 +22,7 @@ from bot.sandbox.discord.model import (
     StoredAttachment,
     UrlSigner,
     User,
+    Webhook,
     message_payload,
 )
 
@@ -72,6 +73,7 @@ class SandboxHttp:
     requests: deque[tuple[str, str]]
     interaction_responses: dict[int, asyncio.Future[dict[str, Any]]]
     commands: dict[str, dict[str, Any]]
+    webhooks: dict[int, Webhook]
     gateway: Gateway
     stopping: asyncio.Event
     _ids: Snowflakes
@@ -98,6 +100,10 @@ class SandboxHttp:
         api.get(f"{API_PREFIX}/guilds/{{guild}}/threads/active")(self._active_threads)
         api.put(f"{API_PREFIX}/channels/{{channel}}/thread-members/@me")(self._join_thread)
         api.post(f"{API_PREFIX}/interactions/{{interaction}}/{{token}}/callback")(self._callback)
+        hook = f"{API_PREFIX}/webhooks/{{webhook}}/{{token}}"
+        api.post(hook)(self._execute_webhook)
+        api.patch(f"{hook}/messages/{{message}}")(self._edit_webhook_message)
+        api.delete(f"{hook}/messages/{{message}}")(self._delete_webhook_message)
         api.put(f"{API_PREFIX}/applications/{{app}}/commands")(self._put_commands)
         api.put(f"{API_PREFIX}/applications/{{app}}/guilds/{{guild}}/commands")(self._put_commands)
         app.add_routes(api)
@@ -151,8 +157,8 @@ class SandboxHttp:
             return _json({"message": error.message, "code": error.code}, status=error.status)
 
     def _authorized(self, request: web.Request) -> bool:
-        if "/interactions/" in request.path:
-            return True  # interaction callbacks authenticate with the interaction token
+        if "/interactions/" in request.path or request.path.startswith(f"{API_PREFIX}/webhooks/"):
+            return True  # interaction callbacks and webhooks authenticate with the token in the path
         return self._token_ok(request.headers.get("Authorization", ""))
 
     def _channel(self, request: web.Request) -> Channel:
@@ -259,10 +265,58 @@ class SandboxHttp:
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        message = self._message(channel, request.match_info["message"])
+        await self._remove(self._message(channel, request.match_info["message"]))
+        return web.Response(status=204)
+
+    async def _remove(self, message: Message) -> None:
+        channel = message.channel
         del self.messages[channel.id][message.id]
         body = {"id": str(message.id), "channel_id": str(channel.id), "guild_id": str(channel.guild_id)}
         await self.gateway.dispatch("MESSAGE_DELETE", body)
+
+    # ---- webhooks: execute (?wait=true returns the message), edit and delete its messages ----
+
+    def _webhook(self, request: web.Request) -> Webhook:
+        hook = self.webhooks.get(int(request.match_info["webhook"]))
+        if hook is None or not secrets.compare_digest(request.match_info["token"], hook.token):
+            raise _ApiError(404, "Unknown Webhook", 10015)
+        return hook
+
+    def _webhook_message(self, request: web.Request, hook: Webhook) -> Message:
+        message = self._message(hook.channel, request.match_info["message"])
+        if message.webhook_id != hook.id:
+            raise _ApiError(404, "Unknown Message", 10008)  # only its own messages
+        return message
+
+    async def _execute_webhook(self, request: web.Request) -> web.StreamResponse:
+        hook = self._webhook(request)
+        body = await request.json()
+        user = hook.user
+        if body.get("username"):
+            user = User(hook.user.id, str(body["username"]), bot=True)
+        message = Message(self._ids.next(), hook.channel, user, body.get("content") or "",
+                          embeds=body.get("embeds") or [])
+        message.allowed_mentions = body.get("allowed_mentions")
+        message.webhook_id = hook.id
+        self._store(message)
+        await self._dispatch_message("MESSAGE_CREATE", message)
+        if request.query.get("wait") == "true":
+            return _json(self._render(message))
+        return web.Response(status=204)  # Discord's answer without wait: nothing to confirm
+
+    async def _edit_webhook_message(self, request: web.Request) -> web.Response:
+        hook = self._webhook(request)
+        message = self._webhook_message(request, hook)
+        body = await request.json()
+        for key in ("content", "embeds", "allowed_mentions"):
+            if key in body:
+                setattr(message, key, body[key] if key != "content" else body[key] or "")
+        message.edited_at = datetime.now(UTC)
+        await self._dispatch_message("MESSAGE_UPDATE", message)
+        return _json(self._render(message))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.Response:
+        await self._remove(self._webhook_message(request, self._webhook(request)))
         return web.Response(status=204)
 
     async def _active_threads(self, request: web.Request) -> web.Response:

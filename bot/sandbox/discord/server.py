@@ -25,6 +25,7 @@ from bot.sandbox.discord.model import (
     StoredAttachment,
     UrlSigner,
     User,
+    Webhook,
     member_payload,
     message_payload,
 )
@@ -59,6 +60,7 @@ class DiscordSandbox(SandboxHttp):
         self.requests: deque[tuple[str, str]] = deque(maxlen=5000)
         self.interaction_responses: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.commands: dict[str, dict[str, Any]] = {}  # registered application commands by name
+        self.webhooks: dict[int, Webhook] = {}
         self.gateway = Gateway(
             check_token=self._token_ok,
             ready_payload=self._ready_payload,
@@ -128,6 +130,18 @@ class DiscordSandbox(SandboxHttp):
         self.channels[channel.id] = channel
         self.messages[channel.id] = {}
         return channel
+
+    def add_webhook(self, channel: Channel, name: str = "Leakwarden alerts") -> str:
+        """A webhook on `channel`: its execute URL, as Discord shows it in the channel settings."""
+        hook = Webhook(self._ids.next(), secrets.token_urlsafe(24), channel,
+                       User(self._ids.next(), name, bot=True))
+        self.webhooks[hook.id] = hook
+        return f"{self.api_base_url}/webhooks/{hook.id}/{hook.token}"
+
+    def delete_webhook(self, url: str) -> None:
+        """Delete the webhook behind `url` (an admin removed it): its URL answers 404 from now on."""
+        hook_id = int(url.rstrip("/").split("/")[-2])
+        self.webhooks.pop(hook_id, None)
 
     def add_user(self, name: str, *, bot: bool = False) -> User:
         """A member who can post messages and click buttons."""
