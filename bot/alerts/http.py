@@ -1,4 +1,4 @@
-"""One POST and the mapping of its outcome to success, RetryableError or PermanentError.
+"""One request (a POST, or a PATCH that edits an alert) and the mapping of its outcome to success, RetryableError or PermanentError.
 
 Messages never include the URL: webhook URLs carry their token in the path.
 """
@@ -52,11 +52,13 @@ async def post(
     data: bytes,
     headers: dict[str, str],
     timeout: float,
+    method: str = "POST",
 ) -> Response:
-    """POST; transport failures become RetryableError (the outcome is unknown: keys dedupe)."""
+    """POST (or `method`); transport failures become RetryableError (the outcome is unknown:
+    keys dedupe)."""
     try:
-        async with session.post(
-            url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        async with session.request(
+            method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as resp:
             text = await resp.text(errors="replace")
             return Response(

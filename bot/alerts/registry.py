@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from bot.alerts.base import Sink
+from bot.alerts.posted import RefStore
 from bot.alerts.sinks.discord_webhook import DiscordWebhookSink
 from bot.alerts.sinks.log import LogSink
 from bot.alerts.sinks.pagerduty import PagerDutySink
@@ -23,10 +24,12 @@ class SinkConfigError(ValueError):
 
 @dataclass
 class SinkContext:
-    """What factories get besides their settings: a shared HTTP session and the environment."""
+    """What factories get besides their settings: a shared HTTP session, the environment, and
+    the store (where editing sinks keep their alerts' messages; None: updates post anew)."""
 
     session: aiohttp.ClientSession | None = None
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    store: RefStore | None = None
 
     def secret(self, settings: Any, key: str) -> str:
         """The value of the env var named by `settings.<key>`; SinkConfigError when unset."""
@@ -54,7 +57,8 @@ def _slack_webhook(s: Any, ctx: SinkContext) -> Sink:
 
 def _discord_webhook(s: Any, ctx: SinkContext) -> Sink:
     return DiscordWebhookSink(
-        s.id, ctx.secret(s, "url_env"), ctx.http(s), username=s.username, timeout=s.timeout_seconds
+        s.id, ctx.secret(s, "url_env"), ctx.http(s), username=s.username, timeout=s.timeout_seconds,
+        store=ctx.store,
     )
 
 

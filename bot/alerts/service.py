@@ -73,7 +73,7 @@ class AlertService:
         **kw: Any,
     ) -> AlertService:
         """Build every sink (secrets from env) and the relay; SinkConfigError names what is missing."""
-        context = SinkContext(session=session, env=os.environ if env is None else env)
+        context = SinkContext(session=session, env=os.environ if env is None else env, store=store)
         sinks = build_sinks(sink_settings, context, extra_factories)
         return cls(store, sinks, sink_settings, routes, **kw)
 

@@ -14,8 +14,8 @@ from discord.http import Route
 from bot.alerts import render
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.alerts.escape import clamp, discord_markdown
+from bot.alerts.posted import PostedAlerts, is_incident_update
 from bot.alerts.sinks.discord_webhook import message as embed_message
-from bot.platforms.posted_alerts import PostedAlerts, is_incident_update
 
 if TYPE_CHECKING:
     from bot.platforms.discord import DiscordAdapter

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import render
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.alerts.escape import clamp, display, slack_mrkdwn
-from bot.platforms.posted_alerts import PostedAlerts, is_incident_update
+from bot.alerts.posted import PostedAlerts, is_incident_update
 
 if TYPE_CHECKING:
     from bot.platforms.slack import SlackAdapter

@@ -320,7 +320,7 @@ class PurgeReport:
 
 
 # Checkpoint keys under this prefix remember which chat message carries an incident's alert
-# (bot/platforms/posted_alerts.py); they age out with the hits.
+# (bot/alerts/posted.py); they age out with the hits.
 ALERT_REF_PREFIX = "alert-message:"
 
 

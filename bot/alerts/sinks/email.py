@@ -22,11 +22,22 @@ def build_message(alert: Alert, from_addr: str, to: list[str]) -> EmailMessage:
     # display() spells out CR/LF, so untrusted text cannot inject headers.
     msg["Subject"] = display(render.title(alert), SUBJECT_LIMIT)
     domain = from_addr.rsplit("@", 1)[-1] or "leakwarden.invalid"
-    key = "".join(c if c.isalnum() or c in "-._" else "-" for c in alert.idempotency_key)
-    msg["Message-ID"] = f"<{key}@{domain}>"
+    msg["Message-ID"] = f"<{_id_part(alert.idempotency_key)}@{domain}>"
+    if alert.incident_id:
+        # Every email of one incident names the same thread root, so mail clients show the
+        # first alert, its updates and its triage outcomes as one conversation.
+        thread = f"<incident-{_id_part(alert.incident_id)}@{domain}>"
+        msg["References"] = thread
+        if alert.is_update or alert.action != "trigger":
+            msg["In-Reply-To"] = thread
     msg["X-Leakwarden-Key"] = display(alert.idempotency_key, 200)
     msg.set_content(render.plain_text(alert))
     return msg
+
+
+def _id_part(value: str) -> str:
+    """`value` usable left of the @ in a Message-ID (untrusted characters become dashes)."""
+    return "".join(c if c.isalnum() or c in "-._" else "-" for c in value)
 
 
 class EmailSink:

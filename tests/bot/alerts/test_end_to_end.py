@@ -12,6 +12,7 @@ from bot.alerts.service import AlertService
 from bot.alerts.settings import AlertsConfig
 from bot.alerts.sinks.webhook import WebhookSink
 from bot.events import ChatMessage
+from bot.sandbox.discord import DiscordSandbox
 from detectors import Finding, Severity
 
 from .fakes import run_simulated
@@ -129,3 +130,31 @@ async def test_outage_then_recovery_with_the_durable_store(durable_store, receiv
         await relay.stop()
     assert {v["data"]["hit_id"] for v in receiver.applied.values()} == committed
     assert all(n == 1 for n in receiver.deliveries.values())
+
+
+async def test_an_incident_is_one_discord_webhook_message_kept_up_to_date(
+    durable_store, clock, session
+):
+    async with DiscordSandbox() as discord:
+        modlog = discord.add_channel(discord.add_guild("Acme"), "mod-log")
+        cfg = AlertsConfig.model_validate(
+            {"sinks": [{"id": "mods", "type": "discord-webhook", "url_env": "MODS"}],
+             "routes": [{"default": True, "sinks": ["mods"]}]}
+        )
+        service = AlertService.from_settings(
+            durable_store, cfg.sinks, cfg.routes, session=session,
+            env={"MODS": discord.add_webhook(modlog)}, clock=clock,
+        )
+        await service.start()
+        try:
+            for i in range(3):  # the same leak posted three times: one incident
+                await durable_store.record_hits(message(i), [finding(0)], watchlist_version="t",
+                                                sinks=["mods"])
+                service.notify()
+                await run_simulated(clock, service.relay, 2)
+        finally:
+            await service.stop()
+        [alert] = discord.find_message(modlog)
+        assert alert.embeds[0]["title"].replace("\\", "").startswith("Update (3 hits)")
+        counts = await durable_store.outbox_counts()
+        assert counts.get("sent") == 3 and not counts.get("pending")

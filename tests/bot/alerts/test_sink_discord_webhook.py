@@ -1,4 +1,4 @@
-"""Discord webhook: wait=true confirmation, no mentions parsed, embed limits."""
+"""Discord webhook: wait=true confirmation, no mentions parsed, embed limits, updates in place."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from bot.alerts.sinks.discord_webhook import (
     DiscordWebhookSink,
     embed_size,
     message,
+    message_url,
     with_wait,
 )
+from bot.sandbox.discord import DiscordSandbox
 
 from .fakes import make_alert
 
@@ -77,3 +79,95 @@ def test_hostile_content_is_bounded_and_mention_free():
     assert len(embed["description"]) <= DESCRIPTION_LIMIT
     assert embed_size(embed) <= EMBED_TOTAL_LIMIT
     assert "\u202e" not in text
+
+
+# ---- incident updates edit the alert in place (the sandbox Discord's webhooks, a real store) ----
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://d/api/webhooks/1/abc", "https://d/api/webhooks/1/abc/messages/9"),
+        ("https://d/api/webhooks/1/abc/?wait=true", "https://d/api/webhooks/1/abc/messages/9"),
+        ("https://d/api/webhooks/1/abc?thread_id=5&wait=true",
+         "https://d/api/webhooks/1/abc/messages/9?thread_id=5"),
+    ],
+)
+def test_message_url_edits_one_message_keeping_the_thread(url, expected):
+    assert message_url(url, "9") == expected
+
+
+@pytest.fixture
+async def discord():
+    async with DiscordSandbox() as fake:
+        fake.modlog = fake.add_channel(fake.add_guild("Acme"), "mod-log")
+        fake.hook = fake.add_webhook(fake.modlog)
+        yield fake
+
+
+def posted(discord) -> list:
+    return discord.find_message(discord.modlog)
+
+
+def update(n: int, count: int):
+    return make_alert(n, incident_id="inc-1", is_update=True, count=count)
+
+
+def titles(discord) -> list[str]:
+    """Embed titles as Discord shows them (markdown escapes dropped)."""
+    return [m.embeds[0]["title"].replace("\\", "") for m in posted(discord)]
+
+
+async def test_updates_edit_the_incidents_alert_in_place(discord, session, durable_store):
+    sink = DiscordWebhookSink("mods", discord.hook, session, username="Leakwarden", store=durable_store)
+    await sink.send(make_alert(1, incident_id="inc-1"))
+    [first] = posted(discord)
+    assert first.webhook_id is not None and first.author.name == "Leakwarden"
+    await sink.send(update(2, 2))
+    # A restart: a new sink on the same store still finds the alert to edit.
+    again = DiscordWebhookSink("mods", discord.hook, session, store=durable_store)
+    await again.send(update(3, 3))
+    assert [m.id for m in posted(discord)] == [first.id]
+    assert titles(discord) == ["Update (3 hits): [HIGH] codename cn-larkspur"]
+    assert first.edited_at is not None and first.allowed_mentions == {"parse": []}
+
+
+async def test_an_alert_deleted_by_a_moderator_gets_the_update_as_a_new_message(
+    discord, session, durable_store
+):
+    sink = DiscordWebhookSink("mods", discord.hook, session, store=durable_store)
+    await sink.send(make_alert(1, incident_id="inc-1"))
+    [first] = posted(discord)
+    del discord.messages[discord.modlog.id][first.id]  # deleted in the client
+    await sink.send(update(2, 2))
+    await sink.send(update(3, 3))  # edits the new message, which the store now points at
+    [second] = posted(discord)
+    assert second.id != first.id
+    assert titles(discord) == ["Update (3 hits): [HIGH] codename cn-larkspur"]
+
+
+async def test_other_incidents_and_sinks_post_their_own_alerts(discord, session, durable_store):
+    other_hook = discord.add_webhook(discord.modlog, "second team")
+    sink = DiscordWebhookSink("mods", discord.hook, session, store=durable_store)
+    other = DiscordWebhookSink("team2", other_hook, session, store=durable_store)
+    await sink.send(make_alert(1, incident_id="inc-1"))
+    await sink.send(make_alert(2, incident_id="inc-2"))
+    await other.send(update(3, 2))  # never alerted inc-1 itself: posts it
+    assert len(posted(discord)) == 3
+
+
+async def test_without_a_store_updates_post_anew(discord, session):
+    sink = DiscordWebhookSink("mods", discord.hook, session)
+    await sink.send(make_alert(1, incident_id="inc-1"))
+    await sink.send(update(2, 2))
+    assert len(posted(discord)) == 2
+
+
+async def test_a_deleted_webhook_is_permanent_for_alerts_and_updates(discord, session, durable_store):
+    sink = DiscordWebhookSink("mods", discord.hook, session, store=durable_store)
+    await sink.send(make_alert(1, incident_id="inc-1"))
+    discord.delete_webhook(discord.hook)
+    for alert in (update(2, 2), make_alert(3, incident_id="inc-3")):
+        with pytest.raises(PermanentError, match="HTTP 404") as err:
+            await sink.send(alert)
+        assert discord.hook.split("/")[-1] not in str(err.value)  # the URL's token never shows

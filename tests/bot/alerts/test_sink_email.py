@@ -67,6 +67,19 @@ async def test_alert_arrives_as_plain_text_with_its_key(smtp):
     assert alert.hit_id in body
 
 
+async def test_an_incidents_emails_are_one_thread(smtp):
+    inbox, port = smtp
+    mail = sink(port)
+    await mail.send(make_alert(1, incident_id="inc-1"))
+    await mail.send(make_alert(2, incident_id="inc-1", is_update=True, count=2))
+    await mail.send(make_alert("t", incident_id="inc-1", kind="triage", action="resolve"))
+    await mail.send(make_alert(3, incident_id="inc 3\r\nBcc: x"))
+    headers = [(m["References"], m["In-Reply-To"]) for _, m in inbox.messages]
+    root = "<incident-inc-1@example.org>"
+    assert headers == [(root, None), (root, root), (root, root),
+                       ("<incident-inc-3--Bcc--x@example.org>", None)]
+
+
 @pytest.mark.parametrize(
     ("reply", "error"), [("550 no such user", PermanentError), ("451 try later", RetryableError)]
 )

@@ -1,10 +1,11 @@
 """Where a chat sink posted each incident's alert, so its updates edit that message in place.
 
 Issue 7's noise control: a re-post of a leak bumps the incident's count instead of alerting
-again. Webhook sinks send an "Update (n hits)" event; the bot sinks (Slack message, Discord
-mod-log embed) edit the incident's first alert instead, so the channel gets no new message.
-The reference lives in the store (its key-value `checkpoint_*` table), so it survives restarts.
-"""
+again. The chat sinks that can edit (Slack bot message, Discord mod-log embed, Discord
+webhook) edit the incident's first alert, so the channel gets no new message; the others send
+an "Update (n hits)" event (a generic webhook's receiver, PagerDuty's dedup key, an email in
+the incident's thread; a Slack incoming webhook cannot edit, so it posts the update).
+The reference lives in the store (its key-value `checkpoint_*` table), so it survives restarts."""
 
 from __future__ import annotations
 
