@@ -255,7 +255,10 @@ class SandboxHttp:
         message = self._message(channel, request.match_info["message"])
         if message.author.id != self.bot.id:
             raise _ApiError(403, "Cannot edit a message authored by another user", 50005)
-        body = await request.json()
+        return await self._apply_edit(message, await request.json())
+
+    async def _apply_edit(self, message: Message, body: dict[str, Any]) -> web.Response:
+        """Change what the edit body names (a webhook's body has no components) and announce it."""
         for key in ("content", "embeds", "components", "allowed_mentions"):
             if key in body:
                 setattr(message, key, body[key] if key != "content" else body[key] or "")
@@ -306,14 +309,7 @@ class SandboxHttp:
 
     async def _edit_webhook_message(self, request: web.Request) -> web.Response:
         hook = self._webhook(request)
-        message = self._webhook_message(request, hook)
-        body = await request.json()
-        for key in ("content", "embeds", "allowed_mentions"):
-            if key in body:
-                setattr(message, key, body[key] if key != "content" else body[key] or "")
-        message.edited_at = datetime.now(UTC)
-        await self._dispatch_message("MESSAGE_UPDATE", message)
-        return _json(self._render(message))
+        return await self._apply_edit(self._webhook_message(request, hook), await request.json())
 
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
         await self._remove(self._webhook_message(request, self._webhook(request)))
