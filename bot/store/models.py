@@ -317,6 +317,16 @@ class PurgeReport:
     outbox: int = 0
     suppressions: int = 0
     alert_refs: int = 0  # where chat sinks posted incidents' alerts (see ALERT_REF_PREFIX)
+    spill: int = 0  # spilled events nobody processed within the retention period
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Spilled:
+    """An event waiting in the spill: its inbox key and what processing needs of it."""
+
+    seq: int  # arrival order
+    key: str
+    payload: str
 
 
 # Checkpoint keys under this prefix remember which chat message carries an incident's alert

@@ -1,4 +1,5 @@
-"""Retention: remove hits, their triage and outbox rows, inbox keys and old undone suppressions.
+"""Retention: remove hits, their triage and outbox rows, inbox keys, old undone suppressions and
+spilled events nobody processed.
 
 Nothing of a purged row may linger in the file. The purge runs with `secure_delete = ON` (rows
 and freed pages overwritten with zeros); the full-text index keeps deleted tokens in old segments
@@ -66,13 +67,20 @@ def purge_batch(conn: sqlite3.Connection, cutoff: float, batch: int = BATCH) -> 
             "DELETE FROM checkpoints WHERE key >= ? AND key < ? AND updated_at < ?",
             (ALERT_REF_PREFIX, ALERT_REF_PREFIX[:-1] + chr(ord(ALERT_REF_PREFIX[-1]) + 1),
              cutoff)).rowcount
+        # A spilled event is drained within moments by a running adapter; one older than the
+        # cutoff belongs to no workspace any process serves any more, and its text must not
+        # outlive the retention promise.
+        spilled = conn.execute("DELETE FROM spill WHERE seq IN (SELECT seq FROM spill "
+                               "WHERE spilled_at < ? ORDER BY seq LIMIT ?)",
+                               (cutoff, batch)).rowcount
         fts.after_delete(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return PurgeReport(hits, incidents, triage, inbox, outbox, suppressions, alert_refs)
+    return PurgeReport(hits, incidents, triage, inbox, outbox, suppressions, alert_refs,
+                       spilled)
 
 
 def compact(conn: sqlite3.Connection) -> None:

@@ -157,6 +157,18 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: events acknowledged while an adapter's backlog was full, waiting for a slot
+    # (bot/store/spill.py). AUTOINCREMENT: a seq is never reused, so "oldest first" holds.
+    """
+    CREATE TABLE spill (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        spilled_at REAL NOT NULL,
+        taken_at REAL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.events import ChatMessage
-from bot.store import fts, outbox, queries, retention
+from bot.store import fts, outbox, queries, retention, spill
 from bot.store import triage as triage_ops
 from bot.store.db import BUSY_TIMEOUT_MS, StoreError, connect, open_reader
 from bot.store.digest import ContentKey
@@ -40,6 +40,7 @@ from bot.store.models import (
     OutboxRow,
     PurgeReport,
     Scanned,
+    Spilled,
     Suppression,
     TriageResult,
 )
@@ -204,11 +205,28 @@ class Store:
 
     async def inbox_claim(self, key: str) -> bool:
         """True the first time `key` is seen (scan it), False for a redelivery or replay."""
-        def claim(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("INSERT INTO inbox(key, seen_at) VALUES (?, ?) "
-                               "ON CONFLICT(key) DO NOTHING", (safe_text(key), self.now()))
-            return cur.rowcount == 1
-        return await self._write(claim)
+        return await self._write(spill.claim, key, self.now())
+
+    async def inbox_spill(self, key: str, scope: str, payload: str) -> bool:
+        """Claim `key` and keep its event's `payload` for later in ONE transaction (see
+        bot/store/spill.py); True the first time, False for a copy (nothing kept)."""
+        return await self._write(spill.spill, key, scope, payload, self.now())
+
+    async def spill_take(self, scopes: Sequence[str], limit: int) -> list[Spilled]:
+        """Up to `limit` waiting spilled events of `scopes`, oldest first, marked taken."""
+        return await self._write(spill.take, list(scopes), limit, self.now())
+
+    async def spill_release(self, scopes: Sequence[str]) -> int:
+        """At an adapter's start: rows an earlier run took go back to waiting; how many wait."""
+        return await self._write(spill.release, list(scopes))
+
+    async def spill_done(self, seq: int) -> None:
+        """Processing took this spilled event over: delete it (its bytes zeroed)."""
+        await self._write(spill.done, seq)
+
+    async def spill_depth(self) -> int:
+        """Spilled events in the store, waiting or taken."""
+        return await self._read(spill.depth)
 
     async def inbox_seen(self, key: str) -> bool:
         """Whether `key` was claimed (and not yet purged)."""
@@ -349,7 +367,7 @@ class Store:
     # -- retention and health --------------------------------------------------------------
 
     async def purge(self, older_than_days: float | None = None) -> PurgeReport:
-        """Delete hits, inbox and outbox rows older than N days (default `retention_days`)."""
+        """Delete hits, inbox, outbox and spill rows older than N days (default `retention_days`)."""
         days = self.settings.retention_days if older_than_days is None else older_than_days
         cutoff = self.now() - float(days) * 86_400.0
         total = PurgeReport()

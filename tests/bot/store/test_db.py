@@ -99,7 +99,8 @@ def test_a_migration_that_fails_leaves_the_previous_version(tmp_path, monkeypatc
     monkeypatch.setattr("bot.store.schema.MIGRATIONS",
                         [*MIGRATIONS, "CREATE TABLE extra(x); CREATE TABLE broken(;"])
     monkeypatch.setattr("bot.store.schema.SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match="migration to schema version 2 failed") as info:
+    with pytest.raises(StoreError,
+                       match=f"migration to schema version {SCHEMA_VERSION + 1} failed") as info:
         connect(path)
     assert not isinstance(info.value, CorruptDatabaseError)
     with sqlite3.connect(path) as conn:

@@ -90,3 +90,13 @@ async def test_old_alert_references_go_and_backfill_checkpoints_stay(store, cloc
     assert await store.checkpoint_get("alert-message:mods:inc-1") is None
     assert await store.checkpoint_get("alert-message:mods:inc-2") is not None
     assert await store.checkpoint_get("discord:history:1") == "1234"  # resume points never age
+
+
+async def test_spilled_events_nobody_processed_go_with_the_retention_period(store, clock, db_path):
+    await store.inbox_spill("slack:T1:Ev1", "slack:T1", '{"text": "old QZXJ-stale-spill"}')
+    clock.advance(40 * DAY)
+    await store.inbox_spill("slack:T1:Ev2", "slack:T1", '{"text": "young"}')
+    report = await store.purge(30)
+    assert (report.spill, report.inbox) == (1, 1)
+    assert [r.key for r in await store.spill_take(["slack:T1"], 5)] == ["slack:T1:Ev2"]
+    assert b"QZXJ-stale-spill" not in raw_bytes(db_path)
