@@ -65,6 +65,10 @@ class Metrics:
         self.platform_ready = Gauge(
             "leakwarden_platform_ready", "1 when connected and reading content", ["platform"],
             registry=r)
+        self.spill_depth = Gauge(
+            "leakwarden_spill_depth",
+            "Events acked while the backlog was full, waiting in the store's spill for a slot",
+            ["platform"], registry=r)
         self.store_writable = Gauge(
             "leakwarden_store_writable", "1 when the last store write probe succeeded", registry=r)
 

@@ -205,9 +205,12 @@ class Runtime:
             from bot.platforms.slack import SlackAdapter, SlackConfigError
 
             try:
-                made.append(SlackAdapter(s.slack, env=self.env, claim_inbox=False))
+                slack = SlackAdapter(s.slack, env=self.env, claim_inbox=False)
             except SlackConfigError as err:
                 errors.append(f"[slack]: {err}")
+            else:
+                made.append(slack)
+                self.metrics.spill_depth.labels("slack").set_function(lambda: slack.spill_depth)
         if errors:
             raise StartupError(errors)
         return made

@@ -3,18 +3,24 @@
 Nothing lost, nothing twice: each event is claimed in the store's inbox as
 `slack:{team}:{event_id}` (committed) before it is acked, so a retry or a re-delivered envelope
 is processed only when it is the first copy that arrived. At most `backlog_limit` events are in
-flight; beyond that an event is neither claimed nor acked, and Slack keeps it and delivers it
-again (Socket Mode re-sends un-acked envelopes, the Events API retries a 503): the backlog
-overflows to Slack's side, never into our memory. Live messages and backfill also share the
-message key (`ChatMessage.dedupe_key`), so an overlap between them is scanned once.
+flight; beyond that an event is claimed AND written to the store's spill in one transaction
+(bot/store/spill.py), then acked at once, so Slack hears yes within its 3 s whatever the
+backlog, and the overflow waits on disk, never in memory. A drainer takes spilled events oldest
+first as slots free up (a few read ahead) and deletes each once it is committed, so a crash
+before that leaves it to the next start, whose pipeline drops it if it did commit (the message
+key). Only a store that cannot commit leaves an event un-acked (HTTP: 503), for Slack's retry.
+Live messages and backfill also share the message key (`ChatMessage.dedupe_key`), so an
+overlap between them is scanned once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,20 +44,27 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.events import ChatMessage
 from bot.platforms.backfill import CommitTracker, OnMessage, commit_token
 from bot.platforms.slack_commands import SlashCommands
-from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, unwrap
+from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, trim_event, unwrap
 from bot.platforms.slack_files import stream_file
 from bot.platforms.slack_http import SlackHttpEndpoints
 from bot.platforms.slack_settings import SlackSettings
+from bot.store.models import Spilled
 
 log = logging.getLogger(__name__)
 
 _NAME_CACHE = 10_000  # users.info answers kept (user -> display name)
+SPILL_READ_AHEAD = 16  # spilled events read from the store ahead of a free slot
+SPILL_RETRY_SECONDS = 1.0  # the drainer's pause after a store error
 
 
 class SlackStore(Protocol):
     """The slice of `bot.store.Store` the adapter uses."""
 
     async def inbox_claim(self, key: str) -> bool: ...
+    async def inbox_spill(self, key: str, scope: str, payload: str) -> bool: ...
+    async def spill_take(self, scopes: Sequence[str], limit: int) -> list[Spilled]: ...
+    async def spill_release(self, scopes: Sequence[str]) -> int: ...
+    async def spill_done(self, seq: int) -> None: ...
     async def checkpoint_get(self, key: str) -> str | None: ...
     async def checkpoint_set(self, key: str, value: str) -> None: ...
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
@@ -113,6 +126,18 @@ def event_key(team_id: str, event_id: str) -> str:
     return f"slack:{team_id}:{event_id}"
 
 
+def spill_scope(team_id: str) -> str:
+    """Spill scope of a workspace: only processes serving it take its spilled events."""
+    return f"slack:{team_id}"
+
+
+def spill_payload(body: dict[str, Any]) -> str:
+    """What the spill keeps of an event_callback: its ids and the trimmed event (the envelope,
+    with its verification token and authorizations, is dropped)."""
+    return json.dumps({"team_id": str(body["team_id"]), "event_id": str(body["event_id"]),
+                       "event": trim_event(body["event"])}, separators=(",", ":"))
+
+
 class SlackAdapter:
     """Watches the configured workspaces and hands each new message or edit to `on_message`."""
 
@@ -140,12 +165,16 @@ class SlackAdapter:
         self._files: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(settings.backlog_limit)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._drainer: asyncio.Task[None] | None = None
+        self._spill_wake = asyncio.Event()  # set when an event was spilled
+        self._spill_waiting = 0  # spilled events not yet taken (as far as this process knows)
+        self._spill_taken = 0  # taken from the spill, not yet handed over
         self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._seen: OrderedDict[str, None] = OrderedDict()  # inbox stand-in without a store
         self.on_interaction: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.commands = SlashCommands(self)
         self.commits = CommitTracker()  # delivered, not yet committed by the pipeline
-        self.stats = {"events": 0, "duplicates": 0, "deferred": 0, "delivered": 0}
+        self.stats = {"events": 0, "duplicates": 0, "spilled": 0, "replayed": 0, "delivered": 0}
 
     def __repr__(self) -> str:
         return f"<SlackAdapter mode={self.settings.mode} workspaces={len(self.workspaces)}>"
@@ -202,6 +231,11 @@ class SlackAdapter:
             self.by_team[ws.identity.team_id] = ws
         if not listen:
             return
+        if self.store is not None:
+            # Events a previous run spilled (or took and did not finish) come first.
+            self._spill_waiting = await self.store.spill_release(self._scopes())
+            self._drainer = asyncio.ensure_future(self._drain_spill())
+            self._spill_wake.set()
         if self.settings.mode == "socket":
             await self._connect_sockets()
         else:
@@ -251,6 +285,12 @@ class SlackAdapter:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._drainer is not None:
+            # Rows it read ahead stay taken; the next start releases them.
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+            self._drainer = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:
@@ -263,8 +303,17 @@ class SlackAdapter:
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until every accepted event has been handed to `on_message` (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+        async with asyncio.timeout(timeout):
+            while self._tasks or self.spill_depth:
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                else:
+                    await asyncio.sleep(0.01)
+
+    @property
+    def spill_depth(self) -> int:
+        """Spilled events waiting for a slot or being handed over (this process's view)."""
+        return self._spill_waiting + self._spill_taken
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -289,7 +338,8 @@ class SlackAdapter:
             self._spawn(self.on_interaction(payload))
 
     async def accept(self, body: dict[str, Any], retry: int = 0) -> bool:
-        """Claim an event_callback and start processing it; True when it may be acked."""
+        """Claim an event_callback and start processing it (or spill it when the backlog is
+        full); True when it may be acked, False only when the store could not commit it."""
         self.stats["events"] += 1
         team_id, event_id = body.get("team_id"), body.get("event_id")
         event = body.get("event")
@@ -297,13 +347,12 @@ class SlackAdapter:
         if ws is None or not event_id or not isinstance(event, dict):
             log.warning("slack event from an unknown workspace or without an id: dropped")
             return True  # acked: it can never be processed, retries would not help
+        key = event_key(str(team_id), str(event_id))
+        if self.store is not None and (self._spill_waiting > 0 or self._slots.locked()):
+            return await self._spill(key, body, retry)
+        await self._slots.acquire()  # at once, unless there is no store to spill to
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.settings.ack_deadline_seconds)
-        except TimeoutError:
-            self.stats["deferred"] += 1  # backlog full: Slack keeps it and delivers it again
-            return False
-        try:
-            first = await self._claim(event_key(str(team_id), str(event_id)), event=True)
+            first = await self._claim(key, event=True)
         except Exception:
             self._slots.release()
             log.exception("slack inbox claim failed; leaving the event to Slack's retry")
@@ -316,6 +365,83 @@ class SlackAdapter:
             log.info("slack event %s processed from retry %d (first copy to arrive)", event_id, retry)
         self._spawn(self._process(ws, event), release=True)
         return True
+
+    async def _spill(self, key: str, body: dict[str, Any], retry: int) -> bool:
+        assert self.store is not None
+        # Counted before the write, so events arriving meanwhile queue behind this one.
+        self._spill_waiting += 1
+        try:
+            first = await self.store.inbox_spill(key, spill_scope(str(body["team_id"])),
+                                                 spill_payload(body))
+        except Exception:
+            self._spill_waiting = max(0, self._spill_waiting - 1)
+            log.exception("slack inbox spill failed; leaving the event to Slack's retry")
+            return False
+        if not first:
+            self._spill_waiting = max(0, self._spill_waiting - 1)
+            self.stats["duplicates"] += 1
+            return True
+        self.stats["spilled"] += 1
+        if retry:
+            log.info("slack event %s spilled from retry %d (first copy to arrive)",
+                     body["event_id"], retry)
+        self._spill_wake.set()
+        return True
+
+    def _scopes(self) -> list[str]:
+        return [spill_scope(team) for team in self.by_team]
+
+    async def _drain_spill(self) -> None:
+        """Feed spilled events, oldest first, into processing as slots free up."""
+        assert self.store is not None
+        ahead: deque[Spilled] = deque()
+        while True:
+            if not ahead:
+                # Cleared before reading: a spill committed after the read sets it again.
+                self._spill_wake.clear()
+                try:
+                    rows = await self.store.spill_take(self._scopes(), SPILL_READ_AHEAD)
+                except Exception:
+                    log.exception("slack spill: could not read the spilled events; retrying")
+                    await asyncio.sleep(SPILL_RETRY_SECONDS)
+                    continue
+                # A short read means nothing else waits (another process may have taken some).
+                self._spill_waiting = (max(0, self._spill_waiting - len(rows))
+                                       if len(rows) == SPILL_READ_AHEAD else 0)
+                self._spill_taken += len(rows)
+                ahead.extend(rows)
+                if not ahead:
+                    await self._spill_wake.wait()
+                    continue
+            await self._slots.acquire()
+            self._spawn(self._replay(ahead.popleft()))
+
+    async def _replay(self, row: Spilled) -> None:
+        """Process one spilled event (holding the slot the drainer took until it is handed
+        over), then delete its row once it is committed; a failure leaves it to the next start."""
+        assert self.store is not None
+        try:
+            data = json.loads(row.payload)
+            # Only rows of our workspaces' scopes are taken, so the workspace is known.
+            token = await self._process(self.by_team[str(data["team_id"])], data["event"])
+        except Exception:
+            log.exception("slack spill: event %s could not be processed; it stays spilled for "
+                          "the next start", row.key)
+            return
+        finally:
+            self._slots.release()
+            self._spill_taken -= 1
+        self.stats["replayed"] += 1
+        if token is not None:
+            try:
+                committed = await token
+            except Exception:
+                committed = False
+            if committed is False:
+                log.info("slack spill: event %s was not committed; it stays spilled for the "
+                         "next start", row.key)
+                return
+        await self.store.spill_done(row.seq)
 
     async def _claim(self, key: str, *, event: bool = False) -> bool:
         # Event keys are always claimed before the ack (that is what makes an ack safe);
@@ -344,19 +470,23 @@ class SlackAdapter:
 
         task.add_done_callback(done)
 
-    async def _process(self, ws: Workspace, event: dict[str, Any]) -> None:
+    async def _process(self, ws: Workspace, event: dict[str, Any]) -> Awaitable[Any] | None:
+        """Handle one event; for a delivered message, its commit token (None: nothing pending)."""
         kind = event.get("type")
         if kind == "message":
             found = unwrap(event)
             if found is not None:
                 message, edited = found
-                await self.deliver(ws, message, str(event.get("channel")), edited=edited)
+                handed = await self._hand_over(ws, message, str(event.get("channel")),
+                                               edited=edited)
+                return handed[1] if handed is not None else None
         elif kind == "member_joined_channel" and ws.identity and event.get("user") == ws.identity.user_id:
             await self._joined(ws, str(event.get("channel")))
         elif kind == "channel_created" and self.settings.auto_join:
             channel = (event.get("channel") or {}).get("id")
             if channel:
                 await ws.client.conversations_join(channel=channel)
+        return None
 
     async def _joined(self, ws: Workspace, channel: str) -> None:
         # A channel we just joined has history we never saw: backfill it from its checkpoint.
@@ -370,6 +500,13 @@ class SlackAdapter:
         self, ws: Workspace, message: dict[str, Any], channel: str, *, edited: bool = False
     ) -> ChatMessage | None:
         """Filter bots, build the ChatMessage, claim its message key, hand it to `on_message`."""
+        handed = await self._hand_over(ws, message, channel, edited=edited)
+        return handed[0] if handed is not None else None
+
+    async def _hand_over(
+        self, ws: Workspace, message: dict[str, Any], channel: str, *, edited: bool
+    ) -> tuple[ChatMessage, Awaitable[Any] | None] | None:
+        """`deliver`, returning the message and its commit token (None: already committed)."""
         me = ws.identity
         assert me is not None
         if is_from_bot(message, me) and (self.settings.ignore_bots or message.get("user") == me.user_id):
@@ -380,10 +517,11 @@ class SlackAdapter:
         if not await self._claim(chat.dedupe_key):
             return None  # the same message and edit came through history or another event
         self.stats["delivered"] += 1
+        token = None
         if self._on_message is not None:
             token = commit_token(await self._on_message(chat))
             self.commits.add((me.team_id, channel), chat.message_id, token)
-        return chat
+        return chat, token
 
     async def _name(self, ws: Workspace, user: str) -> str:
         if not user:

@@ -15,6 +15,15 @@ SCANNED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_messag
 
 FileOpener = Callable[[dict[str, Any]], Callable[[], AsyncIterator[bytes]]]
 
+# What processing reads of an event (`unwrap`, `is_from_bot`, `to_chat_message`, the join and
+# channel_created handlers) and of its files (`attachments`, the file opener). A spilled event
+# keeps only these: no blocks (a second copy of the text), unfurls, previous versions or file
+# previews on disk.
+EVENT_FIELDS = frozenset({"type", "subtype", "channel", "user", "text", "ts", "thread_ts",
+                          "edited", "files", "bot_id", "bot_profile", "message"})
+FILE_FIELDS = frozenset({"id", "name", "title", "mimetype", "size", "mode", "is_external",
+                         "url_private", "url_private_download"})
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -53,6 +62,17 @@ def unwrap(event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
     if subtype not in SCANNED_SUBTYPES:
         return None
     return event, False
+
+
+def trim_event(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` with only the fields processing reads (and so of a message_changed's message)."""
+    kept = {k: v for k, v in event.items() if k in EVENT_FIELDS}
+    if isinstance(kept.get("files"), list):
+        kept["files"] = [{k: v for k, v in f.items() if k in FILE_FIELDS}
+                         for f in kept["files"] if isinstance(f, dict)]
+    if isinstance(kept.get("message"), dict):
+        kept["message"] = trim_event(kept["message"])
+    return kept
 
 
 def is_from_bot(message: dict[str, Any], me: Identity) -> bool:

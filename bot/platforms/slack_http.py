@@ -141,7 +141,8 @@ class SlackHttpEndpoints:
             return web.Response(text="")
         retry = request.headers.get("X-Slack-Retry-Num", "0")
         accepted = await self._on_event(payload, int(retry) if retry.isdigit() else 0)
-        # 503: not committed (backlog full or store down); Slack retries it later.
+        # 503 only when the store could not commit it (a full backlog spills and says yes);
+        # Slack retries it later.
         return web.Response(text="") if accepted else web.Response(status=503, text="busy")
 
     async def interactivity(self, request: web.Request) -> web.Response:

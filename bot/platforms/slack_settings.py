@@ -35,8 +35,7 @@ class SlackSettings(BaseModel):
     commands_path: str = Field(default="/slack/commands", pattern=r"^/")  # /leakwarden (HTTP mode)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     replay_window_seconds: int = Field(default=300, ge=1, le=3600)
-    ack_deadline_seconds: float = Field(default=2.5, gt=0, le=3)
-    backlog_limit: int = Field(default=1000, ge=1)
+    backlog_limit: int = Field(default=1000, ge=1)  # events in flight; beyond: the store's spill
     file_hosts: list[str] = Field(default_factory=lambda: ["files.slack.com"])
     max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     ignore_bots: bool = True

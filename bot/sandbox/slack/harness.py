@@ -11,6 +11,7 @@ from bot.events import ChatMessage
 from bot.platforms.slack import SlackAdapter
 from bot.platforms.slack_settings import SlackSettings
 from bot.sandbox.slack.server import SlackSandbox
+from bot.store.models import Spilled
 
 
 class MemoryStore:
@@ -22,6 +23,7 @@ class MemoryStore:
         self.triaged: list[tuple[str, str, str, str | None]] = []
         self.mirrored: list[tuple[str, ...]] = []  # the sinks each triage was mirrored to
         self.fail_claims = 0  # the next N claims raise (a store outage)
+        self.spilled: list[list[Any]] = []  # [Spilled, scope, taken]
 
     async def inbox_claim(self, key: str) -> bool:
         if self.fail_claims > 0:
@@ -31,6 +33,26 @@ class MemoryStore:
             return False
         self.claimed.append(key)
         return True
+
+    async def inbox_spill(self, key: str, scope: str, payload: str) -> bool:
+        first = await self.inbox_claim(key)
+        if first:
+            self.spilled.append([Spilled(len(self.claimed), key, payload), scope, False])
+        return first
+
+    async def spill_take(self, scopes: Sequence[str], limit: int) -> list[Spilled]:
+        rows = [r for r in self.spilled if r[1] in scopes and not r[2]][:limit]
+        for r in rows:
+            r[2] = True
+        return [r[0] for r in rows]
+
+    async def spill_release(self, scopes: Sequence[str]) -> int:
+        for r in self.spilled:
+            r[2] = r[2] and r[1] not in scopes
+        return sum(r[1] in scopes for r in self.spilled)
+
+    async def spill_done(self, seq: int) -> None:
+        self.spilled = [r for r in self.spilled if r[0].seq != seq]
 
     async def checkpoint_get(self, key: str) -> str | None:
         return self.checkpoints.get(key)

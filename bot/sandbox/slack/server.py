@@ -135,6 +135,7 @@ class SlackSandbox:
         self.deliveries: list[Delivery] = []
         self.pending: dict[str, dict[str, Any]] = {}  # un-acked Socket Mode envelopes
         self.acks: dict[str, dict[str, Any]] = {}  # envelope id -> ack body (with "latency")
+        self.redelivered = 0  # Socket Mode envelopes sent again for want of an ack
         self._sent_at: dict[str, float] = {}
         self.connections: list[_Connection] = []
         self.connections_opened = 0
@@ -445,6 +446,7 @@ class SlackSandbox:
     async def redeliver_unacked(self) -> int:
         """Send every un-acked envelope again with retry_attempt + 1 (Slack's redelivery)."""
         again = list(self.pending.values())
+        self.redelivered += len(again)
         for envelope in again:
             envelope["retry_attempt"] += 1
             envelope["retry_reason"] = "timeout"

@@ -3,7 +3,8 @@ monitor (pipeline, attachment workers, SQLite store, relay) and the #secops-aler
 
 Text, a weight file and an edit each alert once with Block Kit; a False positive click keeps the
 next identical match quiet; one event delivered four times is one hit and one alert; a retry
-after a lost first delivery is processed; a Socket Mode drop mid-burst loses nothing.
+after a lost first delivery is processed; a Socket Mode drop mid-burst loses nothing; events a
+killed monitor left in the spill are scanned once by the next.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import asyncio
 import pytest
 from leak_stories import CHECKPOINT_ID, derived_checkpoint
 
+from bot.platforms.slack import event_key, spill_payload, spill_scope
 from bot.sandbox.slack.harness import eventually
-from bot.store import HitFilter
+from bot.store import HitFilter, Store
 
 LEAK = "who has the L a r k 5 p u r weights?"
 SIGNING_ENV = "LEAKWARDEN_TEST_SLACK_SIGNING_SECRET"
@@ -123,3 +125,33 @@ async def test_a_socket_mode_drop_mid_burst_loses_nothing(world, monitor):
     await eventually(lambda: rt.pipeline.stats["hits"] == 20)
     texts = sorted(int(h.message_id.split(".")[1]) for h in await hits(rt))
     assert len(texts) == len(set(texts)) == 20
+
+
+async def test_events_a_killed_monitor_left_spilled_are_scanned_once_by_the_next(
+        world, monitor, tmp_path):
+    s = world.slack
+    bodies = []
+    for i in range(3):
+        sent = await s.post_message(world.s_general, world.s_leaker, f"{LEAK} ({i})",
+                                    dispatch=False)
+        bodies.append(s.envelope_payload(s.team, s.message_event(s.team, sent)))
+    # What a monitor killed with a full backlog leaves: the events acked, claimed and spilled.
+    async with await Store.open(tmp_path / "hits.db") as store:
+        for body in bodies:
+            assert await store.inbox_spill(event_key(s.team.id, body["event_id"]),
+                                           spill_scope(s.team.id), spill_payload(body))
+        # The first was scanned and committed, only its row not yet deleted.
+        await store.inbox_claim(f"slack:{s.team.id}:{bodies[0]['event']['ts']}:")
+    # No backfill: the spill alone must bring them in.
+    rt = await monitor(jobs={"backfill_interval_minutes": 0})
+    await eventually(lambda: rt.pipeline.stats["hits"] == 2)
+    await eventually(lambda: slack_of(rt).spill_depth == 0)
+    await asyncio.sleep(0.3)
+    assert sorted(h.message_id for h in await hits(rt)) == [b["event"]["ts"] for b in bodies[1:]]
+    assert rt.pipeline.stats["duplicates"] == 1  # the committed one, dropped by its message key
+    assert await rt.store.spill_depth() == 0
+    assert rt.metrics.registry.get_sample_value("leakwarden_spill_depth",
+                                                {"platform": "slack"}) == 0
+    await s.deliver(bodies[2])  # Slack's late copy of a spilled event
+    await s.wait_acked()
+    assert slack_of(rt).stats["duplicates"] == 1
