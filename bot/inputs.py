@@ -11,6 +11,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -223,43 +224,60 @@ def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
 def iter_inputs(paths: list[str], stdin: BinaryIO | None = None) -> Iterator[Item]:
     """Every scan item of every input path, in order; errors are items too."""
     for raw in paths:
-        if raw == "-":
-            data = (stdin or io.BytesIO()).read()
-            yield from _from_bytes("-", data)
-            continue
-        p = Path(raw)
-        if p.is_dir():
-            names = {c.name for c in p.iterdir()}
-            if _is_slack_export(names):
-                yield from read_slack_export_dir(p)
-            else:
-                files = sorted(c for c in p.rglob("*") if c.is_file())
-                yield from iter_inputs([str(c) for c in files], stdin)
-            continue
-        if not p.exists():
-            yield InputError(raw, "no such file or folder")
-            continue
+        yield from _guarded(raw, _path_inputs(raw, stdin))
+
+
+def _guarded(path: str, items: Iterator[Item]) -> Iterator[Item]:
+    """`items`, ended by an error naming `path` if reading it fails part way: whatever breaks
+    in one input (a reader's bug, a file that changes under us) must not end the whole run."""
+    try:
+        yield from items
+    except OSError as err:
+        yield InputError(path, f"cannot read: {err.strerror or err}")
+    except Exception as err:
+        yield InputError(path, f"cannot read: {type(err).__name__}: {err}")
+
+
+def _path_inputs(raw: str, stdin: BinaryIO | None) -> Iterator[Item]:
+    """The scan items of one input path."""
+    if raw == "-":
+        data = (stdin or io.BytesIO()).read()
+        yield from _from_bytes("-", data)
+        return
+    p = Path(raw)
+    if p.is_dir():
+        names = {c.name for c in p.iterdir()}
+        if _is_slack_export(names):
+            yield from read_slack_export_dir(p)
+        else:
+            files = sorted(c for c in p.rglob("*") if c.is_file())
+            yield from iter_inputs([str(c) for c in files], stdin)
+        return
+    if not p.exists():
+        yield InputError(raw, "no such file or folder")
+        return
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(TEXT_SNIFF_BYTES)
+    except OSError as err:
+        yield InputError(raw, f"cannot read: {err.strerror}")
+        return
+    if head.startswith(b"PK") and zipfile.is_zipfile(p):
         try:
-            with p.open("rb") as fh:
-                head = fh.read(TEXT_SNIFF_BYTES)
-        except OSError as err:
-            yield InputError(raw, f"cannot read: {err.strerror}")
-            continue
-        if head.startswith(b"PK") and zipfile.is_zipfile(p):
-            try:
-                with zipfile.ZipFile(p) as zf:
-                    if _is_slack_export({PurePosixPath(n).name for n in zf.namelist() if "/" not in n}):
-                        yield from read_slack_export_zip(raw, zf)
-                        continue
-            except zipfile.BadZipFile:
-                pass
-        suffix = p.suffix.lower()
-        if _looks_textual(head) and p.stat().st_size <= MAX_JSON_BYTES:
-            data = p.read_bytes()
-            if suffix in (".jsonl", ".ndjson"):
-                yield from read_jsonl(raw, data)
-            else:
-                yield from _from_bytes(raw, data)
-            continue
-        # Anything else is an attachment: streamed through the file scanner, never loaded whole.
-        yield ScanItem(raw, location=f"attachment:{p.name}", open_binary=p.open, filename=p.name)
+            with zipfile.ZipFile(p) as zf:
+                if _is_slack_export({PurePosixPath(n).name for n in zf.namelist() if "/" not in n}):
+                    yield from read_slack_export_zip(raw, zf)
+                    return
+        except zipfile.BadZipFile:
+            pass
+    suffix = p.suffix.lower()
+    if _looks_textual(head) and p.stat().st_size <= MAX_JSON_BYTES:
+        data = p.read_bytes()
+        if suffix in (".jsonl", ".ndjson"):
+            yield from read_jsonl(raw, data)
+        else:
+            yield from _from_bytes(raw, data)
+        return
+    # Anything else is an attachment: streamed through the file scanner, never loaded whole.
+    yield ScanItem(raw, location=f"attachment:{p.name}", open_binary=partial(p.open, "rb"),
+                   filename=p.name)

@@ -51,6 +51,14 @@ def _stream(engine: Engine, item: ScanItem) -> list[Result]:
     return [Result(f, item.path, item.message_id) for f in scan.close()]
 
 
+def _failed(item: ScanItem, err: Exception) -> str:
+    """The input error of an item whose scan raised: the file, the message, what went wrong."""
+    where = item.path if item.message_id is None else f"{item.path} message {item.message_id}"
+    if isinstance(err, OSError):
+        return f"{where}: cannot read: {err.strerror or err}"
+    return f"{where}: scan failed: {type(err).__name__}: {err}"
+
+
 def scan_inputs(
     engine: Engine, items: Iterable[ScanItem | InputError]
 ) -> Iterator[tuple[ScanItem | InputError, list[Result] | str]]:
@@ -59,9 +67,15 @@ def scan_inputs(
     pending: list[ScanItem] = []
 
     def flush():
-        texts = [it.text for it in pending]
-        for it, found in zip(pending, engine.scan_many(texts, pending[0].location), strict=True):
-            yield it, _results(it, found)
+        try:
+            batch = engine.scan_many([it.text for it in pending], pending[0].location)
+        except Exception:  # one text broke the batch: scan each alone, so only it is lost
+            batch = [None] * len(pending)
+        for it, found in zip(pending, batch, strict=True):
+            try:
+                yield it, _results(it, engine.scan_text(it.text, it.location) if found is None else found)
+            except Exception as err:
+                yield it, _failed(it, err)
         pending.clear()
 
     for item in items:
@@ -77,8 +91,8 @@ def scan_inputs(
         yield from flush() if pending else ()
         try:
             yield item, _stream(engine, item)
-        except OSError as err:
-            yield item, f"{item.path}: cannot read: {err.strerror or err}"
+        except Exception as err:
+            yield item, _failed(item, err)
     if pending:
         yield from flush()
 

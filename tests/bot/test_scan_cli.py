@@ -212,3 +212,65 @@ def test_large_exports_are_scanned_in_batches_with_the_same_results(tmp_path, cf
     code, out, _ = run("scan", f, "-c", cfg, "-f", "jsonl")
     assert code == 1
     assert [r["message_id"] for r in jsonl(out)] == [f"m{i}" for i in range(0, 1000, 97)]
+
+
+# ---- binary inputs go through the file scanner; a broken input is an error, never a crash ------
+
+
+def _safetensors_with_metadata(path: Path, metadata: dict[str, str]) -> Path:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.arange(4, dtype=np.float32)}, str(path), metadata=metadata)
+    return path
+
+
+def _zip_bomb(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", b"\0" * (8 << 20))  # 8 MiB from ~8 KB: past max_ratio
+    return path
+
+
+def test_a_zip_member_is_scanned(tmp_path, cfg):
+    z = tmp_path / "plain.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("docs/notes.txt", "we ship Larkspur monday\n")
+    code, out, err = run("scan", z, "-c", cfg, "-f", "jsonl")
+    assert (code, err) == (1, "")
+    [row] = jsonl(out)
+    assert (row["rule_id"], row["location"], row["path"]) == (
+        "cn-larkspur", "attachment:plain.zip/docs/notes.txt", str(z))
+
+
+def test_safetensors_metadata_is_scanned(tmp_path, cfg):
+    st = _safetensors_with_metadata(tmp_path / "model.safetensors", {"name": "Larkspur v5"})
+    code, out, err = run("scan", st, "-c", cfg, "-f", "jsonl")
+    assert (code, err) == (1, "")
+    rows = {(r["rule_id"], r["location"]) for r in jsonl(out)}
+    assert ("cn-larkspur", "metadata:model.safetensors") in rows
+    assert ("model-weights", "attachment:model.safetensors") in rows
+
+
+def test_a_hostile_file_gets_a_finding_and_the_text_beside_it_is_scanned(tmp_path, cfg):
+    bomb = _zip_bomb(tmp_path / "bomb.zip")
+    text = tmp_path / "a.txt"
+    text.write_text("Larkspur\n")
+    code, out, err = run("scan", bomb, text, "-c", cfg, "-f", "jsonl")
+    assert (code, err) == (1, "")
+    rows = jsonl(out)
+    assert [(r["path"], r["kind"]) for r in rows] == [(str(bomb), "scan-limit"), (str(text), "codename")]
+    assert rows[0]["matched"] == "max_ratio"
+
+
+def test_an_input_that_cannot_be_read_is_named_and_the_others_are_scanned(tmp_path, cfg):
+    broken = tmp_path / "export.json"  # a reader that fails part way: the export's earlier
+    broken.write_text(json.dumps({"messages": [  # messages are kept, the error names the file
+        {"id": "1", "content": "Larkspur"}, {"id": "2", "content": 12345}]}))
+    st = _safetensors_with_metadata(tmp_path / "m.safetensors", {"note": "Larkspur"})
+    text = tmp_path / "a.txt"
+    text.write_text("Larkspur\n")
+    code, out, err = run("scan", broken, st, text, "-c", cfg, "-f", "jsonl")
+    assert code == 2
+    assert "Traceback" not in err and f"error: {broken}" in err
+    paths = [r["path"] for r in jsonl(out) if r["rule_id"] == "cn-larkspur"]
+    assert paths == [str(broken), str(st), str(text)]
