@@ -153,10 +153,7 @@ def _triage(hit_id: str, action: str, config: Path, db: Path | None, actor: str 
                                         scope=scope, assignee=assignee, sinks=mirror)
         except (HitNotFound, TriageError) as err:
             raise fail(str(err)) from None
-        extra = f"; suppression #{result.suppression_id}" if result.suppression_id else ""
-        same = "" if result.changed else " (unchanged)"
-        typer.echo(f"{hit_id}: incident {result.incident_id or '-'} is {result.status}"
-                   f"{same}{extra}")
+        typer.echo(f"{hit_id}: {result.describe()}")
 
     run_with_store(config, db, work)
 

@@ -16,6 +16,7 @@ from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.alerts.escape import clamp, discord_markdown
 from bot.alerts.posted import PostedAlerts, is_incident_update
 from bot.alerts.sinks.discord_webhook import message as embed_message
+from bot.store.models import HitNotFound, TriageError
 
 if TYPE_CHECKING:
     from bot.platforms.discord import DiscordAdapter
@@ -140,10 +141,14 @@ class TriageButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID
         note = None
         if self.action == "del" and self.target is not None:
             note = await _delete(interaction.client, *self.target)
-        await store.triage(self.hit_id, store_action, actor, note=note,
-                           sinks=adapter.triage_sinks if adapter else ())
-        await _reply(interaction, f"{label}: recorded for hit {self.hit_id} by "
-                                  f"{interaction.user.name}.")
+        try:
+            result = await store.triage(self.hit_id, store_action, actor, note=note,
+                                        sinks=adapter.triage_sinks if adapter else ())
+        except (HitNotFound, TriageError) as err:  # e.g. the incident was resolved meanwhile
+            await _reply(interaction, f"{label}: not done: {err}")
+            return
+        # Say what happened: a false positive in one channel may leave the incident open.
+        await _reply(interaction, f"{label} by {interaction.user.name}: {result.describe()}.")
 
 
 async def _delete(client: discord.Client, channel_id: int, message_id: int) -> str:

@@ -20,6 +20,7 @@ from bot.alerts import render
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.alerts.escape import clamp, display, slack_mrkdwn
 from bot.alerts.posted import PostedAlerts, is_incident_update
+from bot.store.models import HitNotFound, TriageError
 
 if TYPE_CHECKING:
     from bot.platforms.slack import SlackAdapter
@@ -230,11 +231,17 @@ class TriageHandler:
         if store is None or not hit_id:
             await self._reply(payload, "Triage is unavailable: the bot has no store.")
             return
-        await store.triage(hit_id, store_action, actor, note=note,
-                           sinks=self.adapter.triage_sinks)
+        try:
+            result = await store.triage(hit_id, store_action, actor, note=note,
+                                        sinks=self.adapter.triage_sinks)
+        except (HitNotFound, TriageError) as err:  # e.g. the incident was resolved meanwhile
+            await self._reply(payload, f"Not done: {err}")
+            return
         log.info("slack triage: %s %s by %s", hit_id, store_action, actor)
         who = display(str(user.get("username") or user.get("name") or user.get("id")), 80)
-        await self._update_alert(payload, f"{done} by {who}" + (f" ({note})" if note else ""))
+        # Say what happened: a false positive in one channel may leave the incident open.
+        await self._update_alert(payload, f"{done} by {who}" + (f" ({note})" if note else "")
+                                 + f": {result.describe()}")
 
     async def _delete(self, target: dict[str, Any]) -> str | None:
         ws = self.adapter.by_team.get(str(target.get("team")))

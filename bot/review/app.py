@@ -113,9 +113,7 @@ def build_app(store: Store, *, token: str, actor: str, mirror_sinks: list[str],
                 scope=str(form.get("scope") or "") or None,
                 assignee=str(form.get("assignee") or "") if action == "assign" else None,
                 sinks=mirror_sinks)
-            done = f"{action}: incident {result.incident_id or '-'} is now {result.status}"
-            if result.suppression_id and action == "fp":
-                done += f" (false-positive memory #{result.suppression_id})"
+            done = f"{result.action}: {result.describe()}"
         except HitNotFound as err:
             raise web.HTTPNotFound(text=str(err)) from None
         except TriageError as err:

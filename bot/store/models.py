@@ -90,6 +90,42 @@ class TriageResult:
     suppression_id: int | None = None
     event_id: int | None = None
     changed: bool = True  # False when the action repeated the current state (a double click)
+    action: str = ""  # the action recorded (ack, fp, resolve, reopen, note, assign)
+    scope: str | None = None  # a false positive's scope
+    place: str = ""  # where the scope was cut: the hit's "platform/community[/channel]"
+    marked: int = 0  # hits whose status the action set apart (a false positive: those in scope)
+    outside: int = 0  # a false positive's: live hits outside its scope keeping the incident
+
+    def describe(self) -> str:
+        """What the action did, in one line for people (CLI, review pages, chat buttons)."""
+        subject = f"incident {self.incident_id}" if self.incident_id else f"hit {self.hit_id}"
+        if self.action == "fp":
+            return self._describe_fp(subject)
+        if self.action == "assign" and not self.changed:
+            return f"{subject} already has that assignee"
+        if not self.changed:
+            return f"{subject} is already {self.status.replace('_', ' ')}"
+        return f"{subject} is {self.status.replace('_', ' ')}"
+
+    def _describe_fp(self, subject: str) -> str:
+        everywhere = self.scope == "everywhere"
+        where = "everywhere" if everywhere else f"in {self.scope} {self.place}"
+        head = (f"already a false positive {where}" if not self.changed
+                else f"{_hits(self.marked)} marked false positive {where}")
+        if self.outside:
+            state = (f"{subject} stays {self.status.replace('_', ' ')} for "
+                     f"{_hits(self.outside)} outside that {self.scope}")
+        else:
+            state = f"{subject} closed as a false positive" if self.incident_id else ""
+        quiet = ""
+        if self.suppression_id:
+            there = "stay quiet everywhere" if everywhere else "there stay quiet"
+            quiet = f"identical matches {there} (suppression #{self.suppression_id})"
+        return "; ".join(x for x in (head, state, quiet) if x)
+
+
+def _hits(n: int) -> str:
+    return f"{n} hit" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,12 @@
 """Triage: who acknowledged, resolved, reopened, noted, assigned or marked a false positive.
 
-A triage names a hit and acts on its incident (every hit of the incident takes its status).
-A false positive also remembers the match at a scope, so identical matches there stay quiet;
-reopening the incident, or revoking the suppression, undoes that.
+A triage names a hit and acts on its incident (every hit of the incident takes its status),
+except a false positive: it marks only the incident's hits inside its scope (the channel, the
+community, everywhere) and closes the incident only when no hit outside the scope is left: one
+channel's joke must not close, or resolve at PagerDuty, the leak in another workspace. Hits
+marked false positive keep that status when the rest of the incident is acknowledged or
+resolved. A false positive also remembers the match at its scope, so identical matches there
+stay quiet; reopening (the incident, or a false-positive hit of a live incident) undoes both.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 
 from bot.alerts.base import Alert
 from bot.store.models import SCOPES, HitNotFound, TriageError, TriageResult
-from bot.store.record import enqueue
+from bot.store.record import LIVE, enqueue
 from bot.store.text import safe_text
 from detectors import Severity
 
@@ -84,6 +88,9 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
         status = conn.execute("SELECT status FROM incidents WHERE incident_id = ?",
                               (incident_id,)).fetchone()[0]
     allowed, target = TRANSITIONS[act]
+    # A hit marked false positive in a live incident can be reopened on its own.
+    if act == "reopen" and status in LIVE and hit_status == "false_positive":
+        allowed, target = (status,), status
     if status not in allowed:
         if status == "suppressed":
             raise TriageError(f"hit {hit_id} was silenced by false-positive suppression #{by}; "
@@ -91,15 +98,25 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
         raise TriageError(f"cannot {act} hit {hit_id}: its incident is {status}"
                           + ("; reopen it first" if status in ("resolved", "false_positive")
                              else ""))
-    changed = target is not None and target != status
     suppression_id = None
+    marked = outside = 0
     if act == "fp":
+        where = _scope_of(scope, platform, community, channel)
         suppression_id, created = _suppress(conn, hit_id, incident_id, rule_id, key, scope,
-                                            platform, community, channel, actor, note, now)
-        changed = changed or created
+                                            where, actor, note, now)
+        if incident_id is not None:
+            marked, outside = _mark_false_positive(conn, incident_id, where)
+        if outside:
+            target = None  # hits outside the scope keep the incident as it is
+        changed = created or marked > 0 or (target is not None and target != status)
     elif act == "reopen":
         revoked = _revoke_for_incident(conn, incident_id, actor, now)
         suppression_id = revoked[0] if revoked else None
+        marked = conn.execute("UPDATE hits SET status = ? WHERE incident_id = ? AND status != ?",
+                              (target, incident_id, target)).rowcount
+        changed = True
+    else:
+        changed = target is not None and target != status
     if act == "assign":
         who = safe_text((assignee if assignee is not None else note) or "", 200) or None
         conn.execute("UPDATE incidents SET assignee = ?, updated_at = ? WHERE incident_id = ?",
@@ -109,30 +126,54 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
     if target is not None and target != status and incident_id is not None:
         conn.execute("UPDATE incidents SET status = ?, updated_at = ? WHERE incident_id = ?",
                      (target, now, incident_id))
-        conn.execute("UPDATE hits SET status = ? WHERE incident_id = ?", (target, incident_id))
+        if act in ("ack", "resolve"):  # fp and reopen set their hits above
+            conn.execute("UPDATE hits SET status = ? WHERE incident_id = ? "
+                         "AND status != 'false_positive'", (target, incident_id))
     if act == "note":
         changed = True
     event_id = conn.execute(
         "INSERT INTO triage(hit_id, incident_id, action, actor, note, scope, at) "
         "VALUES (?,?,?,?,?,?,?)", (hit_id, incident_id, act, actor, note, scope, now)).lastrowid
-    if changed and act in MIRRORED:
+    # A false positive that leaves the incident open tells incident-keeping receivers nothing.
+    if changed and act in MIRRORED and target is not None and target != status:
         for sink in dict.fromkeys(sinks):
             enqueue(conn, sink, Alert(
                 idempotency_key=f"{hit_id}:triage:{event_id}:{sink}", hit_id=hit_id,
                 incident_id=incident_id, rule_id=rule_id, kind="triage",
                 severity=str(Severity(severity)), matched="", excerpt="",
                 action=MIRRORED[act]), now)
-    return TriageResult(hit_id, incident_id, target or status, suppression_id, event_id, changed)
+    place = "/".join(x for x in (platform, community, channel if scope == "channel" else "")
+                     if x)
+    return TriageResult(hit_id, incident_id, target or status, suppression_id, event_id, changed,
+                        act, scope if act == "fp" else None, place, marked, outside)
 
 
-def _suppress(conn, hit_id, incident_id, rule_id, key, scope, platform, community, channel,
-              actor, note, now) -> tuple[int, bool]:
-    """(suppression id, created?): an identical active suppression is reused."""
-    where = {
+def _scope_of(scope: str, platform: str, community: str, channel: str) -> tuple:
+    """(platform, community, channel) a suppression at `scope` covers; None = any."""
+    return {
         "channel": (platform, community, channel),
         "community": (platform, community, None),
         "everywhere": (None, None, None),
     }[scope]
+
+
+def _mark_false_positive(conn, incident_id: str, where: tuple) -> tuple[int, int]:
+    """Mark the incident's hits inside `where` false positive: (hits marked, hits outside
+    that are not false positives)."""
+    platform, community, channel = where
+    marked = conn.execute(
+        "UPDATE hits SET status = 'false_positive' WHERE incident_id = ? "
+        "AND status != 'false_positive' AND (? IS NULL OR platform = ?) "
+        "AND (? IS NULL OR community_id = ?) AND (? IS NULL OR channel_id = ?)",
+        (incident_id, platform, platform, community, community, channel, channel)).rowcount
+    outside = conn.execute("SELECT count(*) FROM hits WHERE incident_id = ? "
+                           "AND status != 'false_positive'", (incident_id,)).fetchone()[0]
+    return marked, outside
+
+
+def _suppress(conn, hit_id, incident_id, rule_id, key, scope, where, actor, note,
+              now) -> tuple[int, bool]:
+    """(suppression id, created?): an identical active suppression is reused."""
     row = conn.execute(
         "SELECT suppression_id FROM suppressions WHERE rule_id = ? AND match_key = ? "
         "AND scope = ? AND platform IS ? AND community_id IS ? AND channel_id IS ? "

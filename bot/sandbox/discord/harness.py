@@ -11,6 +11,8 @@ from bot.events import ChatMessage
 from bot.platforms.discord import DiscordAdapter
 from bot.platforms.discord_settings import DiscordSettings
 from bot.sandbox.discord import DiscordSandbox
+from bot.store.models import TriageResult
+from bot.store.triage import TRANSITIONS, canonical
 
 
 class MemoryStore:
@@ -36,9 +38,12 @@ class MemoryStore:
 
     async def triage(self, hit_id: str, action: str, actor: str, note: str | None = None,
                      scope: str | None = None, *, assignee: str | None = None,
-                     sinks: Sequence[str] = ()) -> None:
+                     sinks: Sequence[str] = ()) -> TriageResult:
         self.triaged.append((hit_id, action, actor, note))
         self.mirrored.append(tuple(sinks))
+        act = canonical(action)
+        return TriageResult(hit_id, "inc-1", TRANSITIONS[act][1] or "open", action=act,
+                            scope="channel" if act == "fp" else None, place="here", marked=1)
 
     async def close(self) -> None:
         return None

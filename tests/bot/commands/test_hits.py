@@ -67,7 +67,7 @@ def test_triage_round_trip(cfg, history):
     hit_id, incident_id = history["first"]
     assert run("hits", "ack", hit_id, "-c", cfg, "--actor", "alice")[1].strip() == (
         f"{hit_id}: incident {incident_id} is acknowledged")
-    assert "(unchanged)" in run("hits", "ack", hit_id, "-c", cfg)[1]
+    assert "is already acknowledged" in run("hits", "ack", hit_id, "-c", cfg)[1]
     assert run("hits", "assign", hit_id, "bob", "-c", cfg)[0] == 0
     assert run("hits", "note", hit_id, "asked for deletion", "-c", cfg)[0] == 0
     assert run("hits", "resolve", hit_id, "-c", cfg)[0] == 0

@@ -209,3 +209,42 @@ async def test_an_incident_update_edits_its_alert_instead_of_posting_again(sandb
                                   is_update=True, count=3))
     [again] = sandbox.find_message(sandbox.modlog)
     assert "Update (3 hits)" in title(again) and again.id != message.id
+
+
+async def cross_platform_incident(tmp_path, guild_id, channel_id):
+    """A real store holding one incident: a hit in a Discord channel and one in Slack."""
+    from bot.store import Source, Store
+    from detectors import Finding, Severity
+
+    store = await Store.open(tmp_path / "leakwarden.db")
+    leak = Finding("cn-larkspur", "codename", Severity.HIGH, "text", 0, 8, "Larkspur",
+                   "Larkspur here")
+    [here] = await store.record_hits(Source("discord", guild_id, channel_id, "m1"), [leak],
+                                     watchlist_version="v")
+    [there] = await store.record_hits(Source("slack", "T1", "C9", "m2"), [leak],
+                                      watchlist_version="v")
+    return store, here, there
+
+
+async def test_a_false_positive_click_says_the_incident_stays_open_elsewhere(sandbox, tmp_path):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store, here, there = await cross_platform_incident(tmp_path, str(sandbox.guild.id),
+                                                       str(leak.channel.id))
+    try:
+        async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+            adapter.triage_sinks = ["pager"]
+            message = await posted_alert(sandbox, adapter, alert_for(
+                sandbox, leak, hit_id=here.hit_id, incident_id=here.incident_id))
+            reply = await sandbox.click_button(message, buttons(message)["False positive"],
+                                               sandbox.mod, permissions=MANAGE_MESSAGES)
+            again = await sandbox.click_button(message, buttons(message)["False positive"],
+                                               sandbox.mod, permissions=MANAGE_MESSAGES)
+        text = reply["data"]["content"].replace("\\", "")
+        assert text.startswith("False positive by mod: 1 hit marked false positive in channel "
+                               f"discord/{sandbox.guild.id}/{leak.channel.id}")
+        assert f"incident {here.incident_id} stays open for 1 hit outside that channel" in text
+        assert "already a false positive" in again["data"]["content"]
+        assert (await store.get_hit(there.hit_id)).hit.status == "open"
+        assert await store.outbox_counts("pager") == {}  # PagerDuty is not told to resolve
+    finally:
+        await store.close()

@@ -189,3 +189,57 @@ async def test_an_incident_update_edits_its_alert_instead_of_posting_again(sandb
                                    hit_id="hit-44", is_update=True, count=3))
     [again] = sandbox.bot_messages(sandbox.secops)
     assert "Update (3 hits)" in again.text and again.ts != alert.ts
+
+
+async def test_a_false_positive_click_says_the_incident_stays_open_elsewhere(sandbox, tmp_path):
+    from bot.store import Source, Store
+    from detectors import Finding, Severity
+
+    store = await Store.open(tmp_path / "leakwarden.db")
+    leak = Finding("cn-larkspur", "codename", Severity.HIGH, "text", 0, 8, "Larkspur",
+                   "Larkspur here")
+    [here] = await store.record_hits(Source("slack", sandbox.team.id, sandbox.general.id, "1.1"),
+                                     [leak], watchlist_version="v")
+    [there] = await store.record_hits(Source("discord", "g1", "c1", "m2"), [leak],
+                                      watchlist_version="v")
+    try:
+        async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+            adapter.triage_sinks = ["pager"]
+            await SlackBotSink("secops", adapter, sandbox.secops.id).send(make_alert(
+                sandbox, hit_id=here.hit_id, incident_id=here.incident_id))
+            [alert] = sandbox.bot_messages(sandbox.secops)
+            await sandbox.click(alert, "lw_fp", button_value(alert, "lw_fp"), sandbox.mod)
+            await eventually(lambda: alert.edited_ts)
+        outcome = alert.blocks[-1]["elements"][0]["text"]
+        assert outcome.startswith(":white_check_mark: Marked false positive by modmary: 1 hit "
+                                  f"marked false positive in channel slack/{sandbox.team.id}/"
+                                  f"{sandbox.general.id}")
+        assert f"incident {here.incident_id} stays open for 1 hit outside that channel" in outcome
+        assert (await store.get_hit(there.hit_id)).hit.status == "open"
+        assert await store.outbox_counts("pager") == {}  # PagerDuty is not told to resolve
+    finally:
+        await store.close()
+
+
+async def test_a_click_on_a_closed_incident_explains_why_nothing_happened(sandbox, tmp_path):
+    from bot.store import Source, Store
+    from detectors import Finding, Severity
+
+    store = await Store.open(tmp_path / "leakwarden.db")
+    [rec] = await store.record_hits(
+        Source("slack", sandbox.team.id, sandbox.general.id, "1.1"),
+        [Finding("cn-larkspur", "codename", Severity.HIGH, "text", 0, 8, "Larkspur", "x")],
+        watchlist_version="v")
+    await store.triage(rec.hit_id, "resolve", "cli:lead")
+    try:
+        async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+            await SlackBotSink("secops", adapter, sandbox.secops.id).send(make_alert(
+                sandbox, hit_id=rec.hit_id, incident_id=rec.incident_id))
+            [alert] = sandbox.bot_messages(sandbox.secops)
+            await sandbox.click(alert, "lw_ack", button_value(alert, "lw_ack"), sandbox.mod)
+            await eventually(lambda: sandbox.responses)
+        assert sandbox.responses[0]["response_type"] == "ephemeral"
+        assert "Not done: cannot ack" in sandbox.responses[0]["text"]
+        assert alert.edited_ts is None  # the buttons stay
+    finally:
+        await store.close()

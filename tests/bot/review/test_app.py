@@ -91,18 +91,32 @@ async def test_triage_through_the_page(client, review_history):
     r = await client.post(f"/hits/{hit_id}/triage", data={"action": "ack", "csrf": "nope"})
     assert r.status == 403
     r = await client.post(f"/hits/{hit_id}/triage",
-                          data={"action": "fp", "scope": "community", "csrf": token})
+                          data={"action": "fp", "scope": "everywhere", "csrf": token})
     page = await r.text()
-    assert "is now false_positive" in page and "false-positive memory #1" in page
+    assert "3 hits marked false positive everywhere" in page
+    assert "closed as a false positive" in page and "(suppression #1)" in page
     r = await client.post(f"/hits/{hit_id}/triage", data={"action": "ack", "csrf": token})
     assert "not done: cannot ack" in await r.text()
     detail = await client.store.get_hit(hit_id)
     assert [(e.action, e.actor, e.scope) for e in detail.triage] == [
-        ("fp", "review:alice", "community")]
+        ("fp", "review:alice", "everywhere")]
     assert {d.sink_id for d in detail.deliveries} == {"log", "pager"}  # resolve mirrored
     r = await client.post("/suppressions/1/revoke", data={"csrf": token})
     assert "#1 undone" in await r.text()
     assert await client.store.suppressions() == []
+
+
+async def test_a_community_false_positive_says_the_incident_stays_open(client, review_history):
+    await login(client)
+    hit_id = review_history[0].hit_id  # Discord g1; the incident also reached Slack
+    token = csrf_of(await (await client.get(f"/hits/{hit_id}")).text())
+    r = await client.post(f"/hits/{hit_id}/triage",
+                          data={"action": "fp", "scope": "community", "csrf": token})
+    page = await r.text()
+    assert ("2 hits marked false positive in community discord/g1; incident "
+            f"{review_history[0].incident_id} stays open for 1 hit outside that community") in page
+    detail = await client.store.get_hit(hit_id)
+    assert {d.sink_id for d in detail.deliveries} == {"log"}  # PagerDuty is not told to resolve
 
 
 async def test_hit_page_shows_verdicts_jump_link_and_incident(client, review_history):

@@ -97,9 +97,12 @@ def test_click_through_a_triage_in_chromium(served, review_cfg, tmp_path):
             By.XPATH, "..")
         Select(fp.find_element(By.NAME, "scope")).select_by_value("community")
         click(browser, fp.find_element(By.TAG_NAME, "button"))
-        assert "is now false_positive" in browser.find_element(By.CSS_SELECTOR, ".flash").text
-        assert "false positive" in browser.find_element(By.CSS_SELECTOR, "h1 + blockquote ~ p"
-                                                        ).text
+        # The incident also reached Discord: it stays open for those hits.
+        flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert "1 hit marked false positive in community slack/T1" in flash
+        assert "stays open for 2 hits outside that community" in flash
+        assert "open" in browser.find_element(By.CSS_SELECTOR, "h1 + blockquote ~ p").text
+        assert "false positive" in browser.find_element(By.CSS_SELECTOR, "table.kv").text
 
         # The memory is listed, and undone with one click.
         click(browser, browser.find_element(By.LINK_TEXT, "False-positive memory"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import HitFilter, HitNotFound, TriageError
+from bot.store import HitFilter, HitNotFound, TriageError, TriageResult
 
 from .conftest import T0, finding, message
 
@@ -129,3 +129,122 @@ async def test_mirrored_triage_is_queued_in_the_same_transaction(store):
     assert [(r.alert.kind, r.alert.action) for r in due] == [
         ("codename", "trigger"), ("triage", "acknowledge"), ("triage", "resolve")]
     assert all(r.alert.incident_id == rec.incident_id for r in due)
+
+
+# One incident spread over two Discord channels of one server and a Slack workspace.
+PLACES = {"d1": ("discord", "g1", "c1"), "d2": ("discord", "g1", "c2"),
+          "s": ("slack", "T1", "C9")}
+
+
+async def spread_incident(store) -> dict[str, str]:
+    """The three hits of one cross-platform incident, by name; each alerted to sink 'pd'."""
+    ids = {}
+    for n, (name, (platform, community, channel)) in enumerate(PLACES.items()):
+        [rec] = await store.record_hits(
+            message(n, platform=platform, community=community, channel=channel), [finding()],
+            watchlist_version="v", sinks=["pd"])
+        ids[name] = rec.hit_id
+    return ids
+
+
+async def hit_statuses(store, ids) -> dict[str, str]:
+    return {name: (await store.get_hit(hit_id)).hit.status for name, hit_id in ids.items()}
+
+
+async def mirrored(store) -> list[str]:
+    """The triage actions queued for the incident-keeping sink 'pd'."""
+    return [r.alert.action for r in await store.outbox_due("pd", T0 + 1)
+            if r.alert.kind == "triage"]
+
+
+# (hit marked, scope) -> (hits then false positive, incident status, hits left outside, mirrored)
+FP_SCOPES = [
+    ("d1", "channel", {"d1"}, "open", 2, []),
+    ("s", "channel", {"s"}, "open", 2, []),
+    ("d1", "community", {"d1", "d2"}, "open", 1, []),
+    ("s", "community", {"s"}, "open", 2, []),
+    ("d2", "everywhere", {"d1", "d2", "s"}, "false_positive", 0, ["resolve"]),
+]
+
+
+@pytest.mark.parametrize(("name", "scope", "fps", "status", "outside", "actions"), FP_SCOPES)
+async def test_a_false_positive_marks_only_the_hits_in_its_scope(store, name, scope, fps, status,
+                                                                 outside, actions):
+    ids = await spread_incident(store)
+    result = await store.triage(ids[name], "fp", "mod", scope=scope, sinks=["pd"])
+    assert (result.status, result.marked, result.outside) == (status, len(fps), outside)
+    assert await hit_statuses(store, ids) == {
+        n: "false_positive" if n in fps else "open" for n in ids}
+    incident = (await store.get_incident(result.incident_id)).incident
+    assert incident.status == status
+    assert await mirrored(store) == actions  # PagerDuty hears "resolve" only when it closed
+
+
+async def test_the_incident_closes_when_its_last_hit_outside_is_marked(store):
+    ids = await spread_incident(store)
+    first = await store.triage(ids["d1"], "fp", "mod", sinks=["pd"])
+    assert first.describe() == (
+        f"1 hit marked false positive in channel discord/g1/c1; incident {first.incident_id} "
+        f"stays open for 2 hits outside that channel; identical matches there stay quiet "
+        f"(suppression #{first.suppression_id})")
+    await store.triage(ids["s"], "fp", "mod", sinks=["pd"])
+    assert await mirrored(store) == []
+    last = await store.triage(ids["d2"], "fp", "mod", sinks=["pd"])
+    assert last.status == "false_positive" and last.outside == 0
+    assert last.describe().startswith(
+        f"1 hit marked false positive in channel discord/g1/c2; incident {last.incident_id} "
+        "closed as a false positive")
+    assert await mirrored(store) == ["resolve"]
+
+
+async def test_hits_marked_false_positive_stay_so_while_the_rest_is_handled(store):
+    ids = await spread_incident(store)
+    await store.triage(ids["d1"], "fp", "mod")
+    await store.triage(ids["s"], "ack", "mod")
+    assert await hit_statuses(store, ids) == {"d1": "false_positive", "d2": "acknowledged",
+                                              "s": "acknowledged"}
+    await store.triage(ids["d2"], "resolve", "mod")
+    assert await hit_statuses(store, ids) == {"d1": "false_positive", "d2": "resolved",
+                                              "s": "resolved"}
+    # Marking the rest later does not relabel the resolved leak as a false positive.
+    assert (await store.triage(ids["d2"], "fp", "mod")).status == "resolved"
+
+
+async def test_new_hits_after_a_channel_false_positive(store):
+    ids = await spread_incident(store)
+    await store.triage(ids["d1"], "fp", "mod")
+    [here] = await store.record_hits(message(10, channel="c1"), [finding()],
+                                     watchlist_version="v")
+    [there] = await store.record_hits(message(11, platform="slack", community="T1",
+                                              channel="C9"), [finding()], watchlist_version="v")
+    assert here.suppressed and here.incident_id is None  # quiet in the channel marked
+    assert not there.suppressed and there.incident_id == (await store.get_hit(ids["s"])).hit \
+        .incident_id  # the leak elsewhere still joins the open incident
+
+
+async def test_reopening_a_false_positive_hit_of_a_live_incident(store):
+    ids = await spread_incident(store)
+    await store.triage(ids["s"], "ack", "mod")
+    await store.triage(ids["d1"], "fp", "mod")
+    result = await store.triage(ids["d1"], "reopen", "mod")
+    assert (result.status, result.marked) == ("acknowledged", 1)  # the incident's ack stays
+    assert set((await hit_statuses(store, ids)).values()) == {"acknowledged"}
+    assert await store.suppressions() == []
+
+
+@pytest.mark.parametrize(("result", "said"), [
+    (TriageResult("h", "i-1", "acknowledged", action="ack"), "incident i-1 is acknowledged"),
+    (TriageResult("h", "i-1", "acknowledged", action="ack", changed=False),
+     "incident i-1 is already acknowledged"),
+    (TriageResult("h", "i-1", "open", action="assign", changed=False),
+     "incident i-1 already has that assignee"),
+    (TriageResult("h", "i-1", "false_positive", 4, action="fp", scope="everywhere", marked=3),
+     "3 hits marked false positive everywhere; incident i-1 closed as a false positive; "
+     "identical matches stay quiet everywhere (suppression #4)"),
+    (TriageResult("h", "i-1", "acknowledged", 4, action="fp", scope="community",
+                  place="slack/T1", marked=1, outside=2, changed=False),
+     "already a false positive in community slack/T1; incident i-1 stays acknowledged for "
+     "2 hits outside that community; identical matches there stay quiet (suppression #4)"),
+])
+def test_results_describe_what_happened(result, said):
+    assert result.describe() == said
