@@ -1,6 +1,6 @@
 # leakwarden: the monitor as a small, non-root image.
 #   docker build -t leakwarden .
-#   docker run --rm -v "$PWD/config.toml:/config/config.toml:ro" -v leakwarden-data:/data \
+#   docker run --rm -v "$PWD/config:/config:ro" -v leakwarden-data:/data \
 #     -e DISCORD_TOKEN -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN -p 127.0.0.1:9108:9108 leakwarden
 # Tokens come from the environment (the config names the variables); the config is mounted
 # read-only at /config; the hit history lives in the /data volume.

@@ -64,8 +64,17 @@ def test_the_healthcheck_command_asks_healthz_and_fails_when_nothing_answers():
 def test_compose_mounts_what_the_image_expects():
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     service = doc["services"]["leakwarden"]
-    assert "./config.toml:/config/config.toml:ro" in service["volumes"]
+    # The directory, so that a save-by-rename of config.toml reaches the container.
+    assert "./config:/config:ro" in service["volumes"]
     assert any(v.endswith(":/data") for v in service["volumes"])
     assert service["ports"] == ["127.0.0.1:9108:9108"]
     assert all(str(v).startswith("${") for v in service["environment"].values())  # no values
+    # None required: a Discord-only or Slack-only deployment starts; the monitor names a
+    # missing token itself.
+    assert not any(":?" in str(v) for v in service["environment"].values())
+
+
+def test_the_image_builds_the_native_core_from_source_only():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"detectors/_native.c", "detectors/*.so", "build", ".hypothesis"} <= set(ignored)
 
