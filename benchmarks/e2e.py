@@ -7,15 +7,19 @@
 The real monitor runs as its own process (`leakwarden run -c <generated config>`) against the
 sandboxes, which live in this process with the load generator and a webhook receiver (the
 "SIEM" sink gets every hit). Half the messages go to Discord, half to Slack; `--leak-share` of
-them carry a unique API key, and `--attachments` per second carry a file (text, zip or
-safetensors; a tenth of them hold a key). Latency is from the moment a message is posted to
+them carry a leak: half a unique API key, half a codename of its own (300 generated ones in
+the watchlist, each written in one disguise class: spaced, dotted, zero-width, fullwidth, upper
+case, leetspeak, Cyrillic look-alikes, a typo), and `--attachments` per second carry a file
+(text, zip or safetensors; a tenth of them hold a key). A leak counts as alerted when its own
+rule's alert for its message arrives. Latency is from the moment a message is posted to
 the sandbox to the moment its alert reaches the receiver: gateway/Socket Mode delivery, the
 pipeline, the store commit and the relay included.
 
 Into the stream go a zip bomb, a pickle whose loading would run a command, and a 4 GiB sparse
 "model.bin" (Discord's cap is raised so it really streams through a worker). Alerts for leaks
-posted in the 10 s after each must not be delayed past 10 s, and each hostile file must end in
-a finding (scan-limit, unsafe-pickle ...) in the history.
+posted in the 10 s after each must not be delayed past 10 s, the bomb must end in a scan-limit
+finding and the pickle in unsafe-pickle (HOSTILE_FINDINGS), and each must be done. The load
+counts only if at least 90% of `--rate` was really sent (the generator shares this process).
 
 Baseline, in the same run: `--baseline-rate` messages/s for `--baseline-seconds` first, same
 leaks share; the ratio p99(load) / p99(baseline) is what load costs. Memory: the bot's RSS and
@@ -56,14 +60,36 @@ from bot.demo.world import SandboxWorld, table  # noqa: E402
 TARGET_P99 = 2.0
 HOSTILE_WINDOW = 10.0
 WORDS = ["status", "update", "ship", "review", "lunch", "merge", "deploy", "ticket", "meeting", "notes", "draft", "budget", "sprint", "design", "call", "later", "today", "tomorrow", "thanks", "please", "check", "build", "green", "red", "coffee", "docs", "plan", "numbers", "chart", "slides"]
+# Codename leaks: each uses its own generated codename (so each is its own incident and alerts
+# once, not as an update another leak's alert may fold into), written in one disguise class.
+_SYLLABLES = ["lar", "ks", "pur", "vo", "rin", "tha", "mel", "quo", "dex", "ziv", "nor", "bel",
+              "cat", "fen", "gol", "hum", "jor", "kel", "mor", "pex", "ruv", "sol", "tor", "wyn"]
+CODENAMES = sorted({"".join(random.Random(k).sample(_SYLLABLES, 3)).capitalize()
+                    for k in range(400)})[:300]
+DISGUISES = [
+    lambda t: " ".join(t),  # spaced letters
+    lambda t: ".".join(t),
+    lambda t: t[:3] + "\u200b" + t[3:],  # zero-width space
+    lambda t: "".join(chr(ord(c) + 0xFEE0) for c in t),  # fullwidth
+    lambda t: t.upper(),
+    lambda t: t.translate(str.maketrans("aeos", "4305")),  # leetspeak
+    lambda t: t.translate(str.maketrans("aeopc", "\u0430\u0435\u043e\u0440\u0441")),  # Cyrillic
+    lambda t: t[:3] + t[4] + t[3] + t[5:],  # a typo: two letters swapped
+]
 WATCHLIST = (
     table("codenames", {"id": "cn-larkspur", "term": "Larkspur", "severity": "high"}, array=True)
     + table("codenames", {"id": "cn-iron-meadow", "term": "Iron Meadow", "severity": "high"},
             array=True)
     + table("patterns", {"id": "api-key", "regex": r"sk-ant-bench[A-Za-z0-9]{24,}",
                          "severity": "critical", "secret": True}, array=True)
+    + "".join(table("codenames", {"id": f"cn-{k}", "term": t, "severity": "high"}, array=True)
+              for k, t in enumerate(CODENAMES))
 )
 GiB = 1 << 30
+# What each hostile file must end in (None: only that it is done without delaying others).
+HOSTILE_FINDINGS = {"backup.zip": "scan-limit", "pytorch_model.pkl": "unsafe-pickle",
+                    "model.bin": None}
+ACHIEVED_SHARE = 0.9  # the load counts only if at least this share of the rate was really sent
 
 
 def pct(values: list[float], q: float) -> float:
@@ -175,6 +201,7 @@ class Leak:
     posted: float
     in_file: bool
     phase: str
+    rule: str = "api-key"  # the rule whose alert counts for this leak
     alerted: float | None = None
 
 
@@ -186,6 +213,8 @@ class Run:
     memory: list[tuple[float, float, float]] = field(default_factory=list)  # t, bot, workers
     posted: int = 0
     attachments: int = 0
+    achieved: dict[str, float] = field(default_factory=dict)  # phase -> messages/s really sent
+    codenames_used: int = 0
     lag: list[float] = field(default_factory=list)  # how late the generator ran
 
 
@@ -194,7 +223,7 @@ async def collect_alerts(world: SandboxWorld, run: Run) -> None:
         alert = await world.receiver.next(timeout=3600)
         d = alert.data
         leak = run.leaks.get((str(d.get("platform")), str(d.get("message_id"))))
-        if leak is not None and leak.alerted is None and d.get("rule_id") == "api-key":
+        if leak is not None and leak.alerted is None and d.get("rule_id") == leak.rule:
             leak.alerted = alert.at
 
 
@@ -208,9 +237,14 @@ async def sample_memory(pid: int, run: Run, t0: float) -> None:
 async def post(world: SandboxWorld, run: Run, rng: random.Random, i: int, phase: str, *,
                leak_share: float, file_every: int) -> None:
     platform = "discord" if i % 2 == 0 else "slack"
-    leak = None
+    leak, rule = None, "api-key"
     if rng.random() < leak_share:
-        leak = "sk-ant-bench" + "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", k=32))
+        if rng.random() < 0.5 and run.codenames_used < len(CODENAMES):  # half: codenames
+            k = run.codenames_used
+            run.codenames_used += 1
+            leak, rule = DISGUISES[k % len(DISGUISES)](CODENAMES[k]), f"cn-{k}"
+        else:
+            leak = "sk-ant-bench" + "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", k=32))
     text = " ".join(rng.choices(WORDS, k=rng.randint(4, 20)))
     files: list[tuple[str, bytes]] = []
     in_file = False
@@ -219,7 +253,7 @@ async def post(world: SandboxWorld, run: Run, rng: random.Random, i: int, phase:
         file_leak = None
         if leak is None and rng.random() < 0.1:
             file_leak = "sk-ant-bench" + "".join(rng.choices("abcdefghijkmnopqrstuvwxyz23456789", k=32))
-            leak, in_file = file_leak, True
+            leak, in_file, rule = file_leak, True, "api-key"
         if kind == 0:
             files = [("notes.txt", text_file(rng, file_leak))]
         elif kind == 1:
@@ -243,7 +277,7 @@ async def post(world: SandboxWorld, run: Run, rng: random.Random, i: int, phase:
         mid = m.ts
     run.posted += 1
     if leak:
-        run.leaks[(platform, mid)] = Leak(platform, mid, posted, in_file, phase)
+        run.leaks[(platform, mid)] = Leak(platform, mid, posted, in_file, phase, rule)
 
 
 async def load(world: SandboxWorld, run: Run, *, rate: float, seconds: float, leak_share: float,
@@ -278,6 +312,7 @@ async def load(world: SandboxWorld, run: Run, *, rate: float, seconds: float, le
         i += 1
     if tasks:
         await asyncio.gather(*tasks)
+    run.achieved[phase] = i / (time.monotonic() - start)  # posts done, however late
 
 
 async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
@@ -325,6 +360,11 @@ def report(run: Run, args: argparse.Namespace, db: Path, workdir: Path) -> bool:
           f"{args.baseline_rate:g}/s for {args.baseline_seconds:g}s), attachments: "
           f"{run.attachments}, leaks: {len(run.leaks)}, alerted: {len(run.leaks) - len(missed)}, "
           f"missed: {len(missed)}")
+    rate_ok = run.achieved.get("load", 0.0) >= ACHIEVED_SHARE * args.rate
+    print(f"achieved send rate under load: {run.achieved.get('load', 0.0):.1f} msg/s "
+          f"(target {args.rate:g})")
+    keys = sum(1 for lk in run.leaks.values() if lk.rule == "api-key")
+    print(f"leaks: {keys} API keys, {len(run.leaks) - keys} disguised codenames (one each)")
     if run.lag:
         print(f"load generator lateness: p50 {pct(run.lag, 50) * 1000:.0f} ms, "
               f"p99 {pct(run.lag, 99) * 1000:.0f} ms (the sandboxes share this process)")
@@ -355,7 +395,9 @@ def report(run: Run, args: argparse.Namespace, db: Path, workdir: Path) -> bool:
         for name in run.hostile:
             found = sorted({f"{k}:{m}" for loc, k, m in rows if name in loc})
             took = done.get(name)
-            ok_hostile &= took is not None
+            expected = HOSTILE_FINDINGS.get(name)
+            ok_hostile &= took is not None and (expected is None or any(
+                f.startswith(f"{expected}:") for f in found))
             when = f"done after {took:.1f} s" if took is not None else "NOT DONE"
             print(f"    {name:22} {when}; findings: {', '.join(found) or 'none'}")
 
@@ -381,8 +423,10 @@ def report(run: Run, args: argparse.Namespace, db: Path, workdir: Path) -> bool:
     print(f"  hostile files: each done, other alerts within {HOSTILE_WINDOW:g} s  "
           f"{'OK' if ok_hostile else 'MISSED'}")
     print(f"  memory flat (< 50 MiB growth): {growth:+.0f} MiB  {'OK' if flat else 'MISSED'}")
+    print(f"  load really sent (>= {ACHIEVED_SHARE:.0%} of {args.rate:g} msg/s): "
+          f"{run.achieved.get('load', 0.0):.1f} msg/s  {'OK' if rate_ok else 'MISSED'}")
     print(f"(config, database and the bot's log in {workdir})")
-    return p99 < TARGET_P99 and not missed and ok_hostile and flat
+    return p99 < TARGET_P99 and not missed and ok_hostile and flat and rate_ok
 
 
 async def main(args: argparse.Namespace) -> int:
