@@ -238,11 +238,42 @@ def _guarded(path: str, items: Iterator[Item]) -> Iterator[Item]:
         yield InputError(path, f"cannot read: {type(err).__name__}: {err}")
 
 
+class _Rejoined(io.RawIOBase):
+    """A stream read after the bytes already taken from it to sniff it."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def _stdin_inputs(stdin: BinaryIO) -> Iterator[Item]:
+    """Stdin, sniffed as a file is: text and messages are read whole, anything else (or text
+    too large to load) is streamed through the file scanner as an attachment named "stdin"."""
+    head = stdin.read(TEXT_SNIFF_BYTES)
+    if _looks_textual(head):
+        head += stdin.read(MAX_JSON_BYTES + 1 - len(head))
+        if len(head) <= MAX_JSON_BYTES:
+            yield from _from_bytes("-", head)
+            return
+    yield ScanItem("-", location="attachment:stdin", open_binary=lambda: _Rejoined(head, stdin),
+                   filename="stdin")
+
+
 def _path_inputs(raw: str, stdin: BinaryIO | None) -> Iterator[Item]:
     """The scan items of one input path."""
     if raw == "-":
-        data = (stdin or io.BytesIO()).read()
-        yield from _from_bytes("-", data)
+        yield from _stdin_inputs(stdin or io.BytesIO())
         return
     p = Path(raw)
     if p.is_dir():

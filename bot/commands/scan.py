@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot import report
-from bot.commands import load_config_or_exit
+from bot.commands import build_engine_or_exit, load_config_or_exit
 from bot.inputs import InputError, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
 from bot.store import StoreError
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--fail-on: {err}", err=True)
             raise typer.Exit(2) from None
         cfg = load_config_or_exit(config)
-        engine = Engine(cfg.watchlist)
+        engine = build_engine_or_exit(cfg)
 
         results: list[Result] = []
         errors: list[str] = []

@@ -274,3 +274,79 @@ def test_an_input_that_cannot_be_read_is_named_and_the_others_are_scanned(tmp_pa
     assert "Traceback" not in err and f"error: {broken}" in err
     paths = [r["path"] for r in jsonl(out) if r["rule_id"] == "cn-larkspur"]
     assert paths == [str(broken), str(st), str(text)]
+
+
+# ---- the engine is the monitor's: [weights] registries, [files] limits, the scan clock ---------
+
+
+def _checkpoint(path: Path, seed: int) -> Path:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    save_file({f"layers.{i}.w": (rng.standard_normal((96, 128)) * 0.02).astype(np.float32)
+               for i in range(4)}, str(path))
+    return path
+
+
+def _with(cfg: Path, extra: str) -> Path:
+    cfg.write_text(CONFIG + extra)
+    return cfg
+
+
+def test_weights_registries_give_verdicts(tmp_path, cfg):
+    ckpt = _checkpoint(tmp_path / "model.safetensors", 1)
+    db = tmp_path / "fp.db"
+    assert run("fingerprint", "add", ckpt, "--id", "ckpt-a", "--db", db)[0] == 0
+    _with(cfg, '[weights]\nfingerprints = ["fp.db"]\n')  # relative to the config's folder
+    leaked = tmp_path / "leak.safetensors"
+    leaked.write_bytes(ckpt.read_bytes())
+    code, out, _ = run("scan", leaked, "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    [row] = [r for r in jsonl(out) if r["kind"] == "weights"]
+    assert (row["rule_id"], row["detail"]["verdict"], row["severity"]) == ("ckpt-a", "exact", "critical")
+
+
+def test_an_unreadable_registry_is_a_config_error(tmp_path, cfg):
+    _with(cfg, '[weights]\nfingerprints = ["missing.db"]\n')
+    code, out, err = run("scan", "-", "-c", cfg, input="Larkspur")
+    assert (code, out) == (2, "")
+    assert f"{cfg}: [weights] fingerprints:" in err and "missing.db" in err
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    ("max_entries = 2", "max_entries"),
+    ("max_scan_seconds = 1e-9", "max_scan_seconds"),  # the scan clock runs
+])
+def test_files_limits_apply(tmp_path, cfg, files, limit):
+    _with(cfg, f"[files]\n{files}\n")
+    z = tmp_path / "a.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i in range(4):
+            zf.writestr(f"m{i}.txt", f"note {i}")
+    code, out, _ = run("scan", z, "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    assert limit in {r["matched"] for r in jsonl(out) if r["kind"] == "scan-limit"}
+
+
+def test_stdin_is_sniffed_like_a_file(tmp_path, cfg):
+    z = tmp_path / "plain.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("notes.txt", "we ship Larkspur monday\n")
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input=z.read_bytes())
+    assert code == 1
+    assert [(r["path"], r["location"]) for r in jsonl(out)] == [("-", "attachment:stdin/notes.txt")]
+    st = _safetensors_with_metadata(tmp_path / "m.safetensors", {"name": "Larkspur"})
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input=st.read_bytes())
+    assert ("cn-larkspur", "metadata:stdin") in {(r["rule_id"], r["location"]) for r in jsonl(out)}
+
+
+def test_stdin_too_large_to_load_is_streamed(monkeypatch, cfg):
+    import bot.inputs
+
+    monkeypatch.setattr(bot.inputs, "MAX_JSON_BYTES", 100)  # a text past it is streamed, not lost
+    text = "x" * 70_000 + " Larkspur\n"
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input=text)
+    assert code == 1
+    [row] = jsonl(out)
+    assert (row["location"], row["start"]) == ("attachment:stdin", 70_001)
