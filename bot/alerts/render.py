@@ -7,12 +7,15 @@ own markup escaping on top.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bot.alerts.base import Alert
 from bot.alerts.escape import display
 
 _SAFE_URL = re.compile(r"^https?://[^\s<>|\"'`\\]+$")
 _NAME_LIMIT = 100  # author, channel, location: enough to recognise, too short to abuse
+# Channel ids as each platform writes them: only these become native mentions.
+_CHANNEL_IDS = {"discord": re.compile(r"[0-9]{15,21}"), "slack": re.compile(r"[CGD][A-Z0-9]{2,20}")}
 
 
 def safe_url(url: str | None) -> str | None:
@@ -42,6 +45,18 @@ def where(alert: Alert) -> str | None:
     if alert.channel_id:
         parts.append("#" + display(alert.channel_id, _NAME_LIMIT))
     return " · ".join(parts) or None
+
+
+def where_linked(alert: Alert, platform: str, escape: Callable[[str], str]) -> str | None:
+    """`where` for a sink on `platform` when the hit comes from that platform too: the channel
+    as its native mention (`<#id>`: the client shows the channel's name as a link; a channel
+    mention pings nobody), the rest escaped with `escape`. None otherwise: the sink shows the
+    plain `where`, ids and all (a Slack channel means nothing to Discord)."""
+    pattern = _CHANNEL_IDS.get(platform)
+    if alert.platform != platform or pattern is None or not pattern.fullmatch(alert.channel_id or ""):
+        return None
+    head = [escape(display(p, _NAME_LIMIT)) for p in (alert.platform, alert.community_id) if p]
+    return " · ".join([*head, f"<#{alert.channel_id}>"])
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:

@@ -72,8 +72,10 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
     ]
     facts = [("Rule", display(alert.rule_id, 80)), ("Severity", alert.severity)]
     facts += [(label, value) for label, value in render.facts(alert) if label != "Location"]
+    linked = render.where_linked(alert, "slack", slack_mrkdwn)
     blocks.append({"type": "section", "fields": [
-        {"type": "mrkdwn", "text": _md(f"*{label}*\n{value}")} for label, value in facts[:10]
+        {"type": "mrkdwn", "text": f"*{label}*\n{linked}" if label == "Where" and linked
+         else _md(f"*{label}*\n{value}")} for label, value in facts[:10]
     ]})
     if alert.excerpt:
         blocks.append({"type": "section", "text": {

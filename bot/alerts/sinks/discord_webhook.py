@@ -45,13 +45,15 @@ def message_url(url: str, message_id: str) -> str:
 
 def message(alert: Alert, username: str | None = None) -> dict:
     """The execute-webhook body: one embed, no mentions parsed whatever the text says."""
+    linked = render.where_linked(alert, "discord", discord_markdown)
     embed: dict = {
         "title": clamp(discord_markdown(render.title(alert)), TITLE_LIMIT),
         "color": COLOURS.get(alert.severity, 0x9E9E9E),
         "fields": [
             {
                 "name": clamp(label, FIELD_NAME_LIMIT),
-                "value": clamp(discord_markdown(value), FIELD_VALUE_LIMIT),
+                "value": linked if label == "Where" and linked else clamp(
+                    discord_markdown(value), FIELD_VALUE_LIMIT),
                 "inline": label in ("Where", "Author", "Hits"),
             }
             for label, value in render.facts(alert)

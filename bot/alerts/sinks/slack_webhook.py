@@ -21,7 +21,9 @@ def message(alert: Alert) -> dict:
     lines = [
         f"{_EMOJI.get(alert.severity, ':white_circle:')} *{slack_mrkdwn(render.title(alert))}*"
     ]
-    lines += [f"*{label}:* {slack_mrkdwn(value)}" for label, value in render.facts(alert)]
+    linked = render.where_linked(alert, "slack", slack_mrkdwn)
+    lines += [f"*{label}:* {linked if label == 'Where' and linked else slack_mrkdwn(value)}"
+              for label, value in render.facts(alert)]
     if alert.excerpt:
         lines.append("> " + slack_mrkdwn(render.excerpt(alert)))
     if url := render.safe_url(alert.permalink):

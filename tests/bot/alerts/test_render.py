@@ -129,3 +129,33 @@ def test_an_update_shows_the_triage_so_far(triage, shown):
     assert facts.get("Triage", "").startswith(shown) if shown else "Triage" not in facts
     embed = discord_webhook.message(alert)["embeds"][0]
     assert all(no_ping(f["value"]) for f in embed["fields"])
+
+
+@pytest.mark.parametrize(
+    ("sink_platform", "platform", "channel", "shown"),
+    [
+        # A channel of the sink's own platform is its native mention: shown as the name, a link.
+        ("discord", "discord", "1577290302534713345", "discord · g1 · <#1577290302534713345>"),
+        ("slack", "slack", "C00000005", "slack · g1 · <#C00000005>"),
+        # Another platform's channel, or anything that is not a channel id, stays plain text.
+        ("discord", "slack", "C00000005", None),
+        ("slack", "discord", "1577290302534713345", None),
+        ("discord", "discord", "<@&1> 1577290302534713345", None),
+        ("slack", "slack", "C1>|<!channel", None),
+        ("discord", "discord", None, None),
+    ],
+)
+def test_where_links_the_channel_on_its_own_platform(sink_platform, platform, channel, shown):
+    alert = make_alert(1, platform=platform, channel_id=channel)
+    assert render.where_linked(alert, sink_platform, lambda s: s) == shown
+
+
+def test_chat_sinks_show_their_own_channels_as_mentions():
+    discord_alert = make_alert(1, platform="discord", channel_id="1577290302534713345")
+    fields = discord_webhook.message(discord_alert)["embeds"][0]["fields"]
+    assert {"name": "Where", "value": "discord · g1 · <#1577290302534713345>", "inline": True} in fields
+    slack_alert = make_alert(1, platform="slack", channel_id="C00000005")
+    assert "*Where:* slack · g1 · <#C00000005>" in slack_webhook.message(slack_alert)["text"]
+    # Cross-platform: the Slack channel id reaches Discord as escaped text, no mention.
+    fields = discord_webhook.message(slack_alert)["embeds"][0]["fields"]
+    assert {"name": "Where", "value": "slack · g1 · \\#C00000005", "inline": True} in fields

@@ -69,6 +69,13 @@ def test_alert_blocks_carry_the_facts_and_three_buttons():
                                                "ts": "1.000001"}
 
 
+def test_a_slack_channel_is_shown_as_its_mention_another_platforms_as_text():
+    assert "*Where*\nslack · T1 · <#C100000>" in mrkdwn_texts(
+        alert_blocks(make_alert(channel_id="C100000")))
+    discord = mrkdwn_texts(alert_blocks(make_alert(platform="discord", channel_id="1577290302534713345")))
+    assert "*Where*\ndiscord · T1 · #1577290302534713345" in discord
+
+
 def test_no_delete_button_for_messages_of_other_platforms():
     blocks = alert_blocks(make_alert(platform="discord"))
     actions = next(b for b in blocks if b.get("block_id") == ACTIONS_BLOCK)["elements"]
