@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import hashlib
 import logging
 import random
@@ -146,6 +147,15 @@ class SinkHealth:
     outage_reported: bool = False
 
 
+class _Outcome(enum.Enum):
+    """What one delivery attempt did to its row (and to the sink)."""
+
+    SENT = "sent"
+    RETRY = "retry"  # rescheduled; other rows may still go now
+    DEAD = "dead"  # dead letter
+    BACKOFF = "backoff"  # rescheduled and the whole sink waits
+
+
 @dataclass(eq=False)
 class _Worker:
     sink: Sink
@@ -158,20 +168,37 @@ class _Worker:
     digest_waiters: list[asyncio.Future] = field(default_factory=list)
 
 
-def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-    """(rows to send, rows superseded): one row per incident, carrying its newest count.
+def _coalescible(alert: Alert) -> bool:
+    """An incident's alert that a newer one of the same incident may carry."""
+    return (alert.incident_id is not None and alert.action == "trigger"
+            and alert.kind not in ("health", "triage", "digest"))
 
-    Superseded rows are marked sent only once the row that carries them is delivered; until
-    then they stay pending in the store, so a failed send loses no update.
+
+def coalesce(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(rows to send, rows superseded): each run of an incident's alerts as one row carrying
+    its newest count.
+
+    A triage row of the incident (acknowledge, resolve, reopen) ends the run: alerts after it
+    are never folded into one sent before it. Superseded rows are marked sent only once the row
+    that carries them is delivered; until then they stay pending in the store, so a failed send
+    loses no update.
     """
-    groups: dict[str, list[Any]] = {}
+    runs: list[list[Any]] = []
+    open_runs: dict[str, list[Any]] = {}
     for row in rows:
         a: Alert = row.alert
-        if a.incident_id is not None and a.action == "trigger" and a.kind != "health":
-            groups.setdefault(a.incident_id, []).append(row)
+        if a.incident_id is None:
+            continue
+        if not _coalescible(a):
+            open_runs.pop(a.incident_id, None)
+            continue
+        if (run := open_runs.get(a.incident_id)) is None:
+            run = open_runs[a.incident_id] = []
+            runs.append(run)
+        run.append(row)
     keep: dict[int, Any] = {}
     superseded: list[Any] = []
-    for members in groups.values():
+    for members in runs:
         if len(members) == 1:
             continue
         firsts = [r for r in members if not r.alert.is_update]
@@ -368,22 +395,33 @@ class Relay:
 
     async def _deliver(self, sink_id: str, w: _Worker, rows: list[Any]) -> None:
         rows, _ = coalesce(rows)
+        # Incidents whose earlier row did not go out in this batch: their later rows wait
+        # too (the store holds them back the same way once the earlier row is rescheduled).
+        held: set[str] = set()
         for row in rows:
             if self._stopping:
                 return
+            incident = row.alert.incident_id
+            if incident is not None and incident in held:
+                continue
             if self._waits_for_digest(w, row.alert):
                 at = w.policy.next_digest_at(self.clock.now())  # type: ignore[misc]
                 await self.store.outbox_mark_retry(
                     row.row_id, row.attempts, at, "waiting for digest"
                 )
                 w.health.deferred += 1
+                if incident is not None:
+                    held.add(incident)
                 continue
             if w.bucket is not None:
                 if w.bucket.wait_time(self.clock.now()) > 0:
                     return  # the rest stays due; the next cycle waits for a token
                 w.bucket.take(self.clock.now())
-            if not await self._attempt(sink_id, w, row, row.alert):
+            outcome = await self._attempt(sink_id, w, row, row.alert)
+            if outcome is _Outcome.BACKOFF:
                 return  # the sink is backing off: leave the rest of the batch due
+            if outcome is _Outcome.RETRY and incident is not None:
+                held.add(incident)
 
     def _waits_for_digest(self, w: _Worker, alert: Alert) -> bool:
         below = w.policy.digest_below
@@ -391,12 +429,12 @@ class Relay:
             below is not None
             and w.policy.next_digest_at is not None
             and alert.action == "trigger"
-            and alert.kind not in ("health", "digest")
+            and alert.kind not in ("health", "digest", "triage")
             and severity_rank(alert.severity) < severity_rank(below)
         )
 
-    async def _attempt(self, sink_id: str, w: _Worker, row: Any, alert: Alert) -> bool:
-        """Send one row and record the outcome; False when the sink must back off."""
+    async def _attempt(self, sink_id: str, w: _Worker, row: Any, alert: Alert) -> _Outcome:
+        """Send one row and record the outcome."""
         attempts = row.attempts + 1
         try:
             await asyncio.wait_for(w.sink.send(alert), w.policy.timeout)
@@ -422,7 +460,7 @@ class Relay:
             w.health.blocked_until = next_at
             logger.warning("sink %s: %s; retry %d in %.1fs", sink_id, error, attempts, delay)
             self._check_outage(sink_id, w, error)
-            return False
+            return _Outcome.BACKOFF
         except Exception as exc:
             # PermanentError, or a bug in the sink: it will not fix itself by waiting long.
             error = str(exc) if isinstance(exc, PermanentError) else f"sink error: {exc!r}"
@@ -432,11 +470,11 @@ class Relay:
                     await self.store.outbox_mark_dead(part.row_id, error)
                 w.health.dead += 1
                 self._raise_health_alert(sink_id, row, error, attempts)
-            else:
-                next_at = self.clock.now() + self.retry.delay(attempts, self.rng)
-                await self._mark_retry(row, attempts, next_at, error)
-                w.health.retried += 1
-            return True
+                return _Outcome.DEAD
+            next_at = self.clock.now() + self.retry.delay(attempts, self.rng)
+            await self._mark_retry(row, attempts, next_at, error)
+            w.health.retried += 1
+            return _Outcome.RETRY
         for part in _parts(row):
             await self.store.outbox_mark_sent(part.row_id, self.clock.now())
         # Rows folded into this one (older updates of its incident) are delivered with it.
@@ -448,7 +486,7 @@ class Relay:
         if w.health.outage_reported:
             logger.warning("sink %s recovered; its backlog is being delivered", sink_id)
         w.health.failing_since, w.health.outage_reported = None, False
-        return True
+        return _Outcome.SENT
 
     async def _mark_retry(self, row: Any, attempts: int, next_at: float, error: str) -> None:
         for part in _parts(row):
@@ -466,8 +504,8 @@ class Relay:
                 if not rows:
                     break
                 digest = _DigestRow(rows, digest_alert(sink_id, rows))
-                ok = await self._attempt(sink_id, w, digest, digest.alert)
-                if not ok or len(due) < 1000:
+                outcome = await self._attempt(sink_id, w, digest, digest.alert)
+                if outcome is not _Outcome.SENT or len(due) < 1000:
                     break
         finally:
             for fut in waiters:

@@ -32,6 +32,8 @@ def title(alert: Alert) -> str:
         return f"Resolved: {head}"
     if alert.action == "acknowledge":
         return f"Acknowledged: {head}"
+    if alert.kind == "triage":  # a triage mirrored as a trigger: the incident was reopened
+        return f"Reopened: {head}"
     if alert.is_update:
         return f"Update ({alert.count} hits): {head}"
     if alert.kind == "digest":

@@ -18,13 +18,52 @@ def alert_of(payload: str) -> Alert:
     return Alert(**{k: v for k, v in data.items() if k in _ALERT_FIELDS})
 
 
+_COLUMNS = "row_id, sink_id, idempotency_key, payload, attempts, next_attempt_at"
+
+
 def due(conn: sqlite3.Connection, sink_id: str, now: float, limit: int) -> list[OutboxRow]:
-    """Pending rows for `sink_id` whose time has come, oldest first."""
-    rows = conn.execute(
-        "SELECT row_id, sink_id, idempotency_key, payload, attempts, next_attempt_at FROM outbox "
-        "WHERE sink_id = ? AND state = 'pending' AND next_attempt_at <= ? "
-        "ORDER BY next_attempt_at, row_id LIMIT ?", (sink_id, now, int(limit))).fetchall()
-    return [OutboxRow(r[0], r[1], r[2], alert_of(r[3]), r[4], r[5]) for r in rows]
+    """Pending rows for `sink_id` whose time has come, oldest first; one incident's in order.
+
+    A row of an incident comes only after that incident's earlier rows to the sink and never
+    while one of them waits (backing off, or deferred to a digest): a resolve queued while its
+    trigger is retried would otherwise reach the receiver first.
+    """
+    chosen: list[int] = []
+    seen: set[str] = set()
+    # Streamed in due order and stopped once `limit` rows are chosen: a backlog is not read
+    # whole. The first row met of an incident brings its incident's due prefix along.
+    for row_id, incident_id in conn.execute(
+            "SELECT row_id, incident_id FROM outbox WHERE sink_id = ? AND state = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, row_id", (sink_id, now)):
+        if incident_id is None:
+            chosen.append(row_id)
+        elif incident_id not in seen:
+            seen.add(incident_id)
+            chosen += _due_prefix(conn, sink_id, incident_id, now, limit - len(chosen))
+        if len(chosen) >= limit:
+            break
+    chosen = chosen[:limit]
+    if not chosen:
+        return []
+    marks = ",".join("?" * len(chosen))
+    found = {r[0]: r for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE row_id IN ({marks})", chosen)}
+    return [OutboxRow(r[0], r[1], r[2], alert_of(r[3]), r[4], r[5])
+            for r in (found[i] for i in chosen if i in found)]
+
+
+def _due_prefix(conn: sqlite3.Connection, sink_id: str, incident_id: str, now: float,
+                limit: int) -> list[int]:
+    """The incident's pending rows to the sink in write order, up to the first not yet due."""
+    out = []
+    for row_id, at in conn.execute(
+            "SELECT row_id, next_attempt_at FROM outbox "
+            "WHERE sink_id = ? AND incident_id = ? AND state = 'pending' ORDER BY row_id "
+            "LIMIT ?", (sink_id, incident_id, limit)):
+        if at > now:
+            break
+        out.append(row_id)
+    return out
 
 
 def mark_sent(conn: sqlite3.Connection, row_id: int, at: float) -> None:

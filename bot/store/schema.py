@@ -169,6 +169,13 @@ MIGRATIONS: list[str] = [
         taken_at REAL
     );
     """,
+    # 3: a sink's pending rows of one incident, in the order they were written: the relay
+    # delivers them in that order (a resolve never overtakes its trigger; bot/store/outbox.py).
+    # Partial: sent and dead rows, the bulk of the table, are not in it.
+    """
+    CREATE INDEX outbox_pending_incident ON outbox(sink_id, incident_id, row_id, next_attempt_at)
+    WHERE state = 'pending' AND incident_id IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -37,7 +37,8 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "assign": (("open", "acknowledged", "resolved", "false_positive"), None),
 }
 # What incident-keeping receivers (PagerDuty, webhooks) are told, when `sinks` are given.
-MIRRORED = {"ack": "acknowledge", "resolve": "resolve", "fp": "resolve"}
+# A reopen is a fresh trigger: PagerDuty opens a new alert on the incident's dedup key.
+MIRRORED = {"ack": "acknowledge", "resolve": "resolve", "fp": "resolve", "reopen": "trigger"}
 NOTE_LIMIT = 2000
 
 

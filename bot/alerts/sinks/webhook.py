@@ -52,9 +52,11 @@ def verify(
 
 
 def event_type(alert: Alert) -> str:
-    """ "leakwarden.alert", ".alert.update", ".incident.resolve" ..."""
+    """ "leakwarden.alert", ".alert.update", ".incident.resolve", ".incident.reopen" ..."""
     if alert.action != "trigger":
         return f"leakwarden.incident.{alert.action}"
+    if alert.kind == "triage":  # a reopen, mirrored as a trigger
+        return "leakwarden.incident.reopen"
     return "leakwarden.alert.update" if alert.is_update else "leakwarden.alert"
 
 

@@ -49,3 +49,11 @@ async def durable_store(tmp_path):
     store = await Store.open(tmp_path / "leakwarden.db")
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def timed_store(tmp_path, clock):
+    """The real SQLite store, its rows and triage stamped with the simulated clock."""
+    store = await Store.open(tmp_path / "leakwarden.db", clock=clock.now)
+    yield store
+    await store.close()

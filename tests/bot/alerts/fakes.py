@@ -90,14 +90,25 @@ class MemoryOutbox:
         return row
 
     async def outbox_due(self, sink_id: str, now: float, limit: int = 100) -> list[Row]:
-        due = [
-            r
-            for r in self.rows.values()
-            if r.sink_id == sink_id and r.state == "pending" and r.next_attempt_at <= now
-        ]
-        due.sort(key=lambda r: (r.next_attempt_at, r.row_id))
+        pending = [r for r in self.rows.values() if r.sink_id == sink_id and r.state == "pending"]
+        due = sorted((r for r in pending if r.next_attempt_at <= now),
+                     key=lambda r: (r.next_attempt_at, r.row_id))
+        # As the store: an incident's rows in write order, none while an earlier one waits.
+        chosen: list[Row] = []
+        seen: set[str] = set()
+        for row in due:
+            incident = row.alert.incident_id
+            if incident is None:
+                chosen.append(row)
+            elif incident not in seen:
+                seen.add(incident)
+                for r in sorted((p for p in pending if p.alert.incident_id == incident),
+                                key=lambda p: p.row_id):
+                    if r.next_attempt_at > now:
+                        break
+                    chosen.append(r)
         # Copies: the relay must go through the mark_* calls, never mutate rows.
-        return [Row(**{**r.__dict__}) for r in due[:limit]]
+        return [Row(**{**r.__dict__}) for r in chosen[:limit]]
 
     async def outbox_mark_sent(self, row_id: int, at: float) -> None:
         self.rows[row_id].state = "sent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 
@@ -11,7 +12,10 @@ import pytest
 from bot.alerts.relay import Relay, RetryPolicy, SinkPolicy, SystemClock, coalesce
 from bot.alerts.sinks.discord_webhook import DiscordWebhookSink
 from bot.alerts.sinks.log import LogSink
+from bot.alerts.sinks.pagerduty import PagerDutySink
 from bot.alerts.sinks.webhook import WebhookSink
+from tests.bot.store.conftest import finding as store_finding
+from tests.bot.store.conftest import message as store_message
 
 from .fakes import make_alert, run_simulated, settle
 
@@ -297,3 +301,93 @@ async def test_notify_wakes_a_sink_before_its_poll(outbox, clock, receiver, sess
     relay.notify(["hook"])
     await settle(relay)  # no simulated time passes
     assert list(receiver.applied) == [row.idempotency_key]
+
+
+# -- one incident's rows reach a sink in the order they were written --------------------------
+
+
+def pagerduty(receiver, session):
+    receiver.status, receiver.reply_json = 202, {"status": "success"}
+    return PagerDutySink("pager", "R0UT1NGKEY0123456789abcdef012345", session,
+                         base_url=receiver.url.split("/hook")[0])
+
+
+def events(receiver) -> list[tuple[str, str]]:
+    """(event_action, dedup_key) of every request the receiver accepted, in arrival order."""
+    bodies = [json.loads(r["body"]) for r in receiver.requests if r["accepted"]]
+    return [(b["event_action"], b["dedup_key"]) for b in bodies]
+
+
+async def test_triage_queued_while_the_trigger_backs_off_follows_it(
+    timed_store, clock, receiver, session, relays
+):
+    receiver.mode = "down"
+    [hit] = await timed_store.record_hits(store_message(1), [store_finding()],
+                                          watchlist_version="v", sinks=["pager"])
+    relay = relays(timed_store, {"pager": pagerduty(receiver, session)}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 20)  # the trigger is retried with backoff
+    # Moderators act meanwhile: their rows are due now, the trigger only at its next retry.
+    for action in ("ack", "resolve", "reopen"):
+        await timed_store.triage(hit.hit_id, action, "mod", sinks=["pager"])
+    relay.notify(["pager"])
+    await run_simulated(clock, relay, 5)
+    assert events(receiver) == []  # nothing overtook the trigger
+    receiver.mode = "ok"
+    await run_simulated(clock, relay, RetryPolicy().cap + 10, step=5)
+    inc = hit.incident_id
+    # PagerDuty opens a fresh alert for the reopened incident (same dedup key, after resolve).
+    assert events(receiver) == [("trigger", inc), ("acknowledge", inc), ("resolve", inc),
+                                ("trigger", inc)]
+    reopened = json.loads(receiver.requests[-1]["body"])
+    assert reopened["payload"]["summary"].startswith("Reopened: ")
+    assert await timed_store.outbox_counts() == {"sent": 4}
+
+
+async def test_an_incident_held_back_never_holds_back_another(outbox, clock, relays):
+    class Recorder:
+        id = "hook"
+
+        def __init__(self):
+            self.got = []
+
+        async def send(self, alert):
+            self.got.append((alert.action, alert.incident_id))
+
+    sink = Recorder()
+    # A previous run left inc-1's trigger backing off for a minute; its resolve and another
+    # incident's alert are due now.
+    trigger = outbox.add("hook", make_alert(1), clock.now() + 60)
+    trigger.attempts = 1
+    outbox.add("hook", make_alert("1r", incident_id="inc-1", action="resolve"), clock.now())
+    outbox.add("hook", make_alert(2), clock.now())
+    relay = relays(outbox, {"hook": sink}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 30)
+    assert sink.got == [("trigger", "inc-2")]
+    await run_simulated(clock, relay, 40)
+    assert sink.got == [("trigger", "inc-2"), ("trigger", "inc-1"), ("resolve", "inc-1")]
+
+
+@pytest.mark.parametrize(
+    ("rows", "sent"),
+    [
+        # (is_update, count, action): a triage row ends a run of updates
+        ([(False, 1, "trigger"), (True, 2, "trigger"), (True, 3, "trigger")], [(3, "trigger")]),
+        ([(False, 1, "trigger"), (True, 2, "trigger"), (False, 1, "resolve"),
+          (True, 3, "trigger"), (True, 4, "trigger")],
+         [(2, "trigger"), (1, "resolve"), (4, "trigger")]),
+        ([(False, 1, "acknowledge"), (True, 2, "trigger")], [(1, "acknowledge"), (2, "trigger")]),
+    ],
+)
+def test_coalescing_never_folds_updates_across_a_triage(rows, sent):
+    from .fakes import Row
+
+    made = [
+        Row(i, "s", f"k{i}", make_alert(i, incident_id="inc-A", is_update=upd, count=c,
+                                        action=act, kind="codename" if act == "trigger"
+                                        else "triage"))
+        for i, (upd, c, act) in enumerate(rows)
+    ]
+    keep, _ = coalesce(made)
+    assert [(r.alert.count, r.alert.action) for r in keep] == sent

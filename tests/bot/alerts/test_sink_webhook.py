@@ -44,6 +44,8 @@ async def test_delivery_is_signed_and_keyed(receiver, session):
         ({}, "leakwarden.alert"),
         ({"is_update": True, "count": 3}, "leakwarden.alert.update"),
         ({"action": "resolve"}, "leakwarden.incident.resolve"),
+        ({"action": "acknowledge", "kind": "triage"}, "leakwarden.incident.acknowledge"),
+        ({"kind": "triage"}, "leakwarden.incident.reopen"),  # a reopen is mirrored as a trigger
     ],
 )
 async def test_event_types(receiver, session, fields, event):

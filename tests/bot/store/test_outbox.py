@@ -57,6 +57,29 @@ async def test_due_retry_dead_and_requeue(store):
         ("s", "pending", 1, "503")]
 
 
+async def test_an_incidents_rows_come_in_write_order_and_wait_for_each_other(store):
+    [a] = await store.record_hits(message(1), [finding()], watchlist_version="v", sinks=["s"])
+    [b] = await store.record_hits(message(2), [finding(rule="other")], watchlist_version="v",
+                                  sinks=["s"])
+    [trigger, other] = await store.outbox_due("s", T0 + 1)
+    await store.outbox_mark_retry(trigger.row_id, 1, T0 + 100, "503")  # backing off
+    await store.triage(a.hit_id, "resolve", "mod", sinks=["s"])  # due now
+    # While the trigger waits, so does its incident's resolve; other incidents do not.
+    assert [r.alert.hit_id for r in await store.outbox_due("s", T0 + 1)] == [b.hit_id]
+    # Once due, the trigger goes first although the resolve has been due longer.
+    assert [(r.alert.incident_id, r.alert.action) for r in await store.outbox_due("s", T0 + 100)
+            ] == [(b.incident_id, "trigger"), (a.incident_id, "trigger"),
+                  (a.incident_id, "resolve")]
+    [first] = await store.outbox_due("s", T0 + 100, limit=1)
+    assert first.row_id == other.row_id
+    await store.outbox_mark_sent(other.row_id, T0 + 100)
+    [first] = await store.outbox_due("s", T0 + 100, limit=1)
+    assert first.row_id == trigger.row_id
+    # A dead trigger no longer holds its incident back.
+    await store.outbox_mark_dead(trigger.row_id, "404")
+    assert [r.alert.action for r in await store.outbox_due("s", T0 + 1)] == ["resolve"]
+
+
 async def test_reposts_reach_the_receiver_as_one_alert_with_the_newest_count(store):
     for i in range(4):
         await store.record_hits(message(i, channel=f"c{i}"), [finding()],

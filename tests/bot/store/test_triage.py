@@ -125,9 +125,11 @@ async def test_mirrored_triage_is_queued_in_the_same_transaction(store):
     await store.triage(rec.hit_id, "ack", "mod2", sinks=["pd"])  # no change: nothing to mirror
     await store.triage(rec.hit_id, "note", "mod", note="n", sinks=["pd"])
     await store.triage(rec.hit_id, "resolve", "mod", sinks=["pd"])
+    await store.triage(rec.hit_id, "reopen", "mod", sinks=["pd"])  # a fresh trigger
     due = await store.outbox_due("pd", T0 + 1)
     assert [(r.alert.kind, r.alert.action) for r in due] == [
-        ("codename", "trigger"), ("triage", "acknowledge"), ("triage", "resolve")]
+        ("codename", "trigger"), ("triage", "acknowledge"), ("triage", "resolve"),
+        ("triage", "trigger")]
     assert all(r.alert.incident_id == rec.incident_id for r in due)
 
 
