@@ -36,7 +36,8 @@ def display_safe(text: str) -> str:
     return text if text.isprintable() else text.translate(_ESCAPES)
 
 
-def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def merged_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans sorted and merged where they overlap: disjoint, so sorted by start and end alike."""
     out: list[tuple[int, int]] = []
     for s, e in sorted(spans):
         if out and s < out[-1][1]:
@@ -61,7 +62,7 @@ def make_excerpt(
     pos = lo
     # Overlapping secrets are masked as one (no tail shows); sealed matches are replaced by
     # their placeholder. A span reaching into the window from either side is hidden whole.
-    spans = [(s, e, None) for s, e in _merged(secrets)] + [(s, e, r) for s, e, r in redact]
+    spans = [(s, e, None) for s, e in merged_spans(secrets)] + [(s, e, r) for s, e, r in redact]
     for s, e, replacement in sorted(spans, key=lambda x: (x[0], x[1])):
         if e <= pos or s >= hi:
             continue

@@ -176,7 +176,7 @@ class StreamScan:
 
     def text(self, encoding: str) -> TextStream:
         """A text stream for this stream's content (used by handlers)."""
-        return TextStream(self.ctx.engine.scan_text, self.location, encoding)
+        return TextStream(self.ctx.engine.scan_window, self.location, encoding)
 
 
 class FileScan:

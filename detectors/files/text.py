@@ -5,23 +5,33 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 
-from detectors.engine import CHUNK_CHARS, CHUNK_OVERLAP
-from detectors.model import Finding
+from detectors.engine import CHUNK_CHARS, CHUNK_OVERLAP, LONG_KINDS
+from detectors.model import Finding, Severity
 
-ScanText = Callable[[str, str], list[Finding]]
+# (window, location, own_from, own_to) -> every pattern and suspicious-Unicode finding of the
+# window, and the other findings starting in [own_from, own_to): `Engine.scan_window`.
+ScanWindow = Callable[[str, str, int, int], list[Finding]]
 
 
 class TextStream:
     """Bytes in, findings out: spans are code-point offsets into the whole decoded stream.
 
-    Windows of `chunk` characters overlap by `overlap`; each window owns the findings that start
-    in its middle (half an overlap from a cut), exactly like `Engine.scan_text_chunked`, so a
-    finding up to half an overlap long is reported once and whole wherever the feeds were cut.
+    Windows of `chunk` characters overlap by `overlap`; each window owns the codenames and
+    digests that start in its middle (half an overlap from a cut), like
+    `Engine.scan_text_chunked`, so each is reported once and whole wherever the feeds were cut.
+    Patterns and suspicious-Unicode runs (the engine's LONG_KINDS) are matched over each whole
+    window: a window reports those it sees whole, starting in its own part, or starting before
+    it and ending where the previous window ended or beyond (that window saw them cut). So
+    every such match up to `overlap` long (MAX_MATCH_CHARS by default) is reported once and
+    whole; one longer than that, seen cut at an edge, is reported as seen, with a `scan-limit`
+    finding (max_match_chars).
     Invalid bytes decode to U+FFFD: nothing here raises on bad input.
     """
 
-    def __init__(self, scan: ScanText, location: str, encoding: str, *,
+    def __init__(self, scan: ScanWindow, location: str, encoding: str, *,
                  chunk: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP) -> None:
+        if not (overlap > 0 and 3 * overlap <= 2 * chunk):  # so a window's left part is the last one's
+            raise ValueError(f"overlap {overlap} must be positive and at most 2/3 of chunk {chunk}")
         self._scan, self._location = scan, location
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self._chunk, self._overlap = chunk, overlap
@@ -30,6 +40,7 @@ class TextStream:
         self._base = 0  # stream offset (code points) of the buffer's first character
         self.findings: list[Finding] = []
         self.chars = 0
+        self._cut: set[str] = set()  # rules with a match longer than the overlap, seen cut
 
     def feed(self, data: bytes | memoryview) -> None:
         """Decode and scan whatever whole windows are ready."""
@@ -67,16 +78,44 @@ class TextStream:
         step = self._chunk - self._overlap
         pos = 0  # window start inside buf
         while len(buf) - pos >= self._chunk + (0 if final else self._overlap):
-            self._window(buf[pos : pos + self._chunk], own_to=self._chunk - half)
+            self._window(buf[pos : pos + self._chunk], own_to=step + half, last=False)
             pos += step
             self._base += step
         if final and (len(buf) - pos > 0 and (self._base == 0 or len(buf) - pos > half)):
-            self._window(buf[pos:], own_to=len(buf) - pos)
+            self._window(buf[pos:], own_to=len(buf) - pos, last=True)
         rest = buf[pos:]
         self._parts, self._buffered = ([rest] if rest else []), len(rest)
 
-    def _window(self, text: str, own_to: int) -> None:
-        own_from = self._overlap // 2 if self._base > 0 else 0
-        for f in self._scan(text, self._location):
-            if f.start is not None and own_from <= f.start < own_to:
+    def _window(self, text: str, own_to: int, last: bool) -> None:
+        first = self._base == 0
+        own_from = 0 if first else self._overlap // 2
+        prev_end = 0 if first else self._overlap  # where the previous window ended, here
+        next_start = self._chunk - self._overlap  # where the next window starts, here
+        for f in self._scan(text, self._location, own_from, own_to):
+            if f.start is None:
+                continue
+            if f.kind in LONG_KINDS:
+                cut = not last and f.end >= len(text)  # may go on past this window
+                if f.start < own_from:
+                    keep = f.end >= prev_end  # the previous window saw it cut, or not at all
+                else:
+                    keep = f.start < own_to and (not cut or f.start < next_start)
+                if keep and cut and f.start < next_start:  # the next window cannot see it whole
+                    self._limit(f)
+            else:
+                keep = own_from <= f.start < own_to
+            if keep:
                 self.findings.append(f.shifted(self._base) if self._base else f)
+
+    def _limit(self, f: Finding) -> None:
+        """One `scan-limit` finding per rule: a match longer than the overlap, reported cut."""
+        if f.rule_id in self._cut:
+            return
+        self._cut.add(f.rule_id)
+        self.findings.append(Finding(
+            "scan-limit", "scan-limit", Severity.MEDIUM, self._location, None, None,
+            "max_match_chars",
+            f"max_match_chars ({self._overlap}) reached: a {f.rule_id} match crossing a window "
+            "edge is longer than this and was reported cut",
+            1.0, {"limit": "max_match_chars", "max": self._overlap, "rule_id": f.rule_id},
+        ))

@@ -3,7 +3,7 @@
 import hashlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from detectors import Engine, Severity, load_watchlist
@@ -202,3 +202,65 @@ spaced = st.lists(disguises, max_size=14).map(" ".join)
 @settings(max_examples=300, deadline=None)
 def test_batch_scan_equals_one_by_one_on_every_disguise(texts):
     assert RICH.scan_many(texts) == [RICH.scan_text(t) for t in texts]
+
+
+# ---- long matches: patterns are matched over the whole text, never cut by a window ----------
+
+PEM_RULE = {"id": "pem", "severity": "critical",
+            "regex": r"-----BEGIN RSA PRIVATE KEY-----[A-Za-z0-9+/=\s]+-----END RSA PRIVATE KEY-----"}
+PEM_ENGINE = Engine(load_watchlist({
+    "codenames": [{"id": "cn-larkspur", "term": "Larkspur"}], "patterns": [PEM_RULE],
+}))
+
+
+def pem_key(body_chars: int, seed: int = 0) -> str:
+    """A PEM block shaped like an RSA private key: base64 lines of 64 characters."""
+    import base64
+    import random
+    raw = random.Random(seed).randbytes(body_chars * 3 // 4 + 3)
+    body = base64.b64encode(raw).decode()[:body_chars]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----"
+
+
+RSA4096 = pem_key(3180)  # the size of a 4096-bit key: 3.3 KB
+FILLER = "lorem ipsum dolor sit amet " * 2000  # 54 KB: scanned in windows
+
+
+@pytest.mark.parametrize("offset", [0, 13000, 14000, 16384, 30000, len(FILLER)])
+def test_a_long_key_is_found_whole_anywhere_in_a_long_text(offset):
+    text = FILLER[:offset] + "\n" + RSA4096 + "\n" + FILLER[offset:]
+    [f] = PEM_ENGINE.scan_text(text)
+    assert (f.rule_id, f.start, f.end) == ("pem", offset + 1, offset + 1 + len(RSA4096))
+    assert RSA4096[40:60] not in f.excerpt
+
+
+@given(before=st.integers(0, 40_000), body=st.integers(16, 9000), after=st.integers(0, 20_000),
+       seed=st.integers(0, 9))
+@example(before=14000, body=3180, after=20000, seed=0)  # cut by the 16 KiB windows before
+@example(before=12000, body=8000, after=0, seed=0)
+@settings(max_examples=40, deadline=None)
+def test_a_match_of_any_length_anywhere_is_found_once_and_whole(before, body, after, seed):
+    key = pem_key(body, seed)
+    text = FILLER[:before] + " " + key + " " + FILLER[: after + 20_000]  # always in windows
+    found = PEM_ENGINE.scan_text(text)
+    assert [(f.rule_id, f.start, f.end) for f in found] == [("pem", before + 1, before + 1 + len(key))]
+
+
+@given(st.lists(st.sampled_from(["Larkspur", "plain words here", "\n", RSA4096, pem_key(5000, 1),
+                                 "\u202e" * 3000, "x" * 700]), max_size=30),
+       st.integers(min_value=64, max_value=3000))
+@settings(max_examples=40, deadline=None)
+def test_chunked_scan_equals_whole_scan_with_long_matches(parts, chunk):
+    text = " ".join(parts)
+    whole = PEM_ENGINE._scan(text, "text")
+    chunked = list(PEM_ENGINE.scan_text_chunked(text, chunk=chunk + 200, overlap=200))
+    assert chunked == whole
+
+
+def test_a_long_secret_that_began_far_before_is_masked_in_an_excerpt():
+    text = FILLER[:20000] + " " + RSA4096 + " Larkspur " + FILLER[:20000]
+    by_kind = {f.kind: f for f in PEM_ENGINE.scan_text(text)}
+    last_line = RSA4096.splitlines()[-2]
+    assert last_line[-20:] not in by_kind["codename"].excerpt
+    assert "…" in by_kind["codename"].excerpt
