@@ -72,6 +72,69 @@ def _looks_textual(head: bytes) -> bool:
 
 # ---- message-shaped inputs ---------------------------------------------------------------
 
+# The fields a reader takes from a message, and their JSON types. A message is conformed to its
+# shape before it is read: a field of another type is dropped with a problem naming it, so the
+# reader only ever sees what it expects and the rest of the message is still scanned.
+_DISCORD_MESSAGE: dict[str, Any] = {
+    "content": str,
+    "embeds": [{"title": str, "description": str, "url": str,
+                "fields": [{"name": str, "value": str}],
+                "footer": {"text": str, "name": str}, "author": {"text": str, "name": str}}],
+    "attachments": [{"fileName": str, "filename": str}],
+}
+_SLACK_MESSAGE: dict[str, Any] = {
+    "text": str,
+    "attachments": [{"title": str, "text": str, "fallback": str}],
+    "files": [{"name": str, "title": str}],
+}
+_JSON_TYPE = {dict: "an object", list: "an array", str: "a string"}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _JSON_TYPE.get(type(value), type(value).__name__)
+
+
+def _conform(value: Any, shape: Any, where: str, problems: list[str]) -> Any:
+    """`value` with every part that does not fit `shape` dropped (None if it does not fit at
+    all), each drop noted in `problems` by its path: `attachments[0].fileName is a number`."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            problems.append(f"{where} is {_json_type(value)}, not an object")
+            return None
+        out = dict(value)
+        for key, sub in shape.items():
+            if out.get(key) is not None:
+                fitted = _conform(out[key], sub, f"{where}.{key}" if where else key, problems)
+                if fitted is None:
+                    del out[key]
+                else:
+                    out[key] = fitted
+        return out
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            problems.append(f"{where} is {_json_type(value)}, not an array")
+            return None
+        fitted = (_conform(v, shape[0], f"{where}[{j}]", problems) for j, v in enumerate(value))
+        return [v for v in fitted if v is not None]
+    if not isinstance(value, shape):
+        problems.append(f"{where} is {_json_type(value)}, not {_JSON_TYPE[shape]}")
+        return None
+    return value
+
+
+def _conformed(path: str, i: int, msg: dict[str, Any],
+               shape: dict[str, Any]) -> tuple[dict[str, Any], list[InputError]]:
+    """Message #i+1 of `path` fitted to `shape`, and an InputError per field it dropped."""
+    problems: list[str] = []
+    fitted = _conform(msg, shape, "", problems)
+    mid = msg.get("id", msg.get("ts"))
+    label = f"message #{i + 1}" + (f" (id {mid})" if isinstance(mid, str | int) else "")
+    return fitted, [InputError(path, f"{label}: {p}") for p in problems]
+
 
 def read_jsonl(path: str, data: bytes) -> Iterator[Item]:
     """`{"id": ..., "text": ...}` a line; bad lines are reported with their number."""
@@ -96,11 +159,11 @@ def _embed_texts(embed: dict[str, Any]) -> Iterator[str]:
             yield embed[key]
     for fld in embed.get("fields") or []:
         if isinstance(fld, dict):
-            yield from (str(fld.get(k, "")) for k in ("name", "value"))
+            yield from (fld[k] for k in ("name", "value") if fld.get(k))
     for key in ("footer", "author"):
         part = embed.get(key)
-        if isinstance(part, dict):
-            yield str(part.get("text") or part.get("name") or "")
+        if isinstance(part, dict) and (said := part.get("text") or part.get("name")):
+            yield said
 
 
 def read_discord_export(path: str, doc: dict[str, Any]) -> Iterator[Item]:
@@ -113,6 +176,8 @@ def read_discord_export(path: str, doc: dict[str, Any]) -> Iterator[Item]:
         if not isinstance(msg, dict):
             yield InputError(path, f"message #{i + 1} is not an object")
             continue
+        msg, errors = _conformed(path, i, msg, _DISCORD_MESSAGE)
+        yield from errors
         mid = str(msg.get("id", i))
         content = msg.get("content") or ""
         embeds = "\n".join(t for e in msg.get("embeds") or [] if isinstance(e, dict) for t in _embed_texts(e))
@@ -133,6 +198,8 @@ def _slack_messages(path: str, channel: str, doc: Any) -> Iterator[Item]:
         if not isinstance(msg, dict):
             yield InputError(path, f"message #{i + 1} is not an object")
             continue
+        msg, errors = _conformed(path, i, msg, _SLACK_MESSAGE)
+        yield from errors
         mid = f"{channel}/{msg.get('ts', i)}"
         parts = [msg.get("text") or ""]
         for att in msg.get("attachments") or []:

@@ -263,15 +263,16 @@ def test_a_hostile_file_gets_a_finding_and_the_text_beside_it_is_scanned(tmp_pat
 
 
 def test_an_input_that_cannot_be_read_is_named_and_the_others_are_scanned(tmp_path, cfg):
-    broken = tmp_path / "export.json"  # a reader that fails part way: the export's earlier
-    broken.write_text(json.dumps({"messages": [  # messages are kept, the error names the file
-        {"id": "1", "content": "Larkspur"}, {"id": "2", "content": 12345}]}))
+    broken = tmp_path / "export.json"  # malformed part way: its other messages are scanned
+    broken.write_text(json.dumps({"messages": [
+        {"id": "1", "content": 12345}, {"id": "2", "content": "Larkspur"}]}))
     st = _safetensors_with_metadata(tmp_path / "m.safetensors", {"note": "Larkspur"})
     text = tmp_path / "a.txt"
     text.write_text("Larkspur\n")
     code, out, err = run("scan", broken, st, text, "-c", cfg, "-f", "jsonl")
     assert code == 2
-    assert "Traceback" not in err and f"error: {broken}" in err
+    assert "Traceback" not in err
+    assert f"error: {broken}: message #1 (id 1): content is a number, not a string" in err
     paths = [r["path"] for r in jsonl(out) if r["rule_id"] == "cn-larkspur"]
     assert paths == [str(broken), str(st), str(text)]
 

@@ -1,0 +1,78 @@
+"""bot.inputs: what each offline input yields, and how bad input is reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.inputs import InputError, ScanItem, _guarded, iter_inputs
+
+
+def _read(path: Path) -> tuple[list[tuple[str | None, str, str | None]], list[str]]:
+    """(message_id, location, text) of each scan item and str() of each error."""
+    items = list(iter_inputs([str(path)]))
+    scanned = [(i.message_id, i.location, i.text) for i in items if isinstance(i, ScanItem)]
+    return scanned, [str(e) for e in items if isinstance(e, InputError)]
+
+
+def _discord(tmp_path: Path, bad: dict) -> Path:
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps({"messages": [bad, {"id": "2", "content": "after"}]}))
+    return f
+
+
+def _slack_day(tmp_path: Path, bad: dict) -> Path:
+    day = tmp_path / "general" / "2026-11-01.json"
+    day.parent.mkdir()
+    day.write_text(json.dumps([{"ts": "1.0", **bad}, {"ts": "2.0", "text": "after"}]))
+    return day
+
+
+# A malformed field is one error naming the file, the message and the field; the message's
+# other fields and the messages after it are still scanned.
+MALFORMED = [
+    (_discord, {"id": "1", "content": 12345, "embeds": [{"title": "Larkspur"}]},
+     'message #1 (id 1): content is a number, not a string', [("1", "text", "Larkspur")]),
+    (_discord, {"id": "1", "content": "hi", "attachments": [{"fileName": ["a"]}, {"fileName": "b.zip"}]},
+     "message #1 (id 1): attachments[0].fileName is an array, not a string",
+     [("1", "text", "hi"), ("1", "filename:b.zip", "b.zip")]),
+    (_discord, {"id": "1", "content": "hi", "attachments": 3},
+     "message #1 (id 1): attachments is a number, not an array", [("1", "text", "hi")]),
+    (_discord, {"id": "1", "content": "hi", "attachments": ["a.zip"]},
+     "message #1 (id 1): attachments[0] is a string, not an object", [("1", "text", "hi")]),
+    (_discord, {"id": "1", "embeds": [{"fields": {"name": "x"}, "description": "Larkspur"}]},
+     "message #1 (id 1): embeds[0].fields is an object, not an array", [("1", "text", "Larkspur")]),
+    (_discord, {"id": "1", "embeds": [{"footer": {"text": True}, "title": "t"}]},
+     "message #1 (id 1): embeds[0].footer.text is a boolean, not a string", [("1", "text", "t")]),
+    (_slack_day, {"text": ["a"], "attachments": [{"text": "Larkspur"}]},
+     "message #1 (id 1.0): text is an array, not a string", [("general/1.0", "text", "Larkspur")]),
+    (_slack_day, {"text": "hi", "attachments": [{"fallback": {"x": 1}}]},
+     "message #1 (id 1.0): attachments[0].fallback is an object, not a string",
+     [("general/1.0", "text", "hi")]),
+    (_slack_day, {"text": "hi", "files": [{"name": 7, "title": "t.pdf"}]},
+     "message #1 (id 1.0): files[0].name is a number, not a string",
+     [("general/1.0", "text", "hi"), ("general/1.0", "filename:t.pdf", "t.pdf")]),
+    (_slack_day, {"text": "hi", "files": "a.zip"},
+     "message #1 (id 1.0): files is a string, not an array", [("general/1.0", "text", "hi")]),
+]
+
+
+@pytest.mark.parametrize(("write", "bad", "error", "scanned"), MALFORMED)
+def test_malformed_export_fields_are_errors_and_the_rest_is_scanned(tmp_path, write, bad, error, scanned):
+    f = write(tmp_path, bad)
+    got, errors = _read(f)
+    assert errors == [f"{f}: {error}"]
+    after = ("2", "text", "after") if write is _discord else ("general/2.0", "text", "after")
+    assert got == [*scanned, after]
+
+
+def test_a_reader_that_fails_part_way_keeps_what_it_read_and_names_the_file():
+    def reader():
+        yield ScanItem("x.json", "1", text="first")
+        raise KeyError("boom")
+
+    first, error = _guarded("x.json", reader())
+    assert first.text == "first"
+    assert str(error) == "x.json: cannot read: KeyError: 'boom'"
