@@ -1,7 +1,8 @@
 """Offline inputs for `leakwarden scan`: text, JSONL messages, chat exports, attachments.
 
 Each reader yields `ScanItem`s (a text to scan, or a file to stream) and reports bad input as
-`InputError`s naming the file and line, so one broken file never stops the others.
+`InputError`s naming the file and line, so one broken file never stops the others. Items of chat
+exports carry the message's coordinates (`source`, bot/export_sources.py) for `scan --record`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+
+from bot.export_sources import SLACK_CHANNEL_LISTS, DiscordExport, SlackExport
+from bot.store.source import Source, file_key
 
 TEXT_SNIFF_BYTES = 64 * 1024
 MAX_JSON_BYTES = 512 * 1024 * 1024  # a chat export bigger than this is refused, not loaded
@@ -30,6 +34,7 @@ class ScanItem:
     open_binary: Any = None  # () -> BinaryIO, for attachments
     filename: str | None = None
     is_file_text: bool = False  # spans map to lines of `path` (for SARIF and tables)
+    source: Source | None = None  # where an exported message was posted; None: just a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,7 @@ def read_discord_export(path: str, doc: dict[str, Any]) -> Iterator[Item]:
     if not isinstance(messages, list):
         yield InputError(path, 'not a DiscordChatExporter export (no "messages" array)')
         return
+    export = DiscordExport.of(doc, path)
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             yield InputError(path, f"message #{i + 1} is not an object")
@@ -179,18 +185,21 @@ def read_discord_export(path: str, doc: dict[str, Any]) -> Iterator[Item]:
         msg, errors = _conformed(path, i, msg, _DISCORD_MESSAGE)
         yield from errors
         mid = str(msg.get("id", i))
+        source = export.source(msg)
         content = msg.get("content") or ""
         embeds = "\n".join(t for e in msg.get("embeds") or [] if isinstance(e, dict) for t in _embed_texts(e))
         text = "\n".join(x for x in (content, embeds) if x)
         if text:
-            yield ScanItem(path, mid, text=text)
+            yield ScanItem(path, mid, text=text, source=source)
         for att in msg.get("attachments") or []:
             name = att.get("fileName") or att.get("filename") if isinstance(att, dict) else None
-            if name:
-                yield ScanItem(path, mid, location=f"filename:{name}", text=name)
+            if name:  # the live bot's location for a file's name (the files engine's)
+                yield ScanItem(path, mid, location=f"filename:{name}", text=name, source=source)
 
 
-def _slack_messages(path: str, channel: str, doc: Any) -> Iterator[Item]:
+def _slack_messages(path: str, channel: str, doc: Any, export: SlackExport,
+                    where: str) -> Iterator[Item]:
+    """The messages of one day file: `path` as shown, `where` as recorded."""
     if not isinstance(doc, list):
         yield InputError(path, "not a Slack export day file (expected a JSON array)")
         return
@@ -201,50 +210,95 @@ def _slack_messages(path: str, channel: str, doc: Any) -> Iterator[Item]:
         msg, errors = _conformed(path, i, msg, _SLACK_MESSAGE)
         yield from errors
         mid = f"{channel}/{msg.get('ts', i)}"
+        source = export.source(channel, msg, where)
         parts = [msg.get("text") or ""]
         for att in msg.get("attachments") or []:
             if isinstance(att, dict):
                 parts += [str(att.get(k) or "") for k in ("title", "text", "fallback")]
         text = "\n".join(p for p in parts if p)
         if text:
-            yield ScanItem(path, mid, text=text)
+            yield ScanItem(path, mid, text=text, source=source)
         for f in msg.get("files") or []:
             name = f.get("name") or f.get("title") if isinstance(f, dict) else None
             if name:
-                yield ScanItem(path, mid, location=f"filename:{name}", text=name)
+                yield ScanItem(path, mid, location=f"filename:{name}", text=name, source=source)
 
 
 def _is_slack_export(names: set[str]) -> bool:
-    return bool({"channels.json", "users.json", "groups.json", "dms.json"} & names)
+    return bool({*SLACK_CHANNEL_LISTS, "users.json"} & names)
+
+
+def _problems(path: str, sep: str, export: SlackExport) -> Iterator[Item]:
+    for name, problem in export.problems:
+        yield InputError(f"{path}{sep}{name}", problem)
 
 
 def read_slack_export_zip(path: str, zf: zipfile.ZipFile) -> Iterator[Item]:
     """A Slack workspace export zip: `<channel>/<YYYY-MM-DD>.json` day files."""
+    days = []
     for info in zf.infolist():
         p = PurePosixPath(info.filename)
-        if info.is_dir() or p.suffix != ".json" or len(p.parts) != 2:
-            continue
-        if info.file_size > MAX_JSON_BYTES:
-            yield InputError(f"{path}:{info.filename}", "day file too large")
-            continue
+        if not info.is_dir() and p.suffix == ".json" and len(p.parts) == 2:
+            days.append(info)
+    top = {i.filename for i in zf.infolist() if "/" not in i.filename}
+    export = SlackExport.read(
+        path, lambda name: zf.read(name) if name in top else None,
+        lambda: (zf.read(i) for i in days if i.file_size <= MAX_JSON_BYTES))
+    yield from _problems(path, ":", export)
+    for info in days:
         member = f"{path}:{info.filename}"
+        if info.file_size > MAX_JSON_BYTES:
+            yield InputError(member, "day file too large")
+            continue
         try:
             doc = json.loads(zf.read(info))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             yield InputError(member, f"invalid JSON: {err}")
             continue
-        yield from _slack_messages(member, p.parts[0], doc)
+        yield from _slack_messages(member, PurePosixPath(info.filename).parts[0], doc, export,
+                                   f"{export.path}:{info.filename}")
+
+
+def _slack_export_of_dir(root: Path) -> SlackExport:
+    def member(name: str) -> bytes | None:
+        f = root / name
+        return f.read_bytes() if f.is_file() else None
+
+    def day_files() -> Iterator[bytes]:
+        for day in sorted(root.glob("*/*.json")):
+            try:
+                yield day.read_bytes()
+            except OSError:
+                continue  # reported when the day file itself is read
+
+    return SlackExport.read(str(root), member, day_files)
 
 
 def read_slack_export_dir(root: Path) -> Iterator[Item]:
     """A Slack workspace export unpacked into a folder."""
+    export = _slack_export_of_dir(root)
+    yield from _problems(str(root), "/", export)
     for day in sorted(root.glob("*/*.json")):
         try:
             doc = json.loads(day.read_bytes())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
             yield InputError(str(day), f"invalid JSON: {err}")
             continue
-        yield from _slack_messages(str(day), day.parent.name, doc)
+        yield from _slack_messages(str(day), day.parent.name, doc, export,
+                                   str(Path(export.path) / day.parent.name / day.name))
+
+
+def _lone_slack_day(path: str, doc: list[Any]) -> Iterator[Item]:
+    """One day file on its own: its export's metadata if it sits in the unpacked export."""
+    day = Path(path)
+    root = day.parent.parent
+    if (path != "-" and day.parent.name and root.is_dir()
+            and _is_slack_export({c.name for c in root.iterdir()})):
+        export = _slack_export_of_dir(root)
+        yield from _problems(str(root), "/", export)
+    else:  # no metadata: the folder above the channel's stands for the workspace
+        export = SlackExport(file_key(str(root) if day.parent.name else path))
+    yield from _slack_messages(path, day.parent.name or "-", doc, export, file_key(path))
 
 
 # ---- dispatch ---------------------------------------------------------------------------------
@@ -277,10 +331,11 @@ def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
             yield from read_discord_export(path, doc)
             return
         if isinstance(doc, list) and all(isinstance(m, dict) and "ts" in m for m in doc[:5]):
-            yield from _slack_messages(path, PurePosixPath(path).parent.name or "-", doc)
+            yield from _lone_slack_day(path, doc)
             return
-        if doc is None:
-            if _first_line_is_json(stripped):
+        if doc is None or (isinstance(doc, dict) and isinstance(doc.get("text", doc.get(
+                "content")), str)):  # a JSONL file of one message is a JSONL file too
+            if doc is not None or _first_line_is_json(stripped):
                 yield from read_jsonl(path, data)  # one message a line
             else:  # one broken document (a truncated export, say): one error, where it broke
                 yield _json_error(path, data)

@@ -37,6 +37,7 @@ class Result:
     message_id: str | None = None
     line: int | None = None  # for text files: 1-based line and column of the span start
     column: int | None = None
+    source: Any = None  # bot.store.Source of an exported message (what `scan --record` keeps)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.finding.to_dict()

@@ -39,7 +39,7 @@ def _results(item: ScanItem, findings: Iterable) -> list[Result]:
         line = col = None
         if index is not None and f.start is not None:
             line, col = index.locate(f.start)
-        out.append(Result(f, item.path, item.message_id, line, col))
+        out.append(Result(f, item.path, item.message_id, line, col, item.source))
     return out
 
 
@@ -48,7 +48,7 @@ def _stream(engine: Engine, item: ScanItem) -> list[Result]:
     with item.open_binary() as fh:
         while chunk := fh.read(READ_CHUNK):
             scan.feed(chunk)
-    return [Result(f, item.path, item.message_id) for f in scan.close()]
+    return [Result(f, item.path, item.message_id, source=item.source) for f in scan.close()]
 
 
 def _failed(item: ScanItem, err: Exception) -> str:

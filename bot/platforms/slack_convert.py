@@ -42,7 +42,12 @@ def ts_to_datetime(ts: str) -> datetime:
 
 def permalink(identity: Identity, channel: str, ts: str, thread_ts: str | None) -> str:
     """The message's permalink, built like chat.getPermalink's (no API call per message)."""
-    link = f"{identity.url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    return message_link(identity.url, channel, ts, thread_ts)
+
+
+def message_link(workspace_url: str, channel: str, ts: str, thread_ts: str | None) -> str:
+    """A message's permalink under a workspace URL ("https://acme.slack.com/")."""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
     if thread_ts and thread_ts != ts:
         link += f"?thread_ts={thread_ts}&cid={channel}"
     return link

@@ -12,12 +12,19 @@ from bot.store.store import Store
 
 
 def group_results(results: Iterable[Any]) -> list[Scanned]:
-    """One Scanned per (file, message) of `bot.report.Result`s, in the order first seen."""
-    groups: dict[tuple[str, str | None], list[Any]] = {}
+    """One Scanned per message (or file) of `bot.report.Result`s, in the order first seen.
+
+    An exported message keeps the coordinates its reader found (`Result.source`); anything
+    else is a file, named by its resolved path (`Source.offline`).
+    """
+    groups: dict[Source, list[Any]] = {}
+    files: dict[tuple[str, str | None], Source] = {}  # resolve each file's path once
     for r in results:
-        groups.setdefault((r.path, r.message_id), []).append(r.finding)
-    return [Scanned(Source.offline(path, message_id), findings)
-            for (path, message_id), findings in groups.items()]
+        src = r.source
+        if src is None and (src := files.get((r.path, r.message_id))) is None:
+            src = files[(r.path, r.message_id)] = Source.offline(r.path, r.message_id)
+        groups.setdefault(src, []).append(r.finding)
+    return [Scanned(src, findings) for src, findings in groups.items()]
 
 
 async def record_results_async(store: Store, results: Sequence[Any],

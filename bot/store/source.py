@@ -1,7 +1,8 @@
-"""Where a hit came from: a live ChatMessage, or a path (and message id) from an offline scan."""
+"""Where a hit came from: a live ChatMessage, an exported message, or a file from an offline scan."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,15 +51,37 @@ class Source:
 
     @classmethod
     def offline(cls, path: str | None, message_id: str | None = None) -> Source:
-        """Coordinates of a finding from an offline scan: the file, and the message in it."""
+        """Coordinates of a finding in a file with no chat coordinates (text, JSONL, attachment).
+
+        The file stands for both community and channel, by its resolved path: the same file
+        scanned by another path is the same place (its hits dedupe), and a false positive
+        marked at community scope in one file does not silence the rule in every other file.
+        """
+        where = safe_text(file_key(path), 1000) or ""
         return cls(
             platform=OFFLINE_PLATFORM,
-            community_id="",
-            channel_id=safe_text(path or "", 1000) or "",
+            community_id=where,
+            channel_id=where,
             message_id=message_id,
-            path=path,
+            path=where or None,
         )
 
     def when(self, now: float | None = None) -> float:
         """The event time, defaulting to now."""
         return self.event_at if self.event_at is not None else (now or time.time())
+
+
+def file_key(path: str | None) -> str:
+    """A file's resolved absolute path (symlinks followed); "-" (stdin) and "" stay as they are.
+
+    A member of an archive ("export.zip:general/2026-11-01.json") resolves the archive part.
+    """
+    if not path or path == "-":
+        return path or ""
+    if not os.path.exists(path):
+        at = path.find(":")
+        while at > 0:
+            if os.path.isfile(path[:at]):
+                return os.path.realpath(path[:at]) + path[at:]
+            at = path.find(":", at + 1)
+    return os.path.realpath(path)

@@ -104,11 +104,24 @@ def test_slack_export_zip_and_folder(tmp_path, cfg):
     assert [r["message_id"] for r in jsonl(out)] == ["general/1700000000.000100"]
 
 
+def test_broken_slack_metadata_is_reported_and_the_messages_still_scanned(tmp_path, cfg):
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("channels.json", "[]")
+        zf.writestr("users.json", '[{"id": "U1"')  # cut short
+        zf.writestr("general/2026-11-01.json", _slack_day([("1700000000.000100", "Larkspur")]))
+    code, out, err = run("scan", z, "-c", cfg, "-f", "jsonl")
+    assert code == 2 and f"{z}:users.json: unreadable, ignored" in err
+    assert [r["message_id"] for r in jsonl(out)] == ["general/1700000000.000100"]
+
+
 def test_stdin(cfg):
     code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input="psst: larkspur\n")
     assert code == 1 and jsonl(out)[0]["path"] == "-"
     code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input='{"id": "a", "text": "Larkspur"}\n{"id": "b", "text": "x"}\n')
     assert [r["message_id"] for r in jsonl(out)] == ["a"]
+    code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input='{"id": "a", "text": "Larkspur"}')
+    assert [r["message_id"] for r in jsonl(out)] == ["a"]  # one message is JSONL too, not text
 
 
 def test_fail_on_threshold(tmp_path, cfg):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -222,15 +223,23 @@ async def test_a_batch_is_one_transaction(store, db_path):
     assert await store.outbox_counts() == {"pending": 3}
 
 
-async def test_offline_findings_keep_the_file_and_message_id(store):
+async def test_offline_findings_keep_the_resolved_file_and_message_id(store, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
     src = Source.offline("exports/general.json", message_id="123")
     [rec] = await store.record_hits(src, [finding()], watchlist_version="v")
     [plain] = await store.record_hits(None, [finding()], watchlist_version="v",
                                       path="notes.txt")
+    [again] = await store.record_hits(None, [finding()], watchlist_version="v",
+                                      path=str(tmp_path / "exports" / ".." / "notes.txt"))
     hits = {h.hit_id: h for h in await store.list_hits(HitFilter(platforms=("file",)))}
-    assert hits[rec.hit_id].path == "exports/general.json"
-    assert hits[rec.hit_id].message_id == "123"
-    assert hits[plain.hit_id].path == "notes.txt" and hits[plain.hit_id].message_id is None
+    where = os.path.abspath("exports/general.json")
+    hit = hits[rec.hit_id]
+    assert (hit.path, hit.community_id, hit.channel_id, hit.message_id) == (where, where, where,
+                                                                           "123")
+    assert hits[plain.hit_id].path == os.path.abspath("notes.txt")
+    assert hits[plain.hit_id].message_id is None
+    assert again.duplicate and again.hit_id == plain.hit_id  # the same file by another path
 
 
 async def test_two_mentions_in_a_plain_file_are_two_hits_but_one_per_message(store):
