@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from bot.store.source import Source, file_key
 
 TEXT_SNIFF_BYTES = 64 * 1024
 MAX_JSON_BYTES = 512 * 1024 * 1024  # a chat export bigger than this is refused, not loaded
+BAD_MEMBER = (zipfile.BadZipFile, zlib.error, EOFError, OSError)  # a damaged member of a zip
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +243,17 @@ def read_slack_export_zip(path: str, zf: zipfile.ZipFile) -> Iterator[Item]:
         if not info.is_dir() and p.suffix == ".json" and len(p.parts) == 2:
             days.append(info)
     top = {i.filename for i in zf.infolist() if "/" not in i.filename}
-    export = SlackExport.read(
-        path, lambda name: zf.read(name) if name in top else None,
-        lambda: (zf.read(i) for i in days if i.file_size <= MAX_JSON_BYTES))
+
+    def day_files() -> Iterator[bytes]:
+        for info in days:
+            try:
+                if info.file_size <= MAX_JSON_BYTES:
+                    yield zf.read(info)
+            except BAD_MEMBER:
+                continue  # reported when the day file itself is read
+
+    export = SlackExport.read(path, lambda name: zf.read(name) if name in top else None,
+                              day_files)
     yield from _problems(path, ":", export)
     for info in days:
         member = f"{path}:{info.filename}"
@@ -251,7 +261,12 @@ def read_slack_export_zip(path: str, zf: zipfile.ZipFile) -> Iterator[Item]:
             yield InputError(member, "day file too large")
             continue
         try:
-            doc = json.loads(zf.read(info))
+            data = zf.read(info)
+        except BAD_MEMBER as err:
+            yield InputError(member, f"cannot read: {err}")
+            continue
+        try:
+            doc = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             yield InputError(member, f"invalid JSON: {err}")
             continue

@@ -115,6 +115,20 @@ def test_broken_slack_metadata_is_reported_and_the_messages_still_scanned(tmp_pa
     assert [r["message_id"] for r in jsonl(out)] == ["general/1700000000.000100"]
 
 
+def test_a_damaged_day_file_in_a_slack_zip_is_reported_and_the_others_still_scanned(tmp_path, cfg):
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:  # stored, so a flipped byte is a CRC error
+        zf.writestr("users.json", "[]")
+        zf.writestr("general/2026-11-01.json", _slack_day([("1700000000.000100", "Larkspur")]))
+        zf.writestr("random/2026-11-01.json", _slack_day([("1700000000.000200", "XXXXXXXX")]))
+    data = bytearray(z.read_bytes())
+    data[data.index(b"XXXXXXXX")] ^= 1
+    z.write_bytes(bytes(data))
+    code, out, err = run("scan", z, "-c", cfg, "-f", "jsonl")
+    assert code == 2 and f"{z}:random/2026-11-01.json: cannot read" in err
+    assert [r["message_id"] for r in jsonl(out)] == ["general/1700000000.000100"]
+
+
 def test_stdin(cfg):
     code, out, _ = run("scan", "-", "-c", cfg, "-f", "jsonl", input="psst: larkspur\n")
     assert code == 1 and jsonl(out)[0]["path"] == "-"
