@@ -12,11 +12,13 @@ distinct codename-like terms. Compared in the same run against two baselines:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import random
 import statistics
 import time
+import unicodedata
 from collections import Counter, defaultdict
 
 import ahocorasick
@@ -29,11 +31,32 @@ from detectors.normalize import READINGS, fold_fast
 SYLLABLES = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "dra", "zel", "quin", "por", "thu", "bex", "ly", "nor", "cal", "fen", "gri", "hol", "jas", "vor", "mek", "tal", "os", "ur", "ix", "an", "el", "zor", "pha", "ny", "rud", "sil", "wen", "yth", "ko", "bra", "cor", "del", "fal", "gorn", "hesk"]
 ENGLISH = ["the", "a", "to", "and", "of", "is", "in", "it", "you", "that", "for", "on", "was", "with", "he", "as", "have", "be", "at", "one", "this", "had", "by", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write", "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water", "been", "call", "who", "its", "now", "find", "long", "down", "day", "did", "get", "come", "made", "may", "part", "lol", "yeah", "ok", "thanks", "anyone", "know", "why", "model", "weights", "eval", "run", "training", "data", "release", "leak", "link", "download", "server", "channel", "please", "check", "this", "out"]
 OTHER_SCRIPTS = ["привет", "модель", "данные", "你好", "模型", "数据", "مرحبا", "نموذج", "こんにちは", "γεια"]
-EMOJI = ["😀", "🔥", "👀", "🚀", "✅", "🤖", "💀", "🙏"]
+EMOJI = ["😀", "🔥", "👀", "🚀", "✅", "🤖", "💀", "🙏", "🇺🇸", "🇬🇧", "🇫🇷", "🇩🇪", "🇧🇷", "🇯🇵", "🇨🇦"]
 CONFUSABLE = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у", "i": "і"}
 LEET = {"a": "4", "e": "3", "o": "0", "s": "5", "t": "7", "l": "1"}
 FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
 ACCENT = {"a": "á", "e": "é", "o": "ö", "u": "ü", "i": "í", "n": "ñ"}
+
+
+def _named(template: str) -> dict[str, str]:
+    """Letter -> the character the Unicode data names `template` with it ({} skipped if none)."""
+    out = {}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        with contextlib.suppress(KeyError):  # no small capital X: generators leave it plain too
+            out[c] = unicodedata.lookup(template.format(c.upper()))
+    return out
+
+
+REGIONAL = _named("REGIONAL INDICATOR SYMBOL LETTER {}")
+ENCLOSED = [_named("NEGATIVE SQUARED LATIN CAPITAL LETTER {}"), _named("SQUARED LATIN CAPITAL LETTER {}"),
+            _named("NEGATIVE CIRCLED LATIN CAPITAL LETTER {}"), _named("CIRCLED LATIN SMALL LETTER {}")]
+SMALL_CAPS = _named("LATIN LETTER SMALL CAPITAL {}")
+
+
+def _regional(t: str, rng: random.Random) -> str:
+    """Regional indicators: glued (pairs render as flags), spaced, or joined by zero-width spaces."""
+    sep = rng.choice(["", " ", "\u200b"])
+    return " ".join(sep.join(REGIONAL[c] for c in w.lower()) for w in t.split())
 
 
 def codename(rng: random.Random) -> str:
@@ -95,6 +118,9 @@ CLASSES = {
     "hashtag-camel": lambda t, r: "#" + "".join(w.capitalize() for w in t.split()),
     "url": lambda t, r: f"https://files.example.net/{t.lower().replace(' ', '-')}/model.safetensors",
     "joined-lower": lambda t, r: t.replace(" ", "").lower(),
+    "regional-indicators": _regional,
+    "enclosed-letters": lambda t, r: "".join(r.choice(ENCLOSED).get(c, c) for c in t.lower()),
+    "small-capitals": lambda t, r: "".join(SMALL_CAPS.get(c, c) for c in t.lower()),
     "typo": lambda t, r: " ".join(typo(w, r) if len(w) >= 6 else w for w in t.split())
     if any(len(w) >= 6 for w in t.split())
     else t,
@@ -309,17 +335,17 @@ def main() -> None:
         rates_by_size[size] = rate_e
 
         print(f"\n## {size} terms  (build {build:.1f} s, watchlist memory +{mem:.0f} MB RSS)")
-        print(f"{'':22}{'engine':>12}{'(a) AC exact':>14}{'(b) rapidfuzz':>15}")
-        print(f"{'messages/s':22}{rate_e:>12,.0f}{rate_a:>14,.0f}{rate_b:>15,.1f}")
-        print(f"{'  first pass':22}{rate_first:>12,.0f}   (tokens not seen in warm-up: verdicts computed)")
-        print(f"{'  one by one':22}{rate_1:>12,.0f}")
-        print(f"{'engine / baseline':22}{'':>12}{rate_e / rate_a:>14.2f}x{rate_e / rate_b:>14,.0f}x")
-        print(f"{'precision':22}{prec_e:>12.4f}{prec_a:>14.4f}{prec_b:>15.4f}")
-        print(f"{'false positives':22}{fp_e:>12}")
+        print(f"{'':28}{'engine':>12}{'(a) AC exact':>14}{'(b) rapidfuzz':>15}")
+        print(f"{'messages/s':28}{rate_e:>12,.0f}{rate_a:>14,.0f}{rate_b:>15,.1f}")
+        print(f"{'  first pass':28}{rate_first:>12,.0f}   (tokens not seen in warm-up: verdicts computed)")
+        print(f"{'  one by one':28}{rate_1:>12,.0f}")
+        print(f"{'engine / baseline':28}{'':>12}{rate_e / rate_a:>14.2f}x{rate_e / rate_b:>14,.0f}x")
+        print(f"{'precision':28}{prec_e:>12.4f}{prec_a:>14.4f}{prec_b:>15.4f}")
+        print(f"{'false positives':28}{fp_e:>12}")
         for cls in CLASSES:
             if cls in rec_e:
                 print(
-                    f"{'recall ' + cls:22}{rec_e[cls]:>12.3f}{rec_a.get(cls, 0):>14.3f}"
+                    f"{'recall ' + cls:28}{rec_e[cls]:>12.3f}{rec_a.get(cls, 0):>14.3f}"
                     f"{rec_b.get(cls, float('nan')):>15.3f}"
                 )
         missed = [(msgs[i], terms[ti], cls) for i, (ti, cls) in planted.items() if ti not in found_e.get(i, ())]

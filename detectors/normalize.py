@@ -31,7 +31,9 @@ import numpy as np
 from .native import Tables
 
 # Character classes of ORIGINAL characters, used to find word boundaries (camelCase, scripts).
-SEP, LOWER, UPPER, DIGIT, CASELESS, DROP = range(6)
+# SYMBOL: a symbol showing a letter (regional indicators, circled and squared letters): a run of
+# them is a word of its own, even glued to plain letters ("🇺🇸Larkspur").
+SEP, LOWER, UPPER, DIGIT, CASELESS, DROP, SYMBOL = range(7)
 
 PLAIN, LEET, LEET_I = 0, 1, 2  # the readings
 LEET_DIGITS = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t"}
@@ -61,6 +63,32 @@ def _confusables() -> dict[str, str]:
     return out
 
 
+# Letter-like symbols NFKC leaves alone, named in the Unicode data as showing one Latin letter.
+_LETTER_NAMES = re.compile(
+    r"REGIONAL INDICATOR SYMBOL LETTER ([A-Z])"  # 🇱: pairs of them render as flags
+    r"|(?:NEGATIVE )?(?:CIRCLED|SQUARED) LATIN CAPITAL LETTER ([A-Z])"  # 🅛 🅻 (Ⓛ 🄻 fold by NFKC)
+    r"|(?:MODIFIER )?LATIN LETTER SMALL CAPITAL ([A-Z])"  # ʟ ᴀ ꜱ
+)
+
+
+_ONE_LETTER = tuple(f" {x}" for x in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # a cheap test before the regex
+
+
+@cache
+def letter_symbols() -> dict[str, str]:
+    """Non-ASCII character -> the ASCII letter its Unicode name says it shows (regional
+    indicators, negative circled and squared letters, small capitals), from `unicodedata`.
+    Planes 0 and 1 hold every such character."""
+    out: dict[str, str] = {}
+    for code in range(0x80, 0x20000):
+        c = chr(code)
+        name = unicodedata.name(c, "")
+        m = _LETTER_NAMES.fullmatch(name) if name.endswith(_ONE_LETTER) else None
+        if m and unicodedata.category(c)[0] != "M":  # combining small capitals stay marks
+            out[c] = next(g for g in m.groups() if g).lower()
+    return out
+
+
 # Separates messages when a batch is screened as one string: folding keeps it, so no match and
 # no token can straddle two messages. Texts are scanned with NUL replaced by a space.
 SENTINEL = "\x00"
@@ -87,6 +115,9 @@ def fold_char(c: str, leet: int) -> str:
     cat = unicodedata.category(c)
     if cat == "Cf" or cat[0] == "M":
         return ""  # zero-width, bidi controls, variation selectors, lone marks: invisible
+    letter = letter_symbols().get(c)
+    if letter is not None:
+        return letter
     out = []
     for x in unicodedata.normalize("NFKC", c).casefold():
         for y in unicodedata.normalize("NFD", x):
@@ -118,6 +149,8 @@ def char_class(c: str, leet: int) -> int:
             return UPPER
         return LOWER
     cat = unicodedata.category(c)
+    if cat == "So" and folded.isascii() and folded.isalpha():
+        return SYMBOL
     if cat in ("Lu", "Lt"):
         return UPPER
     if cat == "Ll":
@@ -252,7 +285,8 @@ def _transition_table() -> bytes:
                 camel = c1 == LOWER and c2 == UPPER
                 acronym = c1 == UPPER and c2 == UPPER and c3 == LOWER
                 digit = (c1 == DIGIT) != (c2 == DIGIT)
-                if camel or acronym or digit:
+                symbol = (c1 == SYMBOL) != (c2 == SYMBOL)
+                if camel or acronym or digit or symbol:
                     bits |= 2
                 table[(c1 * 8 + c2) * 8 + c3] = bits
     return bytes(table)

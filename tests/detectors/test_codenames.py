@@ -85,6 +85,24 @@ MENTIONS = [
     ("alias-with-digits", "bf-7 tuna", "cn-bluefin", "bf-7 tuna"),
     ("non-fuzzy-exact", "quill feather", "cn-exact", "quill feather"),
     ("cjk-neighbours", "我们的Larkspur项目", "cn-larkspur", "Larkspur"),
+    ("regional-indicators", "🇱🇦🇷🇰🇸🇵🇺🇷 soon", "cn-larkspur", "🇱🇦🇷🇰🇸🇵🇺🇷"),
+    ("regional-spaced", "🇱 🇦 🇷 🇰 🇸 🇵 🇺 🇷", "cn-larkspur", "🇱 🇦 🇷 🇰 🇸 🇵 🇺 🇷"),
+    ("regional-zero-width", "🇱\u200b🇦\u200b🇷\u200b🇰\u200b🇸\u200b🇵\u200b🇺\u200b🇷", "cn-larkspur",
+     "🇱\u200b🇦\u200b🇷\u200b🇰\u200b🇸\u200b🇵\u200b🇺\u200b🇷"),
+    ("regional-after-a-flag", "🇺🇸larkspur", "cn-larkspur", "larkspur"),  # the flag is a word
+    ("regional-typo", "🇱🇦🇷🇰🇸🇺🇵🇷", "cn-larkspur", "🇱🇦🇷🇰🇸🇺🇵🇷"),
+    ("squared-negative", "🅻🅰🆁🅺🆂🅿🆄🆁", "cn-larkspur", "🅻🅰🆁🅺🆂🅿🆄🆁"),
+    ("squared", "🄻🄰🅁🄺🅂🄿🅄🅁", "cn-larkspur", "🄻🄰🅁🄺🅂🄿🅄🅁"),
+    ("circled-negative", "🅛🅐🅡🅚🅢🅟🅤🅡", "cn-larkspur", "🅛🅐🅡🅚🅢🅟🅤🅡"),
+    ("circled", "ⓛⓐⓡⓚⓢⓟⓤⓡ", "cn-larkspur", "ⓛⓐⓡⓚⓢⓟⓤⓡ"),
+    ("small-capitals", "ʟᴀʀᴋꜱᴘᴜʀ", "cn-larkspur", "ʟᴀʀᴋꜱᴘᴜʀ"),
+    ("small-capitals-typo", "ʟᴀʀᴋꜱᴜᴘʀ", "cn-larkspur", "ʟᴀʀᴋꜱᴜᴘʀ"),
+    ("multi-regional", "🇮🇷🇴🇳 🇲🇪🇦🇩🇴🇼", "cn-iron-meadow", "🇮🇷🇴🇳 🇲🇪🇦🇩🇴🇼"),
+    ("multi-squared-joined", "🅸🆁🅾🅽🅼🅴🅰🅳🅾🆆", "cn-iron-meadow", "🅸🆁🅾🅽🅼🅴🅰🅳🅾🆆"),
+    ("multi-small-capitals", "ɪʀᴏɴ ᴍᴇᴀᴅᴏᴡ", "cn-iron-meadow", "ɪʀᴏɴ ᴍᴇᴀᴅᴏᴡ"),
+    ("alias-regional", "🇵🇷🇴🇯🇪🇨🇹 🇱🇦🇷🇰🇸🇵🇺🇷", "cn-larkspur", "🇵🇷🇴🇯🇪🇨🇹 🇱🇦🇷🇰🇸🇵🇺🇷"),
+    ("alias-small-capitals", "ᴘʀᴏᴊᴇᴄᴛ ʟᴀʀᴋꜱᴘᴜʀ", "cn-larkspur", "ᴘʀᴏᴊᴇᴄᴛ ʟᴀʀᴋꜱᴘᴜʀ"),
+    ("short-regional", "🇨 🇦 🇹", "cn-cat", "🇨 🇦 🇹"),
 ]
 
 
@@ -105,6 +123,10 @@ NOT_MENTIONS = [
     ("non-fuzzy-typo", "Quilfeather"),
     ("ordinary-sentence", "we could go to the meadow and look at iron ore"),
     ("empty", ""),
+    # Flags are pairs of regional indicators: they read as the letters would, no more.
+    ("flags", "🇺🇸 🇬🇧 🇫🇷 🇩🇪 🇨🇦 🇹🇷 watch party tonight 🇧🇷🇦🇷"),
+    ("flags-glued", "🇨🇦🇹🇷🇮🇹 trip"),  # "catrit": "cat" has no word end there
+    ("flag-before-word", "🇨🇦tering"),  # "ca" + "tering": the flag is a word of its own
 ]
 
 

@@ -36,7 +36,7 @@ def test_automaton_refuses_bad_keys():
 MATCHER = CodenameMatcher(
     load_watchlist({"codenames": [{"id": "a", "term": "Larkspur"}, {"id": "b", "term": "Iron Meadow"}]}).codenames
 )
-texts = st.text(max_size=60) | st.from_regex(r"[A-Za-z0-9ÀßЖж中🙂\u200b\u0301 .\-_*|@$!\n]{0,40}", fullmatch=True)
+texts = st.text(max_size=60) | st.from_regex(r"[A-Za-z0-9ÀßЖж中🙂🇱🇦ᴀꜱ🅻Ⓛ\u200b\u0301 .\-_*|@$!\n]{0,40}", fullmatch=True)
 
 
 @given(texts, st.sampled_from([0, 1, 2]))

@@ -24,6 +24,11 @@ texts = st.text(
         ("IIl1", "iil1"),  # 1 is a digit unless read as leet
         ("**bold** ||spoiler||", "boldspoiler"),
         ("ﬁle", "file"),  # compatibility ligature expands
+        ("🇱🇦🇷🇰", "lark"),  # regional indicators
+        ("🅻🅰🆁🅺 🅛🅐🅡🅚", "larklark"),  # negative squared and circled letters
+        ("ⓁⒶⓇⓀ 🄻🄰🅁🄺", "larklark"),  # circled and squared: NFKC folds them already
+        ("ʟᴀʀᴋꜱᴘᴜʀ", "larkspur"),  # small capitals
+        ("La\u1dder", "lar"),  # a combining small capital is a mark: dropped
     ],
 )
 def test_plain_reading(text, compact):
@@ -43,6 +48,19 @@ def test_plain_reading(text, compact):
 )
 def test_leet_readings(text, reading, compact):
     assert fold(text, reading).compact == compact
+
+
+def test_letter_symbols_come_from_the_unicode_names():
+    import unicodedata
+
+    from detectors.normalize import fold_char, letter_symbols
+
+    table = letter_symbols()
+    assert len(table) >= 26 + 26 + 26 + 20  # regional indicators, negative circled, squared, small caps
+    for c, letter in table.items():
+        assert unicodedata.name(c).endswith(f" {letter.upper()}")
+        assert all(fold_char(c, r) == letter for r in (0, 1, 2))
+    assert {"🇺", "🅻", "ᴀ", "ꜱ", "ʟ"} <= set(table)
 
 
 @given(texts)
@@ -90,7 +108,16 @@ def test_terms_fold_like_text(term, compact, words):
 
 def _reference_bounds(text: str, leet: int) -> tuple[list[bool], list[bool]]:
     """Word boundaries as DESIGN.md words them, one character at a time (the specification)."""
-    from detectors.normalize import CASELESS, DIGIT, LOWER, SEP, UPPER, char_class, fold_char
+    from detectors.normalize import (
+        CASELESS,
+        DIGIT,
+        LOWER,
+        SEP,
+        SYMBOL,
+        UPPER,
+        char_class,
+        fold_char,
+    )
 
     compact: list[tuple[int, bool]] = []  # (original index, a separator stands before it)
     gap = False
@@ -111,13 +138,15 @@ def _reference_bounds(text: str, leet: int) -> tuple[list[bool], list[bool]]:
         after = cls[k + 1] if k + 1 < m and not compact[k + 1][1] else SEP
         script = CASELESS in (c1, c2) and not same
         wordy = (c1 == LOWER and c2 == UPPER) or (c1 == UPPER and c2 == UPPER and after == LOWER)
-        wordy = (wordy or (c1 == DIGIT) != (c2 == DIGIT)) and not same
+        wordy = wordy or (c1 == DIGIT) != (c2 == DIGIT) or (c1 == SYMBOL) != (c2 == SYMBOL)
+        wordy = wordy and not same
         sepbound[k] = sep or script
         bound[k] = sep or script or wordy
     return bound, sepbound
 
 
-@given(texts | st.from_regex(r"[A-Za-z0-9ÀÉßΣσЖж中文🙂\u200b\u0301 .\-]{0,40}", fullmatch=True), st.sampled_from([0, 1, 2]))
+@given(texts | st.from_regex(r"[A-Za-z0-9ÀÉßΣσЖж中文🙂🇱🇦ᴀʟ🅻Ⓛ\u200b\u0301 .\-]{0,40}", fullmatch=True),
+       st.sampled_from([0, 1, 2]))
 @settings(max_examples=300, deadline=None)
 def test_boundaries_follow_the_specification(text, leet):
     fd = fold(text, leet)

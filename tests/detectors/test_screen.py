@@ -78,7 +78,7 @@ pieces = st.sampled_from(
      "Ospha", "GPT", "5", "Turbo", "Build", "20245", "20246", "cat", "Quill", "feather", "Жар",
      "Птицы", "птица", "雲雀", "計画", "Nimbus", "falcn", "Ｌａｒｋ", "á", "\u0301", "\u200b",
      "\u00ad", " ", "  ", "\n", "-", "-\n", ".", "_", "*", "**", "||", "#", "/", "🙂", "ﬁ", "㏂",
-     "\x00", "Project"]
+     "\x00", "Project", "🇱🇦🇷🇰", "🇸🇵🇺🇷", "🇺🇸", "🇱", "ʟᴀʀᴋ", "ꜱᴜᴘʀ", "🅻🅰🆁🅺", "Ⓢⓟⓤⓡ"]
 )  # fmt: skip
 texts = st.lists(pieces, max_size=16).map("".join) | st.text(max_size=40)
 
