@@ -108,7 +108,12 @@ def secret_from_env(var: str, *, purpose: str) -> SecretStr:
     return SecretStr(value.strip())
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+Overrides = dict[tuple[str, ...], str]  # settings path ("files", "max_depth") -> variable name
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Overrides:
+    """Set each `LEAKWARDEN_SECTION__KEY` value into `raw`; which variable set which path."""
+    applied: Overrides = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -121,6 +126,8 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
             node = child
         else:
             node[path[-1]] = value
+            applied[tuple(path)] = name
+    return applied
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
@@ -148,8 +155,25 @@ def _locate(raw_text: str, section: str, index: int | None, key: str | None) -> 
     return header_line
 
 
-def _describe(problem: Problem, file: str, raw_text: str) -> str:
-    if problem.line is None and problem.source is None:
+def _overridden_by(problem: Problem, overrides: Overrides) -> str | None:
+    """The environment variable that set the value `problem` is about, if one did."""
+    if problem.source is not None:
+        return None  # hash list files are never overridden
+    at = (problem.section, *problem.key.split(".")) if problem.key else (problem.section,)
+    for path, name in overrides.items():
+        if path[: len(at)] == at or at[: len(path)] == path:
+            return name
+    return None
+
+
+def _describe(problem: Problem, file: str, raw_text: str, overrides: Overrides | None = None) -> str:
+    if (name := _overridden_by(problem, overrides or {})) is not None:
+        # The value came from the environment, not the file: blame the variable.
+        problem = Problem(
+            problem.section, problem.entry_id, problem.key,
+            problem.message, source=f"environment variable {name}",
+        )  # fmt: skip
+    elif problem.line is None and problem.source is None:
         line = _locate(raw_text, problem.section, problem.index, problem.key)
         problem = Problem(
             problem.section, problem.entry_id, problem.key, problem.message,
@@ -231,7 +255,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raw = tomllib.loads(raw_text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"{file}: invalid TOML: {err}"]) from None
-    _apply_env_overrides(raw, os.environ if environ is None else environ)
+    overrides = _apply_env_overrides(raw, os.environ if environ is None else environ)
 
     lines: list[str] = []
     tables = {k: raw.pop(k) for k in WATCHLIST_SECTIONS if k in raw}
@@ -251,7 +275,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     try:
         watchlist = load_watchlist(tables, files=files, sealed=sealed)
     except WatchlistError as err:
-        lines += [_describe(p, file, raw_text) for p in err.problems]
+        lines += [_describe(p, file, raw_text, overrides) for p in err.problems]
 
     settings = None
     try:
@@ -271,14 +295,15 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
                 msg = e["msg"]
             elif len(loc) == 1 and e["type"] == "extra_forbidden":
                 msg, key = "unknown section", None
-            lines.append(_describe(Problem(section, entry_id, key, msg, index=index), file, raw_text))
+            problem = Problem(section, entry_id, key, msg, index=index)
+            lines.append(_describe(problem, file, raw_text, overrides))
     content_key = None
     if settings is not None:
         try:
             content_key = _content_key(settings.storage, seal_key, environ)
         except ValueError as err:
             problem = Problem("storage", None, "content_key_env", str(err))
-            lines.append(_describe(problem, file, raw_text))
+            lines.append(_describe(problem, file, raw_text, overrides))
         # Checks across entries (a route naming an unknown sink ...) need the whole file.
         homes = {"discord": settings.discord, "slack": settings.slack}
         for p in alert_problems(settings.sinks, settings.routes, platforms=homes):

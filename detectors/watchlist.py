@@ -216,7 +216,9 @@ def _problems_from(err: ValidationError, section: str, index: int, entry_id: str
         yield Problem(section, entry_id, key, msg, index=index)
 
 
-def _entries(tables: Mapping[str, Any], section: str, model: type[_Entry], problems: list):
+def _entries(tables: Mapping[str, Any], section: str, model: type[_Entry],
+             problems: list) -> list[tuple[dict[str, Any], Any]]:
+    """(where, entry) of each valid entry of a table; `where` locates a Problem about it."""
     raw = tables.get(section, [])
     if raw is None:
         return []
@@ -230,14 +232,16 @@ def _entries(tables: Mapping[str, Any], section: str, model: type[_Entry], probl
             continue
         entry_id = item.get("id") if isinstance(item.get("id"), str) else None
         try:
-            out.append(model.model_validate(dict(item)))
+            out.append(({"index": i}, model.model_validate(dict(item))))
         except ValidationError as err:
             problems.extend(_problems_from(err, section, i, entry_id))
     return out
 
 
-def parse_hash_list(text: str, source: str, spec: HashFiles, problems: list) -> list[HashEntry]:
-    """`<hex> [id]` per line; `#` comments and blank lines skipped; bad lines reported by number."""
+def parse_hash_list(text: str, source: str, spec: HashFiles,
+                    problems: list) -> list[tuple[dict[str, Any], HashEntry]]:
+    """(where, entry) of each `<hex> [id]` line; `#` comments and blank lines skipped; bad
+    lines reported by number."""
     out = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -246,7 +250,8 @@ def parse_hash_list(text: str, source: str, spec: HashFiles, problems: list) -> 
         parts = line.split()
         entry_id = parts[1] if len(parts) > 1 else f"{spec.id_prefix}-{lineno}"
         try:
-            out.append(HashEntry(id=entry_id, digest=parts[0], severity=spec.severity))
+            entry = HashEntry(id=entry_id, digest=parts[0], severity=spec.severity)
+            out.append(({"source": source, "line": lineno}, entry))
         except ValidationError as err:
             for p in _problems_from(err, "hashes", lineno - 1, entry_id):
                 problems.append(
@@ -265,11 +270,11 @@ def load_watchlist(
     entries join the plain ones.
     """
     problems: list[Problem] = []
-    codenames = _entries(tables, "codenames", CodenameEntry, problems)
-    patterns = _entries(tables, "patterns", PatternEntry, problems)
+    codenames_at = _entries(tables, "codenames", CodenameEntry, problems)
+    patterns_at = _entries(tables, "patterns", PatternEntry, problems)
 
     hashes_raw = tables.get("hashes", [])
-    hash_entries: list[HashEntry] = []
+    hashes_at: list[tuple[dict[str, Any], HashEntry]] = []
     if isinstance(hashes_raw, Mapping):
         try:
             spec = HashFiles.model_validate(dict(hashes_raw))
@@ -280,23 +285,29 @@ def load_watchlist(
             if files is None or name not in files:
                 problems.append(Problem("hashes", None, "files", f"cannot read {name!r}"))
                 continue
-            hash_entries += parse_hash_list(files[name], name, spec, problems)
+            hashes_at += parse_hash_list(files[name], name, spec, problems)
     else:
-        hash_entries = _entries({"hashes": hashes_raw}, "hashes", HashEntry, problems)
+        hashes_at = _entries({"hashes": hashes_raw}, "hashes", HashEntry, problems)
 
     unknown = set(tables) - {"codenames", "patterns", "hashes"}
     for key in sorted(unknown):
         problems.append(Problem(str(key), None, None, "unknown watchlist section"))
 
     # Ids are the stable names of rules across reloads, alerts and history: they must be unique.
+    # A duplicate is reported where it is written (its table entry, or its list file's line).
     seen: dict[str, str] = {}
-    for section, entries in (("codenames", codenames), ("patterns", patterns), ("hashes", hash_entries)):
-        for e in entries:
+    for section, located in (("codenames", codenames_at), ("patterns", patterns_at),
+                             ("hashes", hashes_at)):
+        for where, e in located:
             if e.id in seen:
                 problems.append(
-                    Problem(section, e.id, "id", f"duplicate id (also used in [{seen[e.id]}])")
-                )
+                    Problem(section, e.id, "id", f"duplicate id (also used in [{seen[e.id]}])",
+                            **where)
+                )  # fmt: skip
             seen.setdefault(e.id, section)
+    codenames = [e for _, e in codenames_at]
+    patterns = [e for _, e in patterns_at]
+    hash_entries = [e for _, e in hashes_at]
     for e in sealed.entries if sealed is not None else ():
         if e.id in seen:
             problems.append(
@@ -309,15 +320,15 @@ def load_watchlist(
     from .codenames import check_term
     from .patterns import check_regex
 
-    for c in codenames:
+    for where, c in codenames_at:
         for key, term in (("term", c.term), *(("aliases", a) for a in c.aliases)):
             msg = check_term(term)
             if msg:
-                problems.append(Problem("codenames", c.id, key, msg))
-    for p in patterns:
+                problems.append(Problem("codenames", c.id, key, msg, **where))
+    for where, p in patterns_at:
         err = check_regex(p.regex)
         if err:
-            problems.append(Problem("patterns", p.id, "regex", err[0], position=err[1]))
+            problems.append(Problem("patterns", p.id, "regex", err[0], position=err[1], **where))
 
     if problems:
         raise WatchlistError(problems)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from bot.commands import load_config_or_exit
+from bot.commands import build_engine_or_exit, load_config_or_exit
+from detectors import Engine
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +17,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate CONFIG: exit 0 when valid, 2 with one line per problem otherwise."""
         cfg = load_config_or_exit(config)
+        engine = build_engine_or_exit(cfg)  # reads the [weights] registries, as `run` does
         wl = cfg.watchlist
         sealed = ""
         if wl.sealed is not None:  # counts only: a sealed file's terms are not known here
@@ -24,5 +26,10 @@ def register(app: typer.Typer) -> None:
                       f"digest(s) (key ok)")  # fmt: skip
         typer.echo(
             f"{config}: ok — {len(wl.codenames)} codename(s), {len(wl.patterns)} pattern(s), "
-            f"{len(wl.digests)} digest(s){sealed}; watchlist version {wl.version}"
+            f"{len(wl.digests)} digest(s){sealed}{_weights(engine)}; watchlist version {wl.version}"
         )
+
+
+def _weights(engine: Engine) -> str:
+    fps = engine.fingerprints
+    return f", {len(fps.fingerprints)} weight fingerprint(s)" if fps is not None else ""

@@ -107,6 +107,57 @@ def test_environment_overrides(tmp_path):
     assert cfg.settings.storage.path == "/tmp/other.db"
 
 
+# A problem is reported where the offending entry is written, not where its id was first seen.
+LOCATED = [
+    ("[[codenames]]\nid = 'a'\nterm = 'Lark'\n[[codenames]]\nid = 'a'\nterm = 'Spur'\n",
+     ":5: [codenames id='a'] id: duplicate id (also used in [codenames])"),
+    ("[[codenames]]\nid = 'a'\nterm = 'Lark'\n[[patterns]]\nid = 'a'\nregex = 'x+'\n",
+     ":5: [patterns id='a'] id: duplicate id (also used in [codenames])"),
+    ("[[codenames]]\nid = 'a'\nterm = 'Lark'\n\n[[codenames]]\nid = 'b'\nterm = '!!!'\n",
+     ":7: [codenames id='b'] term: has no letters or digits after normalisation"),
+    ("[[patterns]]\nid = 'p1'\nregex = 'a'\n[[patterns]]\nid = 'p2'\nregex = '(?=x)'\n",
+     ":6: [patterns id='p2'] regex: invalid or unsafe regex"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), LOCATED)
+def test_problems_are_located_at_their_own_entry(tmp_path, body, expected):
+    path = write(tmp_path, body)
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}{expected}"), line
+
+
+def test_a_duplicate_in_a_hash_list_file_is_reported_once_at_its_line(tmp_path):
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    (tmp_path / "known.txt").write_text(f"{digest} ckpt-a\n{'0' * 32}\n\n# comment\n{digest} ckpt-a\n")
+    assert errors_of(write(tmp_path, "[hashes]\nfiles = ['known.txt']\n")) == [
+        "known.txt:5: [hashes id='ckpt-a'] id: duplicate id (also used in [hashes])"]
+
+
+# A bad value that came from an environment override names the variable, not the file.
+OVERRIDDEN = [
+    ({"LEAKWARDEN_FILES__MAX_DEPTH": "abc"}, "[files] max_depth: Input should be a valid integer"),
+    ({"LEAKWARDEN_DISCORD__BOGUS": "1"}, "[discord] bogus: unknown key"),
+    ({"LEAKWARDEN_NONSENSE__X": "1"}, "[nonsense] unknown section"),
+    ({"LEAKWARDEN_HASHES__SEVERITY": "urgent"}, "[hashes] severity: unknown severity 'urgent'"),
+    ({"LEAKWARDEN_SERVER__LISTEN": "nowhere"}, "[server] listen: String should match pattern"),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), OVERRIDDEN)
+def test_a_bad_override_names_its_environment_variable(tmp_path, env, expected):
+    path = write(tmp_path, "[server]\nlisten = '127.0.0.1:9108'\n[hashes]\nfiles = []\n")
+    [line] = errors_of(path, env)
+    [name] = env
+    assert line.startswith(f"environment variable {name}: {expected}"), line
+
+
+def test_a_bad_value_in_the_file_is_still_the_file_s_with_overrides_elsewhere(tmp_path):
+    path = write(tmp_path, "[server]\nlisten = 'nowhere'\n")
+    [line] = errors_of(path, {"LEAKWARDEN_STORAGE__PATH": "/tmp/x.db"})
+    assert line.startswith(f"{path}:2: [server] listen:"), line
+
+
 KEYED = "[storage]\npath = 'x.db'\ncontent_key_env = 'LW_CONTENT_KEY'\n"
 
 

@@ -194,6 +194,20 @@ def test_check_config_ok(cfg):
     assert code == 0 and "2 codename(s)" in out
 
 
+def test_check_config_reads_the_weights_registries_as_run_does(tmp_path, cfg):
+    db = tmp_path / "fp.db"
+    assert run("fingerprint", "add", _checkpoint(tmp_path / "m.safetensors", 1), "--id", "a", "--db", db)[0] == 0
+    _with(cfg, '[weights]\nfingerprints = ["fp.db"]\n')
+    code, out, _ = run("check-config", "-c", cfg)
+    assert code == 0 and "1 weight fingerprint(s)" in out
+    (tmp_path / "junk.db").write_bytes(b"SQLite format 3\0" + b"\0" * 4000)
+    for registry, why in (("missing.db", "not found"), ("junk.db", "junk.db")):
+        _with(cfg, f'[weights]\nfingerprints = ["{registry}"]\n')
+        code, out, err = run("check-config", "-c", cfg)
+        assert (code, out) == (2, ""), err
+        assert err.startswith(f"{cfg}: [weights] fingerprints:") and why in err
+
+
 def test_table_highlights_the_matched_span(tmp_path):
     import io
 

@@ -66,6 +66,21 @@ def test_hash_list_files():
     assert wl.digest_algorithms == {"sha256", "sha1"}
 
 
+@pytest.mark.parametrize(("tables", "files", "where"), [
+    ({"codenames": [{"id": "a", "term": "Lark"}, {"id": "b", "term": "Spur"}, {"id": "a", "term": "Iron"}]},
+     None, (2, None, None)),
+    ({"codenames": [{"id": "a", "term": "Lark"}], "patterns": [{"id": "p", "regex": "x"}, {"id": "a", "regex": "y"}]},
+     None, (1, None, None)),
+    ({"hashes": {"files": ["k.txt"]}}, {"k.txt": f"{'a' * 32} h\n# c\n{'b' * 32} h\n"}, (None, "k.txt", 3)),
+])
+def test_a_duplicate_id_is_located_where_the_duplicate_is(tables, files, where):
+    with pytest.raises(WatchlistError) as err:
+        load_watchlist(tables, files=files)
+    [p] = err.value.problems
+    assert (p.key, p.message.split(" (")[0]) == ("id", "duplicate id")
+    assert (p.index, p.source, p.line) == where
+
+
 def test_version_changes_with_content():
     a = load_watchlist(GOOD)
     b = load_watchlist({"codenames": [{"id": "cn-a", "term": "Larkspur", "severity": "low"}]})
