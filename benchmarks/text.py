@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import multiprocessing
 import os
 import random
 import statistics
 import time
 import unicodedata
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 
 import ahocorasick
 from rapidfuzz import fuzz, process
@@ -368,7 +370,27 @@ def main() -> None:
         engine.scan_text(line)
         times.append(time.process_time() - t0)
     print(f"\n10 MB single-line text: {statistics.median(times):.2f} CPU s (median of 3)")
+    # A line dense with mentions, in a fresh process so its peak memory is its own.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for repeats in (1_000_000, 1_111_112):  # 9 MB (the audit's line), 10 MB
+            cpu, found, limit, peak = pool.submit(dense_line, repeats, args.seed).result()
+            print(f"dense line 'Larkspur ' x {repeats:,} ({9 * repeats / 1e6:.0f} MB), 10k terms: "
+                  f"{cpu:.2f} CPU s, {found} findings, {limit}; peak RSS {peak:.0f} MB")
 
+
+def dense_line(repeats: int, seed: int) -> tuple[float, int, str, float]:
+    """(CPU s, findings, the scan-limit's words, peak RSS MB) of a line of nothing but mentions."""
+    import resource
+
+    terms = [*make_terms(10_000, random.Random(seed)), "Larkspur"]
+    engine = Engine(load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]}))
+    text = "Larkspur " * repeats
+    t0 = time.process_time()
+    found = engine.scan_text(text)
+    cpu = time.process_time() - t0
+    limits = [f.detail for f in found if f.kind == "scan-limit"]
+    words = ", ".join(f"{d['rule_id']}: {d['total']:,} counted, {d['max']} kept" for d in limits) or "no cap"
+    return cpu, len(found), words, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from bot.logs import LoggingSettings
 from bot.pipeline import PipelineSettings
 from bot.platforms.discord_settings import DiscordSettings
 from bot.platforms.slack_settings import SlackSettings
+from bot.scan_settings import ScanSettings
 from bot.store.digest import ContentKey
 from bot.store.settings import StorageSettings
 from detectors import (
@@ -66,6 +67,7 @@ class Settings(BaseModel):
     sealed: SealedSettings | None = None
     weights: WeightsSettings = Field(default_factory=WeightsSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
     discord: DiscordSettings | None = None
     slack: SlackSettings | None = None
     sinks: list[SinkSettings] = Field(default_factory=list)

@@ -62,12 +62,14 @@ class EngineSpec:
     registries: tuple[str, ...] = ()  # resolved paths of [weights] fingerprints
     file_limits: Any = None  # detectors.FileLimits from [files]
     opener: str | None = None
+    max_findings_per_rule: int | None = None  # [scan]; None: the engine's default
     memory_mb: int = 0  # set by the pool from its limits
 
     @classmethod
     def from_config(cls, config: Any, **kw: Any) -> EngineSpec:
         """The spec of a loaded `bot.config.Config`."""
         registries = tuple(str(config.resolve(p)) for p in config.settings.weights.fingerprints)
+        kw.setdefault("max_findings_per_rule", config.settings.scan.max_findings_per_rule)
         return cls(config.watchlist, registries, config.settings.files.limits(), **kw)
 
     @property
@@ -84,8 +86,9 @@ class EngineSpec:
             from bot.fingerprints_db import load_fingerprint_set
 
             fingerprints = load_fingerprint_set(self.registries)
+        caps = {} if self.max_findings_per_rule is None else {"max_findings_per_rule": self.max_findings_per_rule}
         return Engine(self.watchlist, fingerprints=fingerprints, file_limits=self.file_limits,
-                      clock=time.monotonic)
+                      clock=time.monotonic, **caps)
 
     def open_stream(self, engine: Any, location: str, filename: str) -> Any:
         """A streaming scan (feed/close) of one file."""

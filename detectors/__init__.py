@@ -5,6 +5,7 @@
     engine.scan_text("who has the L a r k 5 p u г weights?")
 """
 
+from .caps import MAX_FINDINGS_PER_RULE
 from .engine import Engine
 from .excerpt import display_safe
 from .files import FileLimits, FileScan
@@ -38,6 +39,7 @@ from .watchlist import (
 )
 
 __all__ = [
+    "MAX_FINDINGS_PER_RULE",
     "CodenameEntry",
     "DigestRule",
     "Engine",

@@ -18,9 +18,11 @@ distinct token, not per message.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 
 import ahocorasick
 import numpy as np
@@ -215,9 +217,12 @@ class CodenameMatcher:
     def _typos(self, compact: str, spans, words, word_digits: bytes) -> Iterator[tuple[int, int, int, int]]:
         """(form id, compact start, end, edits) of every typo: a span within a whole form's
         budget, or consecutive words aligned one-to-one with a multi-word form's words."""
+        verdicts, lookup, meta, anchors = self._verdicts, self._lookup, self._meta, self._anchors
         for s, e in spans:
-            for kid, d in self._lookup(compact[s:e]):
-                fid, j = self._meta[kid]
+            token = compact[s:e]
+            hits = verdicts.get(token)  # inlined `_lookup` hit: a dense text asks this a lot
+            for kid, d in lookup(token) if hits is None else hits:
+                fid, j = meta[kid]
                 if j < 0 and d > 0:
                     yield fid, s, e, d
         # Word-by-word alignment for multi-word terms.
@@ -225,8 +230,13 @@ class CodenameMatcher:
         for i, w in enumerate(word_text):
             if word_digits[i]:
                 continue
-            starts = [self._meta[kid] for kid, _ in self._lookup(w)]
-            for fid, j in (*starts, *self._anchors.get(w, ())):
+            hits = verdicts.get(w)
+            if hits is None:
+                hits = lookup(w)
+            if not hits and w not in anchors:
+                continue
+            starts = [meta[kid] for kid, _ in hits]
+            for fid, j in (*starts, *anchors.get(w, ())):
                 if j < 0:
                     continue
                 form = self.forms[fid]
@@ -270,6 +280,7 @@ def match_text(core: Core, text: str, typos: Typos | None, form: Callable[[int],
     every reading the text needs; `form(fid)` -> (entry, folded length). Plain and sealed
     matchers share it, each with its own core and typos."""
     found: list[CodenameMatch] = []
+    seen: set[tuple[int, int, int, int]] = set()  # a match every reading finds is one match
     for leet in readings(text):
         compact, orig, exact, spans, words, word_digits, *_ = core.analyse(text, leet)
         hits = [(fid, s, e, 0) for s, e, fids in exact for fid in fids]
@@ -278,8 +289,11 @@ def match_text(core: Core, text: str, typos: Typos | None, form: Callable[[int],
         if hits:
             at = memoryview(orig).cast("q")  # compact offset -> original offset
             for fid, s, e, d in hits:
-                entry, length = form(fid)
-                found.append(CodenameMatch(entry, at[s], at[e - 1] + 1, d, length))
+                key = (fid, at[s], at[e - 1] + 1, d)
+                if key not in seen:
+                    seen.add(key)
+                    entry, length = form(fid)
+                    found.append(CodenameMatch(entry, key[1], key[2], d, length))
     return _best_per_place(found)
 
 
@@ -349,15 +363,30 @@ def _best_per_place(matches: list[CodenameMatch]) -> list[CodenameMatch]:
     an exact spelling beats a typo ("Portal" is not also a typo of "Vortal"). Entries that tie
     exactly (the same span, as many edits: "Rudtorelmek" and "Rudtor Elmek" fold alike) are all
     reported: nothing tells them apart, and dropping one would hide its mention.
+
+    Kept places never overlap one another (ties share one place), so each candidate is checked
+    against its neighbours only: a text dense with mentions costs n log n, not n squared.
     """
+    matches.sort(key=lambda m: (m.start, m.end, m.entry.id))
+    if all(a.end <= b.start for a, b in pairwise(matches)):
+        return matches  # nothing overlaps (the common case, even in a dense text)
     matches.sort(key=lambda m: (-(m.end - m.start), m.edits, m.start, m.entry.id, -m.length))
+    starts: list[int] = []  # kept places, disjoint, sorted by start (so by end too)
+    places: list[tuple[int, int, int, set[str]]] = []  # (start, end, edits, entry ids)
     kept: list[CodenameMatch] = []
     for m in matches:
-        clash = [k for k in kept if m.start < k.end and k.start < m.end]
-        if not clash or all(
-            (k.start, k.end, k.edits) == (m.start, m.end, m.edits) and k.entry.id != m.entry.id
-            for k in clash
-        ):
-            kept.append(m)
+        i = bisect_right(starts, m.start)
+        before = places[i - 1] if i else None  # the last place starting at or before m
+        after = places[i] if i < len(places) else None
+        if after is not None and after[0] < m.end:
+            continue  # overlaps a longer (or better) place that starts inside m
+        if before is not None and before[1] > m.start:
+            if (before[0], before[1], before[2]) != (m.start, m.end, m.edits) or m.entry.id in before[3]:
+                continue
+            before[3].add(m.entry.id)  # an exact tie: reported too
+        else:
+            starts.insert(i, m.start)
+            places.insert(i, (m.start, m.end, m.edits, {m.entry.id}))
+        kept.append(m)
     kept.sort(key=lambda m: (m.start, m.end, m.entry.id))
     return kept

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .caps import MAX_FINDINGS_PER_RULE, FindingCap
 from .codenames import CodenameMatcher
 from .digests import DigestMatcher
-from .excerpt import MAX_EXCERPT, make_excerpt, merged_spans
+from .excerpt import MAX_EXCERPT, SpanSet, make_excerpt
 from .model import Finding, Severity
 from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
 from .screen import JOIN, Owners, screen
 from .sealed_match import SealedMatcher, placeholder
-from .unicode_checks import has_suspicious, suspicious_runs
+from .unicode_checks import has_suspicious, iter_suspicious_runs, suspicious_runs
 from .watchlist import Watchlist
 
 CHUNK_CHARS = 1 << 20  # windows of text inside files (detectors/files/text.py)
@@ -34,6 +35,14 @@ CODENAME_WINDOW = 1024  # codename mentions are short: up to half of CODENAME_OV
 CODENAME_OVERLAP = 256
 BATCH = 256  # messages screened together by scan_many
 
+# (rule id, start, end) -> whether to report a match: ownership by a window, the findings cap.
+# Asked before a finding is built, in text order within each kind.
+Admit = Callable[[str, int, int], bool]
+
+
+def _every(rule_id: str, start: int, end: int) -> bool:
+    return True
+
 
 class Engine:
     """Scans text (and, via `open_stream`, files) against one immutable watchlist.
@@ -42,29 +51,50 @@ class Engine:
     """
 
     def __init__(self, watchlist: Watchlist, *, fingerprints: Any = None, file_limits: Any = None,
-                 clock: Any = None):
+                 clock: Any = None, max_findings_per_rule: int = MAX_FINDINGS_PER_RULE):
         self.watchlist = watchlist
         self.fingerprints = fingerprints  # detectors.files.fingerprints.FingerprintSet or None
         self.file_limits = file_limits  # detectors.files.limits.FileLimits or None (defaults)
         self.clock = clock  # () -> seconds for FileLimits.max_scan_seconds; detectors/ has no clock
+        self.max_findings_per_rule = FindingCap(max_findings_per_rule).cap  # validated
         self._codenames = CodenameMatcher(watchlist.codenames)
         self._patterns = PatternMatcher(watchlist.patterns)
         self._digests = DigestMatcher(watchlist.digests)
         self._sealed = SealedMatcher(watchlist.sealed) if watchlist.sealed is not None else None
 
+    def finding_cap(self) -> FindingCap:
+        """A fresh per-text cap on findings of one rule (`max_findings_per_rule`)."""
+        return FindingCap(self.max_findings_per_rule)
+
     def scan_text(self, text: str, location: str = "text") -> list[Finding]:
-        """Every finding in `text`; long texts are scanned in overlapping windows."""
+        """Every finding in `text`; long texts are scanned in overlapping windows. At most
+        `max_findings_per_rule` findings of a rule, then one `scan-limit` finding with the total."""
         if len(text) > WINDOW + SHORT_OVERLAP:
             return list(self.scan_text_chunked(text, location, chunk=WINDOW))
-        return self._scan(text, location)
+        return self._scan_capped(text, location)
 
-    def scan_window(self, text: str, location: str, own_from: int, own_to: int) -> list[Finding]:
-        """One window of a longer stream (files/text.py): every pattern and suspicious-Unicode
-        finding of the whole window, and the other findings that start in [own_from, own_to)."""
+    def _scan_capped(self, text: str, location: str, codenames: bool | None = None) -> list[Finding]:
+        cap = self.finding_cap()
+        found = self._scan(text, location, codenames, admit=lambda r, a, b: cap.take(r))
+        return found + cap.limits(location)
+
+    def scan_window(self, text: str, location: str, own_from: int, own_to: int,
+                    keep_long: Admit = _every, cap: FindingCap | None = None) -> list[Finding]:
+        """One window of a longer stream (files/text.py): the codename and digest findings that
+        start in [own_from, own_to), and the pattern and suspicious-Unicode ones of the whole
+        window that `keep_long` admits; each only while `cap` (shared by the stream's windows)
+        admits its rule."""
+        cap = cap or self.finding_cap()
         if len(text) > WINDOW + SHORT_OVERLAP:
-            return list(self._scan_long(text, location, WINDOW, SHORT_OVERLAP, own_from, own_to))
-        return [f for f in self._scan(text, location)
-                if f.kind in LONG_KINDS or own_from <= f.start < own_to]
+            return self._scan_long(text, location, WINDOW, SHORT_OVERLAP, own_from, own_to, cap, keep_long)
+
+        def admit(rule_id: str, a: int, b: int) -> bool:
+            return own_from <= a < own_to and cap.take(rule_id)
+
+        def admit_long(rule_id: str, a: int, b: int) -> bool:
+            return keep_long(rule_id, a, b) and cap.take(rule_id)
+
+        return self._scan(text, location, admit=admit, admit_long=admit_long)
 
     def scan_many(self, texts: Sequence[str], location: str = "text") -> list[list[Finding]]:
         """`scan_text` of each text, screened as a batch: the same findings, much faster.
@@ -86,7 +116,7 @@ class Engine:
             if i in alone:
                 out[i] = self.scan_text(part[i], location)
             else:
-                out[i] = self._scan(part[i], location, codenames=i in named)
+                out[i] = self._scan_capped(part[i], location, codenames=i in named)
         return out
 
     def _screen_others(self, texts: Sequence[str]) -> set[int]:
@@ -124,61 +154,71 @@ class Engine:
         cut), so nothing is reported twice or cut in half; codenames, whose mentions are short,
         in small windows screened as a batch, so only the few with a candidate get the full
         match. Excerpts are then made from the whole text, so they read (and mask) as an
-        unchunked scan's.
+        unchunked scan's. At most `max_findings_per_rule` of a rule, then a `scan-limit`.
         """
-        yield from self._scan_long(text, location, chunk, overlap, 0, len(text))
+        cap = self.finding_cap()
+        yield from self._scan_long(text, location, chunk, overlap, 0, len(text), cap)
+        yield from cap.limits(location)
 
     def _scan_long(self, text: str, location: str, chunk: int, overlap: int, own_from: int,
-                   own_to: int) -> list[Finding]:
-        """`scan_text_chunked`, keeping of the short kinds only those starting in [own_from,
-        own_to) (scanned in the part of `text` around it)."""
-        found = self._long_findings(text, location)
+                   own_to: int, cap: FindingCap, keep_long: Admit = _every) -> list[Finding]:
+        """`scan_text_chunked` without the limits, keeping of the short kinds only those
+        starting in [own_from, own_to) (scanned in the part of `text` around it), and of the
+        long kinds those `keep_long` admits."""
+        found, secrets = self._long_findings(text, location, lambda r, a, b: keep_long(r, a, b) and cap.take(r))
         half = overlap // 2
         lo, hi = max(0, own_from - half), min(len(text), own_to + half)
         part = text if (lo, hi) == (0, len(text)) else text[lo:hi]
-        short = list(self._windows(part, location, chunk, overlap, codenames=False))
+
+        def admit(rule_id: str, a: int, b: int) -> bool:  # a, b: offsets in `part`
+            return own_from <= a + lo < own_to and cap.take(rule_id)
+
+        short = list(self._windows(part, location, chunk, overlap, admit, codenames=False))
         small, small_overlap = min(chunk, CODENAME_WINDOW), min(overlap, CODENAME_OVERLAP)
-        short += self._windows(part, location, small, small_overlap, codenames=True)
-        found += (f.shifted(lo) if lo else f for f in short if own_from <= f.start + lo < own_to)
-        # Secrets as disjoint spans, found by their ends: a long one (a PEM key) that began far
-        # before a finding still masks its excerpt.
-        secrets = merged_spans((f.start, f.end) for f in found if f.kind == "pattern" and f.detail.get("secret"))
-        secret_ends = [e for _, e in secrets]
+        short += self._windows(part, location, small, small_overlap, admit, codenames=True)
+        found += (f.shifted(lo) for f in short) if lo else short
         # Sealed matches (scanned with the other kinds) stay redacted in every excerpt.
         sealed = sorted((f.start, f.end, placeholder(f.rule_id)) for f in found if f.detail.get("sealed"))
         found.sort(key=lambda f: (f.start, f.end, f.rule_id))
         out = []
         for f in found:
-            i = bisect_right(secret_ends, f.start - 4 * MAX_EXCERPT)
-            near = [sp for sp in secrets[i:] if sp[0] < f.end + 2 * MAX_EXCERPT]
+            # Secrets found by their ends: a long one (a PEM key) that began far before a
+            # finding still masks its excerpt.
+            near = secrets.near(f.start - 4 * MAX_EXCERPT, f.end + 2 * MAX_EXCERPT)
             i = bisect_left(sealed, (f.start - 4 * MAX_EXCERPT, 0, ""))
             hidden = [sp for sp in sealed[i:] if sp[0] < f.end + 2 * MAX_EXCERPT]
             out.append(replace(f, excerpt=make_excerpt(text, f.start, f.end, near, hidden)))
         return out
 
-    def _windows(self, text: str, location: str, chunk: int, overlap: int, *, codenames: bool):
-        """The owned findings of each window: codenames only, or everything else."""
+    def _windows(self, text: str, location: str, chunk: int, overlap: int, admit: Admit, *,
+                 codenames: bool):
+        """The owned findings of each window that `admit` admits: codenames only, or the other
+        short kinds (digests, sealed). Excerpts are left for the caller to make again."""
         n = len(text)
         half = overlap // 2
         starts = list(range(0, max(n - overlap, 1), chunk - overlap))
         for lo in range(0, len(starts), BATCH):
             group = starts[lo : lo + BATCH]
             windows = [text[a : a + chunk].replace(SENTINEL, " ") for a in group]
-            if codenames:
-                named = screen(self._codenames, windows)
-                results = [
-                    [self._codename_finding(w, m, location, ()) for m in self._codenames.match(w)]
-                    if i in named else []
-                    for i, w in enumerate(windows)
-                ]  # fmt: skip
-            else:
-                results = [self._scan(w, location, codenames=False, long=False) for w in windows]
-            for start, window_findings in zip(group, results, strict=True):
+            named = screen(self._codenames, windows) if codenames else ()
+            for i, (start, w) in enumerate(zip(group, windows, strict=True)):
                 own_lo = start + half if start > 0 else 0
                 own_hi = start + chunk - overlap + half if start + chunk < n else n
-                for f in window_findings:
-                    if own_lo <= f.start + start < own_hi:
-                        yield f.shifted(start)
+
+                if codenames:
+                    if i not in named:
+                        continue
+                    a, b = own_lo - start, own_hi - start  # ownership first: it is cheaper
+                    found = [self._codename_finding(w, m, location, (), excerpt=False)
+                             for m in self._codenames.match(w)
+                             if a <= m.start < b and admit(m.entry.id, m.start + start, m.end + start)]
+                else:
+                    def owned(rule_id: str, a: int, b: int, start=start, own_lo=own_lo, own_hi=own_hi) -> bool:
+                        return own_lo <= a + start < own_hi and admit(rule_id, a + start, b + start)
+
+                    found = self._scan(w, location, codenames=False, long=False, admit=owned)
+                for f in found:
+                    yield f.shifted(start)
 
     def open_stream(self, location: str, filename: str):
         """A streaming scan of one attachment: `feed(bytes)` then `close() -> list[Finding]`."""
@@ -189,78 +229,88 @@ class Engine:
     # ---- one text -------------------------------------------------------------------------------
 
     @staticmethod
-    def _codename_finding(text: str, m, location: str, secrets) -> Finding:
+    def _codename_finding(text: str, m, location: str, secrets, excerpt: bool = True) -> Finding:
         detail = {"match": "typo" if m.edits else "exact", "edits": m.edits}
         if m.entry.label:
             detail["label"] = m.entry.label
         return Finding(
-            m.entry.id, "codename", m.entry.severity, location, m.start, m.end,
-            text[m.start : m.end], make_excerpt(text, m.start, m.end, secrets), m.score, detail,
+            m.entry.id, "codename", m.entry.severity, location, m.start, m.end, text[m.start : m.end],
+            make_excerpt(text, m.start, m.end, secrets) if excerpt else "", m.score, detail,
         )  # fmt: skip
 
-    def _long_findings(self, text: str, location: str, pats=None, secrets=None) -> list[Finding]:
-        """The pattern and suspicious-Unicode findings of `text` (the LONG_KINDS): matched over
-        all of it, whatever its length. (`pats`, `secrets`: its pattern matches and secret
-        spans, when the caller has them.)"""
+    def _long_findings(self, text: str, location: str, admit: Admit,
+                       excerpts: bool = False) -> tuple[list[Finding], SpanSet]:
+        """(findings, secret spans): the pattern and suspicious-Unicode findings of `text` (the
+        LONG_KINDS) that `admit` admits, matched over all of it, whatever its length, and the
+        span of every secret match, admitted or not, to mask excerpts with. Excerpts are made
+        when `excerpts` (a short text), else left for the caller."""
         if SENTINEL in text:
             text = text.replace(SENTINEL, " ")
-        if pats is None:
-            pats = self._patterns.scan(text)
-        if secrets is None:
-            secrets = [(m.start, m.end) for m in pats if m.entry.secret]
-        out: list[Finding] = []
-        for p in pats:
-            raw = text[p.start : p.end]
-            out.append(
-                Finding(
-                    p.entry.id, "pattern", p.entry.severity, location, p.start, p.end,
-                    mask(raw) if p.entry.secret else raw,
-                    make_excerpt(text, p.start, p.end, secrets), 1.0,
-                    {"secret": p.entry.secret},
-                )
-            )  # fmt: skip
-        for run in suspicious_runs(text):
-            out.append(
-                Finding(
-                    "suspicious-unicode", "suspicious-unicode", Severity.LOW, location,
-                    run.start, run.end, " ".join(run.codepoints),
-                    make_excerpt(text, run.start, run.end, secrets), 1.0,
-                    {"codepoints": list(run.codepoints)},
-                )
-            )  # fmt: skip
-        return out
+        spans = SpanSet()
+        kept = []
+        for entry, a, b in self._patterns.matches(text):
+            if entry.secret:
+                spans.add(a, b)
+            if admit(entry.id, a, b):
+                kept.append((entry, a, b))
 
-    def _scan(self, text: str, location: str, codenames: bool | None = None,
-              long: bool = True) -> list[Finding]:
-        """All findings of one text; `codenames` says whether the screen already named it
-        (True: match without screening again, False: it holds none, None: screen it); `long`
-        False leaves out the LONG_KINDS (a window of a text matched for them whole)."""
+        def excerpt(a: int, b: int) -> str:
+            if not excerpts:
+                return ""
+            return make_excerpt(text, a, b, spans.near(a - 4 * MAX_EXCERPT, b + 2 * MAX_EXCERPT))
+
+        out: list[Finding] = []
+        for entry, a, b in kept:
+            raw = text[a:b]
+            out.append(
+                Finding(
+                    entry.id, "pattern", entry.severity, location, a, b,
+                    mask(raw) if entry.secret else raw, excerpt(a, b), 1.0, {"secret": entry.secret},
+                )
+            )  # fmt: skip
+        for run in iter_suspicious_runs(text):
+            if admit("suspicious-unicode", run.start, run.end):
+                out.append(
+                    Finding(
+                        "suspicious-unicode", "suspicious-unicode", Severity.LOW, location,
+                        run.start, run.end, " ".join(run.codepoints), excerpt(run.start, run.end),
+                        1.0, {"codepoints": list(run.codepoints)},
+                    )
+                )  # fmt: skip
+        return out, spans
+
+    def _scan(self, text: str, location: str, codenames: bool | None = None, long: bool = True,
+              admit: Admit = _every, admit_long: Admit | None = None) -> list[Finding]:
+        """All findings of one text that `admit` admits (`admit_long` for the LONG_KINDS, by
+        default the same); `codenames` says whether the screen already named it (True: match
+        without screening again, False: it holds none, None: screen it); `long` False leaves
+        out the LONG_KINDS (a window of a text matched for them whole)."""
         if not text:
             return []
         if SENTINEL in text:
             text = text.replace(SENTINEL, " ")  # NUL joins batches; in a text it is a separator
-        if long:
-            pats = self._patterns.scan(text)
-            secrets = [(m.start, m.end) for m in pats if m.entry.secret]
-        else:
-            secrets = []  # the caller makes every excerpt again, masking the whole text's secrets
         out: list[Finding] = []
+        secrets: list[tuple[int, int]] = []  # long False: the caller makes every excerpt again
+        if long:
+            out, spans = self._long_findings(text, location, admit_long or admit, excerpts=True)
+            secrets = spans.near(0, len(text) + 1)
         if codenames is None:
             matches = self._codenames.scan(text)
         else:
             matches = self._codenames.match(text) if codenames else []
-        out += [self._codename_finding(text, m, location, secrets) for m in matches]
-        if long:
-            out += self._long_findings(text, location, pats, secrets)
+        out += [self._codename_finding(text, m, location, secrets)
+                for m in matches if admit(m.entry.id, m.start, m.end)]
         for d in self._digests.scan(text):
-            out.append(
-                Finding(
-                    d.rule.id, "digest", d.rule.severity, location, d.start, d.end, d.digest,
-                    make_excerpt(text, d.start, d.end, secrets), 1.0,
-                    {"algorithm": d.rule.algorithm},
-                )
-            )  # fmt: skip
+            if admit(d.rule.id, d.start, d.end):
+                out.append(
+                    Finding(
+                        d.rule.id, "digest", d.rule.severity, location, d.start, d.end, d.digest,
+                        make_excerpt(text, d.start, d.end, secrets), 1.0,
+                        {"algorithm": d.rule.algorithm},
+                    )
+                )  # fmt: skip
         out.sort(key=lambda f: (f.start or 0, f.end or 0, f.rule_id))
         if self._sealed is not None:  # sealed findings, and no sealed term in any excerpt
             out = self._sealed.findings(text, location, out, secrets, screened=codenames is not None)
+            out = [f for f in out if not f.detail.get("sealed") or admit(f.rule_id, f.start, f.end)]
         return out

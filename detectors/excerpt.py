@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 
 from .patterns import mask
@@ -80,3 +82,34 @@ def make_excerpt(
     if len(body) > MAX_EXCERPT:
         body = body[: MAX_EXCERPT - 1] + "…"
     return body
+
+
+class SpanSet:
+    """Spans to mask in excerpts (the secrets of a long text), held compactly: a text with a
+    million secrets keeps two arrays of integers, not a million tuples."""
+
+    def __init__(self) -> None:
+        self._starts = array("q")
+        self._ends = array("q")
+        self._merged: tuple[list[int], list[int]] | None = None
+
+    def add(self, start: int, end: int) -> None:
+        self._starts.append(start)
+        self._ends.append(end)
+        self._merged = None
+
+    def near(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The (merged) spans that overlap [lo, hi)."""
+        if not self._starts:
+            return []
+        if self._merged is None:
+            order = sorted(range(len(self._starts)), key=self._starts.__getitem__)
+            merged = merged_spans((self._starts[i], self._ends[i]) for i in order)
+            self._merged = ([s for s, _ in merged], [e for _, e in merged])
+        starts, ends = self._merged
+        out = []
+        for i in range(bisect_right(ends, lo), len(starts)):
+            if starts[i] >= hi:
+                break
+            out.append((starts[i], ends[i]))
+        return out

@@ -7,7 +7,7 @@ linear time (backreferences, lookaround) are refused when the config is loaded.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import re2
@@ -79,8 +79,13 @@ class PatternMatcher:
 
     def scan(self, text: str) -> list[PatternMatch]:
         """Every non-empty match of every pattern."""
+        return [PatternMatch(entry, a, b) for entry, a, b in self.matches(text)]
+
+    def matches(self, text: str) -> Iterator[tuple[PatternEntry, int, int]]:
+        """(entry, start, end) of every non-empty match, pattern by pattern, lazily: a text
+        with a million matches never holds them all."""
         if self._any is None:
-            return []
+            return
         try:
             hit = self._any.search(text)
         except UnicodeEncodeError:
@@ -88,13 +93,12 @@ class PatternMatcher:
             text = _SURROGATE.sub("\ufffd", text)
             hit = self._any.search(text)
         if hit is None:
-            return []
-        out = []
+            return
         for entry, rx in zip(self.entries, self._compiled, strict=True):
             for m in rx.finditer(text):
-                if m.end() > m.start():
-                    out.append(PatternMatch(entry, m.start(), m.end()))
-        return out
+                a, b = m.span()
+                if b > a:
+                    yield entry, a, b
 
     def spans(self, text: str) -> Iterable[tuple[int, int]]:
         """Spans of the combined pattern's matches (a screen: which parts of `text` to scan)."""

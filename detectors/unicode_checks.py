@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Bidi embeddings/overrides/isolates (Trojan Source) and the tag block (invisible ASCII copies).
@@ -24,9 +25,12 @@ def has_suspicious(text: str) -> bool:
 
 def suspicious_runs(text: str) -> list[SuspiciousRun]:
     """Each contiguous run of suspicious characters, with their code points named."""
+    return list(iter_suspicious_runs(text))
+
+
+def iter_suspicious_runs(text: str) -> Iterator[SuspiciousRun]:
+    """`suspicious_runs`, lazily (a text may hold a million runs)."""
     if text.isascii():
-        return []
-    return [
-        SuspiciousRun(m.start(), m.end(), tuple(sorted({f"U+{ord(c):04X}" for c in m.group()})))
-        for m in _SUSPICIOUS.finditer(text)
-    ]
+        return
+    for m in _SUSPICIOUS.finditer(text):
+        yield SuspiciousRun(m.start(), m.end(), tuple(sorted({f"U+{ord(c):04X}" for c in m.group()})))

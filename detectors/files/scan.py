@@ -176,7 +176,8 @@ class StreamScan:
 
     def text(self, encoding: str) -> TextStream:
         """A text stream for this stream's content (used by handlers)."""
-        return TextStream(self.ctx.engine.scan_window, self.location, encoding)
+        engine = self.ctx.engine
+        return TextStream(engine.scan_window, self.location, encoding, cap=engine.finding_cap())
 
 
 class FileScan:

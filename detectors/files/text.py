@@ -5,12 +5,14 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 
-from detectors.engine import CHUNK_CHARS, CHUNK_OVERLAP, LONG_KINDS
+from detectors.caps import FindingCap
+from detectors.engine import CHUNK_CHARS, CHUNK_OVERLAP, Admit
 from detectors.model import Finding, Severity
 
-# (window, location, own_from, own_to) -> every pattern and suspicious-Unicode finding of the
-# window, and the other findings starting in [own_from, own_to): `Engine.scan_window`.
-ScanWindow = Callable[[str, str, int, int], list[Finding]]
+# (window, location, own_from, own_to, keep_long, cap) -> the findings starting in [own_from,
+# own_to), and the pattern and suspicious-Unicode ones that keep_long admits, while cap admits
+# their rule: `Engine.scan_window`.
+ScanWindow = Callable[[str, str, int, int, Admit, FindingCap], list[Finding]]
 
 
 class TextStream:
@@ -24,11 +26,11 @@ class TextStream:
     it and ending where the previous window ended or beyond (that window saw them cut). So
     every such match up to `overlap` long (MAX_MATCH_CHARS by default) is reported once and
     whole; one longer than that, seen cut at an edge, is reported as seen, with a `scan-limit`
-    finding (max_match_chars).
+    finding (max_match_chars). `cap` bounds the findings of one rule over the whole stream.
     Invalid bytes decode to U+FFFD: nothing here raises on bad input.
     """
 
-    def __init__(self, scan: ScanWindow, location: str, encoding: str, *,
+    def __init__(self, scan: ScanWindow, location: str, encoding: str, *, cap: FindingCap | None = None,
                  chunk: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP) -> None:
         if not (overlap > 0 and 3 * overlap <= 2 * chunk):  # so a window's left part is the last one's
             raise ValueError(f"overlap {overlap} must be positive and at most 2/3 of chunk {chunk}")
@@ -41,6 +43,7 @@ class TextStream:
         self.findings: list[Finding] = []
         self.chars = 0
         self._cut: set[str] = set()  # rules with a match longer than the overlap, seen cut
+        self._cap = cap or FindingCap()
 
     def feed(self, data: bytes | memoryview) -> None:
         """Decode and scan whatever whole windows are ready."""
@@ -70,6 +73,7 @@ class TextStream:
             self._parts, self._buffered = [], 0
             return self.findings
         self._drain(final=True)
+        self.findings += self._cap.limits(self._location)
         return self.findings
 
     def _drain(self, final: bool) -> None:
@@ -91,31 +95,29 @@ class TextStream:
         own_from = 0 if first else self._overlap // 2
         prev_end = 0 if first else self._overlap  # where the previous window ended, here
         next_start = self._chunk - self._overlap  # where the next window starts, here
-        for f in self._scan(text, self._location, own_from, own_to):
-            if f.start is None:
-                continue
-            if f.kind in LONG_KINDS:
-                cut = not last and f.end >= len(text)  # may go on past this window
-                if f.start < own_from:
-                    keep = f.end >= prev_end  # the previous window saw it cut, or not at all
-                else:
-                    keep = f.start < own_to and (not cut or f.start < next_start)
-                if keep and cut and f.start < next_start:  # the next window cannot see it whole
-                    self._limit(f)
-            else:
-                keep = own_from <= f.start < own_to
-            if keep:
-                self.findings.append(f.shifted(self._base) if self._base else f)
 
-    def _limit(self, f: Finding) -> None:
+        def keep_long(rule_id: str, start: int, end: int) -> bool:
+            cut = not last and end >= len(text)  # may go on past this window
+            if start < own_from:
+                keep = end >= prev_end  # the previous window saw it cut, or not at all
+            else:
+                keep = start < own_to and (not cut or start < next_start)
+            if keep and cut and start < next_start:  # the next window cannot see it whole
+                self._limit(rule_id)
+            return keep
+
+        for f in self._scan(text, self._location, own_from, own_to, keep_long, self._cap):
+            self.findings.append(f.shifted(self._base) if self._base else f)
+
+    def _limit(self, rule_id: str) -> None:
         """One `scan-limit` finding per rule: a match longer than the overlap, reported cut."""
-        if f.rule_id in self._cut:
+        if rule_id in self._cut:
             return
-        self._cut.add(f.rule_id)
+        self._cut.add(rule_id)
         self.findings.append(Finding(
             "scan-limit", "scan-limit", Severity.MEDIUM, self._location, None, None,
             "max_match_chars",
-            f"max_match_chars ({self._overlap}) reached: a {f.rule_id} match crossing a window "
+            f"max_match_chars ({self._overlap}) reached: a {rule_id} match crossing a window "
             "edge is longer than this and was reported cut",
-            1.0, {"limit": "max_match_chars", "max": self._overlap, "rule_id": f.rule_id},
+            1.0, {"limit": "max_match_chars", "max": self._overlap, "rule_id": rule_id},
         ))

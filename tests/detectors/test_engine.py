@@ -1,6 +1,7 @@
 """The engine as a whole: patterns, digests, suspicious Unicode, excerpts, chunked scans."""
 
 import hashlib
+from collections import Counter
 
 import pytest
 from hypothesis import example, given, settings
@@ -264,3 +265,46 @@ def test_a_long_secret_that_began_far_before_is_masked_in_an_excerpt():
     last_line = RSA4096.splitlines()[-2]
     assert last_line[-20:] not in by_kind["codename"].excerpt
     assert "…" in by_kind["codename"].excerpt
+
+
+# ---- a text dense with mentions: at most max_findings_per_rule of a rule, the rest counted ---
+
+
+def capped(found):
+    return [(f.kind, f.rule_id, f.detail.get("rule_id"), f.detail.get("total")) for f in found
+            if f.kind == "scan-limit"]
+
+
+@pytest.mark.parametrize("repeats", [150, 5000])  # one text, and one scanned in windows
+def test_findings_of_one_rule_are_capped_and_counted(repeats):
+    engine = Engine(load_watchlist(WATCHLIST))
+    text = "Larkspur " * repeats + f" {KEY} LEAK-1234"
+    found = engine.scan_text(text)
+    codenames = [f for f in found if f.kind == "codename"]
+    assert [f.start for f in codenames] == [9 * i for i in range(100)]  # the first ones, in order
+    assert capped(found) == [("scan-limit", "scan-limit", "cn-larkspur", repeats)]
+    assert {f.rule_id for f in found if f.kind == "pattern"} == {"anthropic-key", "ticket"}
+
+
+def test_the_cap_is_configurable_and_applies_to_every_kind():
+    engine = Engine(load_watchlist(WATCHLIST), max_findings_per_rule=2)
+    text = f"LEAK-1234 {KEY} " * 4 + f"{SHA256} " * 3 + "\u202e x " * 3 + "Larkspur"
+    found = engine.scan_text(text)
+    assert sorted(capped(found)) == [
+        ("scan-limit", "scan-limit", "anthropic-key", 4), ("scan-limit", "scan-limit", "ckpt", 3),
+        ("scan-limit", "scan-limit", "suspicious-unicode", 3), ("scan-limit", "scan-limit", "ticket", 4)]
+    assert Counter(f.rule_id for f in found if f.kind != "scan-limit") == {
+        "anthropic-key": 2, "ticket": 2, "ckpt": 2, "suspicious-unicode": 2, "cn-larkspur": 1}
+    assert engine.scan_many([text]) == [found]
+
+
+def test_a_capped_text_keeps_secrets_masked_in_the_excerpts_it_reports():
+    engine = Engine(load_watchlist(WATCHLIST), max_findings_per_rule=1)
+    text = (f"{KEY} Larkspur " * 3000)  # 150 KB: windows; most keys are counted, not reported
+    for f in engine.scan_text(text):
+        assert KEY[10:30] not in f.excerpt
+
+
+def test_a_bad_cap_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        Engine(load_watchlist(WATCHLIST), max_findings_per_rule=0)

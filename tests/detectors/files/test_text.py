@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import Engine, load_watchlist
+from detectors.caps import FindingCap
 from detectors.files.text import TextStream
 
 ENGINE = Engine(load_watchlist({
@@ -116,3 +117,14 @@ def test_a_real_size_key_at_the_first_window_edge_is_found_whole():
     for i in range(0, len(text), 1 << 16):
         ts.feed(text[i : i + (1 << 16)].encode())
     assert [(f.rule_id, f.start, f.end) for f in ts.close()] == [("key", at, at + len(key))]
+
+
+def test_the_findings_cap_holds_over_the_whole_stream():
+    text = "Larkspur " * 400  # 3600 characters: a dozen windows
+    ts = TextStream(KEYS.scan_window, "attachment:x.txt", "utf-8", cap=FindingCap(5), chunk=600, overlap=200)
+    ts.feed(text.encode())
+    found = ts.close()
+    assert [f.start for f in found if f.kind == "codename"] == [0, 9, 18, 27, 36]
+    [limit] = [f for f in found if f.kind == "scan-limit"]
+    assert limit.detail == {"limit": "max_findings_per_rule", "max": 5, "rule_id": "cn-larkspur",
+                            "total": 400}
