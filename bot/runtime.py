@@ -51,6 +51,10 @@ class StartupError(Exception):
         super().__init__("\n".join(lines))
 
 
+class PlatformFailure(StartupError):
+    """A platform stopped for good while running (bad token, missing intent): fix, then restart."""
+
+
 def engine_spec(config: Config) -> EngineSpec:
     """What the scan workers (and the in-process text engine) are built from."""
     return EngineSpec.from_config(config)
@@ -103,6 +107,7 @@ class Runtime:
         self._side: set[asyncio.Task[Any]] = set()
         self._stopped = False
         self.started_at: float | None = None
+        self.failure: list[str] = []  # why a platform stopped for good (then the runtime stops)
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -177,7 +182,8 @@ class Runtime:
             leader=s.jobs.leader,
         )
         self.scheduler.start()
-        self.web = WebServer(self.listen, metrics=self.metrics, readiness=self.readiness)
+        self.web = WebServer(self.listen, metrics=self.metrics, readiness=self.readiness,
+                             liveness=lambda: "; ".join(self.failure) or None)
         try:
             await self.web.start()
         except OSError as err:
@@ -197,8 +203,7 @@ class Runtime:
             try:
                 made.append(DiscordAdapter(
                     s.discord, token=self.env.get(s.discord.token_env, ""), claim_inbox=False,
-                    on_health=lambda state, _detail: self.metrics.platform_ready.labels(
-                        "discord").set(1 if state == "ready" else 0)))
+                    on_health=self._on_discord_health))
             except DiscordConfigError as err:
                 errors.append(f"[discord] token_env: {err}")
         if s.slack is not None:
@@ -214,6 +219,19 @@ class Runtime:
         if errors:
             raise StartupError(errors)
         return made
+
+    def _on_discord_health(self, state: str, detail: str) -> None:
+        self.metrics.platform_ready.labels("discord").set(1 if state == "ready" else 0)
+        if state == "fatal":
+            self.fail(f"[discord]: {detail}")
+
+    def fail(self, line: str) -> None:
+        """A platform cannot go on (e.g. its token was rejected): stop; `run` then raises
+        PlatformFailure and `leakwarden run` exits 2, as for a start-up problem, so a restart
+        policy or an operator notices instead of a process that looks healthy but reads nothing."""
+        log.error("stopping: %s", line)
+        self.failure.append(line)
+        self._stop.set()
 
     def _make_alerts(self) -> Any:
         from bot.alerts.registry import SinkConfigError
@@ -281,6 +299,8 @@ class Runtime:
             await self.wait_stopped()
         finally:
             await self.stop()
+        if self.failure:
+            raise PlatformFailure(self.failure)
 
     async def stop(self) -> None:
         """Stop intake, drain, deliver what is due, close everything (safe to call twice)."""

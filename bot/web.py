@@ -56,8 +56,11 @@ def split_listen(listen: str) -> tuple[str, int]:
 class WebServer:
     """The health and metrics endpoints on one aiohttp site."""
 
-    def __init__(self, listen: str, *, metrics: Metrics, readiness: ReadinessProbe):
+    def __init__(self, listen: str, *, metrics: Metrics, readiness: ReadinessProbe,
+                 liveness: Callable[[], str | None] = lambda: None):
+        """`liveness` names why the process should be restarted (None: it is alive)."""
         self.listen = listen
+        self.liveness = liveness
         self.metrics = metrics
         self.readiness = readiness
         self.started_at = time.time()
@@ -93,8 +96,11 @@ class WebServer:
             self._runner = None
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        # Alive = the event loop answers. Readiness problems (a blind bot) are /readyz's job:
-        # restarting the process would not fix them.
+        # Alive = the event loop answers and no platform stopped for good. Readiness problems
+        # (a blind bot, an outage being retried) are /readyz's job: a restart would not fix them.
+        dead = self.liveness()
+        if dead:
+            return web.json_response({"status": "failed", "reason": dead}, status=503)
         return web.json_response({"status": "ok", "uptime_seconds": round(time.time() - self.started_at)})
 
     async def _readyz(self, _request: web.Request) -> web.Response:

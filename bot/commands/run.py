@@ -16,8 +16,9 @@ log = logging.getLogger("leakwarden")
 
 
 def run_monitor(config_path: Path, *, listen: str | None = None) -> int:
-    """Load, start, serve, stop; the exit status (0 stopped cleanly, 2 could not start)."""
-    from bot.runtime import Runtime, StartupError, secret_values
+    """Load, start, serve, stop; the exit status (0 stopped cleanly, 2 could not start or a
+    platform stopped for good, e.g. its token was rejected)."""
+    from bot.runtime import PlatformFailure, Runtime, StartupError, secret_values
 
     try:
         cfg = load_config(config_path)
@@ -29,6 +30,10 @@ def run_monitor(config_path: Path, *, listen: str | None = None) -> int:
     runtime = Runtime(cfg, listen=listen)
     try:
         asyncio.run(runtime.run())
+    except PlatformFailure as err:
+        for line in err.lines:
+            typer.echo(f"{config_path}: stopped: {line}", err=True)
+        return 2
     except StartupError as err:
         for line in err.lines:
             typer.echo(f"{config_path}: cannot start: {line}", err=True)

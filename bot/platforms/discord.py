@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -43,6 +44,18 @@ from bot.platforms.discord_health import (
 from bot.platforms.discord_settings import DiscordSettings
 
 log = logging.getLogger(__name__)
+
+
+# What login() raises when Discord or the network is having a bad moment (retried, not fatal).
+LOGIN_TRANSIENT = (discord.DiscordServerError, aiohttp.ClientError, OSError, TimeoutError)
+LOGIN_RETRY_CAP_SECONDS = 60.0
+
+
+def describe_transient(error: BaseException) -> str:
+    """A short, secret-free name of a transient login failure (for logs and /readyz)."""
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status}"
+    return type(error).__name__
 
 
 class AdapterStore(Protocol):
@@ -253,8 +266,7 @@ class DiscordAdapter:
     async def _run(self) -> None:
         assert self.client is not None
         try:
-            await self.client.login(self._token.reveal())
-            await self._respect_identify_budget(initial=True)
+            await self._login()
             if not self._closing.is_set():
                 await self.client.connect(reconnect=True)
         except discord.LoginFailure:
@@ -276,13 +288,48 @@ class DiscordAdapter:
                 await self.client.close()
             self.health.set_connected(False)
 
+    async def _login(self) -> None:
+        # login() runs before discord.py's reconnect loop: a 5xx or a network error there would
+        # end the client for good. Retry those with capped backoff; a 401 (LoginFailure) is real.
+        assert self.client is not None
+        client = self.client
+
+        async def login() -> None:
+            try:
+                await client.login(self._token.reveal())
+            except LOGIN_TRANSIENT:
+                # static_login opens a session on the shared connector each time: close this
+                # one and let the next attempt make a fresh connector.
+                await client.http.close()
+                client.http.connector = discord.utils.MISSING
+                raise
+
+        await self._retrying("login", login)
+        await self._retrying("the IDENTIFY budget check",
+                             lambda: self._respect_identify_budget(initial=True))
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        delay = self.settings.login_retry_seconds
+        while not self._closing.is_set():
+            try:
+                return await step()
+            except LOGIN_TRANSIENT as error:
+                why = describe_transient(error)
+            log.warning("discord %s failed (%s); retrying in %.1f s", what, why, delay)
+            self.health.set_retrying(f"cannot reach Discord ({why}); retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, LOGIN_RETRY_CAP_SECONDS)
+
     async def _respect_identify_budget(self, *, initial: bool = False) -> None:
         # Each IDENTIFY spends the daily session-start budget (1000); running it dry gets the
         # token reset by Discord. A crash-looping restart waits for the budget instead.
         assert self.client is not None
         try:
             _, _, limit = await self.client.http.get_bot_gateway()
-        except discord.GatewayNotFound:
+        except discord.GatewayNotFound as error:
+            if isinstance(error.__cause__, discord.DiscordServerError):
+                raise error.__cause__ from None  # Discord is down: _login retries
             log.warning("could not read the IDENTIFY budget (GET /gateway/bot); connecting anyway")
             return
         self.session_start_limit = dict(limit)

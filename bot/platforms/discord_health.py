@@ -43,6 +43,7 @@ class DiscordHealth:
         self._links: dict[int | None, bool] = dict.fromkeys(shards or [None], False)
         self.blind = False
         self.fatal: str | None = None
+        self.retrying: str | None = None  # why it is not connected yet, while it retries
         self.empty_streak = 0
         self._last: tuple[HealthState, str] = (HealthState.STARTING, "")
 
@@ -60,7 +61,9 @@ class DiscordHealth:
             return self.fatal
         if self.blind:
             return BLIND_MESSAGE
-        return "connected" if self.connected else "not connected to the gateway"
+        if self.connected:
+            return "connected"
+        return self.retrying or "not connected to the gateway"
 
     @property
     def ready(self) -> bool:
@@ -78,6 +81,13 @@ class DiscordHealth:
             self._links = dict.fromkeys(self._links, False)
         else:
             self._links[shard] = connected
+        if connected:
+            self.retrying = None
+        self._changed()
+
+    def set_retrying(self, reason: str) -> None:
+        """Not connected yet for a passing reason (Discord 5xx, network): being retried."""
+        self.retrying = reason
         self._changed()
 
     def set_fatal(self, reason: str) -> None:

@@ -36,6 +36,7 @@ class DiscordSettings(BaseModel):
     max_attachment_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     download_retries: int = Field(default=3, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, gt=0)  # first retry; doubles, capped at 30 s
+    login_retry_seconds: float = Field(default=2.0, gt=0)  # first login retry; doubles, capped at 60 s
     blind_after_empty_messages: int = Field(default=20, ge=1)
     modlog_channel: Snowflake | None = None  # channel for the mod-log sink's embeds and buttons
     enforce_delete_min_severity: Literal["low", "medium", "high", "critical"] | None = None

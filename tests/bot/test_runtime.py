@@ -138,6 +138,32 @@ async def test_a_blind_discord_bot_is_not_ready(world, running):
     assert ready.checks["slack"].ok and ready.checks["store"].ok
 
 
+async def test_discord_down_at_login_delays_the_monitor_not_stops_it(world, running):
+    world.discord.inject_fault("/api/v10/users/@me", 503, times=4)
+    rt = await running(discord={"login_retry_seconds": 0.02})
+    assert rt.failure == []
+    await world.discord.post_message(world.general, world.leaker, "Larkspur ships")
+    assert (await world.receiver.next(15)).data["rule_id"] == "cn-larkspur"
+
+
+@pytest.mark.parametrize(("fault", "fix"), [("set_bad_token", "token_env"),
+                                            ("set_missing_intent", "MESSAGE CONTENT")])
+async def test_a_fatal_discord_error_stops_the_monitor_and_fails_healthz(
+        world, tmp_path, fault, fix):
+    getattr(world.discord, fault)()
+    rt = Runtime(load_config(write_config(world, tmp_path)), env=world.env(),
+                 install_signals=False)
+    await rt.start()
+    try:
+        await asyncio.wait_for(rt.wait_stopped(), 10)
+        assert len(rt.failure) == 1 and rt.failure[0].startswith("[discord]: ")
+        assert fix in rt.failure[0]
+        async with aiohttp.ClientSession() as s, s.get(f"http://{rt.web_address}/healthz") as r:
+            assert r.status == 503 and fix in (await r.json())["reason"]
+    finally:
+        await rt.stop()
+
+
 def _config_variants(world: SandboxWorld, tmp_path: Path) -> dict[str, tuple[str, dict, str]]:
     """name -> (config text, env changes, what the error must say)."""
     base = world.config_toml(storage=str(tmp_path / "hits.db"), watchlist=WATCHLIST)
@@ -261,6 +287,22 @@ async def test_leakwarden_run_without_its_token_exits_2_at_once(world, tmp_path)
     assert f"cannot start: [discord] token_env: set the Discord bot token in the env var " \
            f"{TOKEN_ENV['discord']}" in text
     assert "Traceback" not in text
+
+
+async def test_leakwarden_run_with_a_rejected_discord_token_exits_2_naming_the_fix(
+        world, tmp_path):
+    world.discord.set_bad_token()
+    path = write_config(world, tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        LEAKWARDEN, "run", "-c", str(path), env={**os.environ, **world.env()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = err.decode()
+    assert proc.returncode == 2
+    plain = [line for line in text.splitlines() if not line.startswith("{")]  # not the JSON log
+    assert plain and plain[-1].startswith(
+        f"{path}: stopped: [discord]: Discord rejected the bot token")
+    assert not any("Traceback" in line for line in plain) and world.discord.token not in text
 
 
 async def test_two_processes_share_one_store_and_only_the_leader_delivers(world, tmp_path):

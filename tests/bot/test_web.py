@@ -55,6 +55,20 @@ async def test_readyz_is_200_only_when_every_check_is_ok(checks, status):
         await web.stop()
 
 
+@pytest.mark.parametrize(("dead", "status"), [(None, 200), ("[discord]: token rejected", 503)])
+async def test_healthz_fails_only_when_the_process_should_be_restarted(dead, status):
+    web = WebServer("127.0.0.1:0", metrics=Metrics(), readiness=ready(discord=False),
+                    liveness=lambda: dead)
+    await web.start()
+    try:
+        code, _, body = await get(web, "/healthz")
+        assert code == status
+        assert json.loads(body)["status"] == ("ok" if dead is None else "failed")
+        assert dead is None or json.loads(body)["reason"] == dead
+    finally:
+        await web.stop()
+
+
 async def test_a_hanging_readiness_check_answers_503_instead_of_hanging(monkeypatch):
     monkeypatch.setattr("bot.web.READINESS_TIMEOUT", 0.2)
 

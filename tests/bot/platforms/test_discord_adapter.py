@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import aiohttp
+import discord
 import pytest
 from pydantic import ValidationError
 
@@ -156,6 +158,35 @@ async def test_bad_token_at_login_stops_with_the_fix_named(sandbox):
         await adapter.wait_stopped(timeout=5)
     assert adapter.health.state is HealthState.FATAL
     assert "token" in adapter.health.detail and "token_env" in adapter.health.detail
+
+
+# 503 (and 4xx other than 401) reach the adapter at once; discord.py itself sleeps on 500/502/504.
+@pytest.mark.parametrize("path", ["/api/v10/users/@me", "/api/v10/gateway/bot"])
+async def test_discord_down_at_login_is_retried_until_it_connects(sandbox, path):
+    sandbox.inject_fault(path, 503, times=3)
+    async with running_adapter(sandbox, Inbox(), login_retry_seconds=0.02) as adapter:
+        assert adapter.health.state is HealthState.READY
+        sent = await sandbox.post_message(sandbox.general, sandbox.alice, "still watched")
+        await eventually(lambda: adapter.messages_seen == 1)
+    assert sandbox.requests.count(("GET", path)) >= 4 and sent is not None
+
+
+async def test_a_network_error_at_login_is_retried_and_named_while_it_lasts(sandbox):
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/api/v10"
+    adapter = DiscordAdapter(settings_for(sandbox, api_base_url=dead, login_retry_seconds=0.02),
+                             token=sandbox.token)
+    await adapter.start(Inbox())
+    try:
+        await eventually(lambda: adapter.health.retrying is not None)
+        assert adapter.health.state is not HealthState.FATAL
+        assert "ClientConnectorError" in adapter.health.detail and "retrying" in adapter.health.detail
+        discord.http.Route.BASE = sandbox.api_base_url  # the network is back
+        assert await adapter.wait_ready(timeout=10), adapter.health.detail
+        assert adapter.health.detail == "connected"
+    finally:
+        await adapter.close()
 
 
 @pytest.mark.parametrize(("code", "fix"), [(4004, "token"), (4014, "MESSAGE CONTENT")])
