@@ -32,6 +32,7 @@ ACTIONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "del": ("Delete message", discord.ButtonStyle.danger, "resolve"),
 }
 CUSTOM_ID_TEMPLATE = r"lw\|(?P<action>ack|fp|del)\|(?P<hit>[^|]+)(?:\|(?P<channel>\d+)\|(?P<message>\d+))?"
+TRIAGE_FIELD = "Triage"
 JUMP_LINK = re.compile(r"^https://(?:\w+\.)?discord(?:app)?\.com/channels/\d+/(\d+)/(\d+)$")
 
 
@@ -84,7 +85,7 @@ def modlog_message(alert: Alert, enforcement: str | None = None) -> dict[str, An
              "inline": False}
         )
     buttons = []
-    for action in ACTIONS:
+    for action in ACTIONS if alert.kind != "health" else ():  # nothing to triage in a health alert
         target = delete_target(alert) if action == "del" else None
         if action == "del" and (target is None or enforcement):
             continue  # nothing (left) to delete
@@ -130,7 +131,8 @@ class TriageButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID
         return False
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        """Write the triage to the store (deleting the message first for "Delete message")."""
+        """Write the triage to the store (deleting the message first for "Delete message"),
+        answer the moderator privately, and show the outcome on the alert for everyone."""
         adapter = _adapter_of(interaction)
         store = adapter.store if adapter else None
         if store is None:
@@ -138,25 +140,42 @@ class TriageButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID
             return
         actor = f"discord:{interaction.user.id}"
         label, _, store_action = ACTIONS[self.action]
+        sinks = adapter.triage_sinks if adapter else ()
         note = None
-        if self.action == "del" and self.target is not None:
-            note = await _delete(interaction.client, *self.target)
         try:
-            result = await store.triage(self.hit_id, store_action, actor, note=note,
-                                        sinks=adapter.triage_sinks if adapter else ())
+            if self.action == "del" and self.target is not None:
+                deleted, note = await _delete(interaction.client, *self.target)
+                if not deleted:
+                    # The leak is still there: nothing is resolved, the buttons stay, the
+                    # attempt is on the hit's record for whoever looks next.
+                    await store.triage(self.hit_id, "note", actor, note=note)
+                    await _reply(interaction, f"{label}: not done: {note}. The hit stays "
+                                              "open; the note is on its record.")
+                    return
+            result = await store.triage(self.hit_id, store_action, actor, note=note, sinks=sinks)
         except (HitNotFound, TriageError) as err:  # e.g. the incident was resolved meanwhile
             await _reply(interaction, f"{label}: not done: {err}")
             return
         # Say what happened: a false positive in one channel may leave the incident open.
-        await _reply(interaction, f"{label} by {interaction.user.name}: {result.describe()}.")
+        outcome = f"{label} by {interaction.user.name}: {result.describe()}."
+        await _reply(interaction, outcome)
+        await _show_outcome(interaction, outcome)
 
 
-async def _delete(client: discord.Client, channel_id: int, message_id: int) -> str:
+async def _delete(client: discord.Client, channel_id: int, message_id: int) -> tuple[bool, str]:
+    """(the message is gone, what happened)."""
     try:
         await client.http.delete_message(channel_id, message_id, reason="leakwarden triage")
     except discord.NotFound:
-        return "message was already deleted"
-    return "message deleted from Discord"
+        return True, "message was already deleted"
+    except discord.Forbidden:
+        return False, ("delete failed: the bot lacks the Manage Messages permission in "
+                       f"channel {channel_id}")
+    except discord.HTTPException as error:
+        return False, f"delete failed: HTTP {error.status} from Discord"
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        return False, f"delete failed: {type(error).__name__} reaching Discord"
+    return True, "message deleted from Discord"
 
 
 async def _reply(interaction: discord.Interaction, text: str) -> None:
@@ -164,6 +183,32 @@ async def _reply(interaction: discord.Interaction, text: str) -> None:
     await interaction.response.send_message(
         discord_markdown(text), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
     )
+
+
+def triaged_body(embeds: list[dict[str, Any]], outcome: str) -> dict[str, Any]:
+    """The alert edited after a triage: its embed plus the outcome, and no buttons left."""
+    embeds = [dict(e) for e in embeds] or [{"title": "Leak alert"}]
+    first = embeds[0]
+    fields = [f for f in first.get("fields", []) if f.get("name") != TRIAGE_FIELD]
+    fields.append({"name": TRIAGE_FIELD, "value": clamp(discord_markdown(outcome), 1024),
+                   "inline": False})
+    first["fields"] = fields[-25:]  # Discord's limit per embed
+    return {"embeds": embeds, "components": [], "allowed_mentions": {"parse": []}}
+
+
+async def _show_outcome(interaction: discord.Interaction, outcome: str) -> None:
+    # Like Slack's alert update: a second moderator sees it was handled, not stale buttons.
+    message = interaction.message
+    if message is None:
+        return
+    body = triaged_body([e.to_dict() for e in message.embeds], outcome)
+    route = Route("PATCH", "/channels/{channel_id}/messages/{message_id}",
+                  channel_id=message.channel.id, message_id=message.id)
+    try:
+        await interaction.client.http.request(route, json=body)
+    except (discord.HTTPException, TimeoutError, aiohttp.ClientError, OSError) as error:
+        log.warning("triage recorded but the alert could not be updated: %s",
+                    type(error).__name__)
 
 
 def _adapter_of(interaction: discord.Interaction) -> DiscordAdapter | None:

@@ -89,7 +89,8 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
         context.append(f"<{url}|Open message>")
     context.append(f"hit {_md(alert.hit_id, 200)} · key {_md(alert.idempotency_key, 300)}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
-    blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": buttons(alert)})
+    if alert.kind != "health":  # a health alert is about leakwarden: no hit to triage
+        blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": buttons(alert)})
     return blocks
 
 
@@ -224,16 +225,24 @@ class TriageHandler:
             except (ValueError, KeyError, TypeError):
                 log.warning("slack triage: malformed delete button value")
                 return
-            note = await self._delete(target)
-            if note is None:
+            outcome = await self._delete(target)
+            if outcome is None:
                 await self._reply(payload, NO_ADMIN_TOKEN)
                 return
+            deleted, note = outcome
         else:
-            hit_id = value
+            hit_id, deleted = value, True
         if store is None or not hit_id:
             await self._reply(payload, "Triage is unavailable: the bot has no store.")
             return
         try:
+            if not deleted:
+                # The leak is still there: nothing is resolved, the buttons stay, the attempt
+                # is on the hit's record for whoever looks next.
+                await store.triage(hit_id, "note", actor, note=note)
+                await self._reply(payload, f"Not deleted: {note}. The hit stays open; the note "
+                                           "is on its record.")
+                return
             result = await store.triage(hit_id, store_action, actor, note=note,
                                         sinks=self.adapter.triage_sinks)
         except (HitNotFound, TriageError) as err:  # e.g. the incident was resolved meanwhile
@@ -245,7 +254,8 @@ class TriageHandler:
         await self._update_alert(payload, f"{done} by {who}" + (f" ({note})" if note else "")
                                  + f": {result.describe()}")
 
-    async def _delete(self, target: dict[str, Any]) -> str | None:
+    async def _delete(self, target: dict[str, Any]) -> tuple[bool, str] | None:
+        """(the message is gone, what happened); None without an admin token."""
         ws = self.adapter.by_team.get(str(target.get("team")))
         if ws is None or ws.admin_client is None:
             return None
@@ -254,9 +264,11 @@ class TriageHandler:
         except SlackApiError as error:
             code = error.response.get("error")
             if code == "message_not_found":
-                return "message was already deleted"
-            return f"delete failed: {code}"
-        return "message deleted from Slack"
+                return True, "message was already deleted"
+            return False, f"delete failed: {code or error.response.status_code} from Slack"
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            return False, f"delete failed: {type(error).__name__} reaching Slack"
+        return True, "message deleted from Slack"
 
     async def _update_alert(self, payload: dict[str, Any], outcome: str) -> None:
         container = payload.get("container") or {}

@@ -7,7 +7,7 @@ import pytest
 from bot.alerts.base import Alert, PermanentError, RetryableError
 from bot.platforms.discord_modlog import DiscordModlogSink, nonce_for
 from bot.sandbox.discord import DiscordSandbox
-from bot.sandbox.discord.harness import Inbox, MemoryStore, running_adapter
+from bot.sandbox.discord.harness import Inbox, MemoryStore, eventually, running_adapter
 
 NO_PERMISSIONS = "0"
 MANAGE_MESSAGES = str(1 << 13)
@@ -248,3 +248,76 @@ async def test_a_false_positive_click_says_the_incident_stays_open_elsewhere(san
         assert await store.outbox_counts("pager") == {}  # PagerDuty is not told to resolve
     finally:
         await store.close()
+
+
+async def test_a_triage_shows_its_outcome_on_the_alert_and_takes_the_buttons_away(sandbox):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    async with running_adapter(sandbox, Inbox(), store=MemoryStore()) as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
+        await sandbox.click_button(message, buttons(message)["Acknowledge"], sandbox.mod,
+                                   permissions=MANAGE_MESSAGES)
+        await eventually(lambda: message.edited_at is not None)
+    assert message.components == []  # a second moderator sees no stale buttons ...
+    [field] = [f for f in message.embeds[0]["fields"] if f["name"] == "Triage"]
+    assert field["value"].replace("\\", "").startswith("Acknowledge by mod: ")  # ... but this
+    assert title(message).startswith("Leak") or message.embeds[0]["title"]  # embed kept
+    assert message.allowed_mentions == {"parse": []}
+
+
+async def test_a_click_the_store_refuses_is_answered_privately_with_the_reason(sandbox, tmp_path):
+    from bot.store import Source, Store
+    from detectors import Finding, Severity
+
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "x", dispatch=False)
+    store = await Store.open(tmp_path / "leakwarden.db")
+    [rec] = await store.record_hits(
+        Source("discord", str(sandbox.guild.id), str(leak.channel.id), str(leak.id)),
+        [Finding("cn-larkspur", "codename", Severity.HIGH, "text", 0, 8, "Larkspur", "x")],
+        watchlist_version="v")
+    await store.triage(rec.hit_id, "false_positive", "cli:lead")  # handled elsewhere meanwhile
+    try:
+        async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+            message = await posted_alert(sandbox, adapter, alert_for(
+                sandbox, leak, hit_id=rec.hit_id, incident_id=rec.incident_id))
+            reply = await sandbox.click_button(message, buttons(message)["Acknowledge"],
+                                               sandbox.mod, permissions=MANAGE_MESSAGES)
+            sandbox.messages[sandbox.modlog.id].clear()
+            gone = await posted_alert(sandbox, adapter, alert_for(sandbox, leak,
+                                                                  hit_id="no-such-hit"))
+            missing = await sandbox.click_button(gone, buttons(gone)["Acknowledge"],
+                                                 sandbox.mod, permissions=MANAGE_MESSAGES)
+        for answer in (reply, missing):
+            assert answer["type"] == 4 and answer["data"]["flags"] & 64  # ephemeral
+        assert reply["data"]["content"].replace("\\", "").startswith(
+            "Acknowledge: not done: cannot ack")
+        assert "no-such-hit" in missing["data"]["content"].replace("\\", "")
+        assert (await store.get_hit(rec.hit_id)).hit.status == "false_positive"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("status", "why"), [(403, "lacks the Manage Messages permission"),
+                                             (503, "HTTP 503")])
+async def test_a_failed_delete_resolves_nothing_keeps_the_buttons_and_says_why(
+        sandbox, status, why):
+    leak = await sandbox.post_message(sandbox.general, sandbox.alice, "Larkspur", dispatch=False)
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store) as adapter:
+        message = await posted_alert(sandbox, adapter, alert_for(sandbox, leak))
+        sandbox.inject_fault(f"/api/v10/channels/{leak.channel.id}/messages/{leak.id}", status)
+        reply = await sandbox.click_button(message, buttons(message)["Delete message"],
+                                           sandbox.mod, permissions=MANAGE_MESSAGES)
+    assert sandbox.find_message(sandbox.general) == [leak]
+    [(hit, action, _, note)] = store.triaged
+    assert (hit, action) == ("hit-1", "note") and why in note  # recorded, not resolved
+    assert reply["data"]["flags"] & 64 and why in reply["data"]["content"].replace("\\", "")
+    assert "not done" in reply["data"]["content"]
+    assert message.edited_at is None and set(buttons(message)) >= {"Delete message"}
+
+
+def test_a_health_alert_carries_no_triage_buttons():
+    from bot.alerts.health import health_alert
+    from bot.platforms.discord_modlog import modlog_message
+
+    body = modlog_message(health_alert("leakwarden.monitor-blind", "discord", "blind"))
+    assert body["components"] == []

@@ -160,6 +160,40 @@ async def test_delete_with_the_admin_token_removes_the_message_and_resolves(sand
                               "message deleted from Slack")]
 
 
+@pytest.mark.parametrize("fault, why", [("no such channel", "channel_not_found"),
+                                        ("server error", "internal_error")])
+async def test_a_failed_delete_resolves_nothing_keeps_the_buttons_and_says_why(
+        sandbox, fault, why):
+    store = MemoryStore()
+    async with running_adapter(sandbox, Inbox(), store=store,
+                               admin_token_env="SLACK_ADMIN_TOKEN") as adapter:
+        flagged = await sandbox.post_message(sandbox.general, sandbox.alice, "Larkspur",
+                                             dispatch=False)
+        where = "C0MISSING" if fault == "no such channel" else sandbox.general.id
+        if fault == "server error":
+            sandbox.fail("chat.delete", 500, times=10)
+        await SlackBotSink("secops", adapter, sandbox.secops.id).send(
+            make_alert(sandbox, flagged.ts, channel_id=where))
+        [alert] = sandbox.bot_messages(sandbox.secops)
+        await sandbox.click(alert, "lw_del", button_value(alert, "lw_del"), sandbox.mod)
+        await eventually(lambda: sandbox.responses)
+    assert flagged in sandbox.messages(sandbox.general)
+    [(hit, action, _, note)] = store.triaged
+    assert (hit, action) == ("hit-42", "note") and why in note  # recorded, not resolved
+    [reply] = sandbox.responses
+    assert reply["response_type"] == "ephemeral" and reply["text"].startswith("Not deleted: ")
+    assert why in reply["text"]
+    assert alert.edited_ts is None and any(b.get("block_id") == ACTIONS_BLOCK
+                                           for b in alert.blocks)
+
+
+def test_a_health_alert_carries_no_triage_buttons():
+    from bot.alerts.health import health_alert
+
+    blocks = alert_blocks(health_alert("leakwarden.monitor-stopped", "slack", "stopped"))
+    assert not any(b.get("block_id") == ACTIONS_BLOCK for b in blocks)
+
+
 @pytest.mark.parametrize("fault, error, retry_after", [
     (("rate_limit", {"retry_after": 7}), RetryableError, 7.0),
     (("fail", {"status": 503}), RetryableError, None),
