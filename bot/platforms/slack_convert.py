@@ -17,10 +17,15 @@ FileOpener = Callable[[dict[str, Any]], Callable[[], AsyncIterator[bytes]]]
 
 # What processing reads of an event (`unwrap`, `is_from_bot`, `to_chat_message`, the join and
 # channel_created handlers) and of its files (`attachments`, the file opener). A spilled event
-# keeps only these: no blocks (a second copy of the text), unfurls, previous versions or file
-# previews on disk.
+# keeps only these: no previous versions or file previews on disk, blocks only when they say
+# more than the text, and of attachments only what `message_text` reads.
 EVENT_FIELDS = frozenset({"type", "subtype", "channel", "user", "text", "ts", "thread_ts",
-                          "edited", "files", "bot_id", "bot_profile", "message"})
+                          "edited", "files", "bot_id", "bot_profile", "message", "blocks",
+                          "attachments"})
+# What a shared/forwarded message or an attachment shows people (Slack's legacy attachments).
+ATTACHMENT_TEXT = ("pretext", "title", "text", "fallback")
+RICH_TEXT_LINES = frozenset({"rich_text_section", "rich_text_preformatted", "rich_text_quote",
+                             "rich_text_list"})
 FILE_FIELDS = frozenset({"id", "name", "title", "mimetype", "size", "mode", "is_external",
                          "url_private", "url_private_download"})
 
@@ -69,9 +74,83 @@ def unwrap(event: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
     return event, False
 
 
+def rich_text(blocks: Any) -> str:
+    """The words of a message's rich_text blocks (links with their URLs), one line a section."""
+    out: list[str] = []
+
+    def walk(elements: Any) -> None:
+        for el in elements if isinstance(elements, list) else ():
+            if not isinstance(el, dict):
+                continue
+            kind = el.get("type")
+            if kind == "text":
+                out.append(str(el.get("text") or ""))
+            elif kind == "link":  # a URL can spell a codename as well as its label
+                label, url = str(el.get("text") or ""), str(el.get("url") or "")
+                out.append(f"{label} ({url})" if label and url else label or url)
+            elif isinstance(el.get("elements"), list):
+                walk(el["elements"])
+                if kind in RICH_TEXT_LINES:
+                    out.append("\n")
+
+    for block in blocks if isinstance(blocks, list) else ():
+        if isinstance(block, dict) and block.get("type") == "rich_text":
+            walk(block.get("elements"))
+            out.append("\n")
+    return "\n".join(line.strip() for line in "".join(out).splitlines() if line.strip())
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """Everything a person reads in a Slack message: its text, its rich_text blocks, and what
+    its attachments show (a shared or forwarded message's text and blocks, unfurl titles ...).
+
+    The text comes first, unchanged, so spans in it stay where they were; a piece already
+    contained in what was collected (blocks repeating the text, a fallback repeating a title)
+    is not added twice. The live adapter and the offline export reader both read this."""
+    parts: list[str] = []
+
+    def add(piece: Any) -> None:
+        piece = piece.strip() if isinstance(piece, str) else ""
+        if piece and not any(piece in seen for seen in parts):
+            parts.append(piece)
+
+    add(message.get("text"))
+    add(rich_text(message.get("blocks")))
+    for att in _dicts(message.get("attachments")):
+        for key in ATTACHMENT_TEXT:
+            add(att.get(key))
+        for fld in _dicts(att.get("fields")):
+            add(fld.get("title"))
+            add(fld.get("value"))
+        for shared in _dicts(att.get("message_blocks")):  # a share's own message, as blocks
+            inner = shared.get("message")
+            add(rich_text(inner.get("blocks")) if isinstance(inner, dict) else None)
+    return "\n".join(parts)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _trim_attachment(att: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: att[k] for k in (*ATTACHMENT_TEXT, "fields") if k in att}
+    shared = [{"message": {"blocks": m["message"].get("blocks")}}
+              for m in _dicts(att.get("message_blocks")) if isinstance(m.get("message"), dict)]
+    if shared:
+        kept["message_blocks"] = shared
+    return kept
+
+
 def trim_event(event: dict[str, Any]) -> dict[str, Any]:
     """`event` with only the fields processing reads (and so of a message_changed's message)."""
     kept = {k: v for k, v in event.items() if k in EVENT_FIELDS}
+    if "blocks" in kept and message_text({"text": kept.get("text"), "blocks": kept["blocks"]}) \
+            == message_text({"text": kept.get("text")}):
+        del kept["blocks"]  # a second copy of the text
+    if "attachments" in kept:
+        kept["attachments"] = [_trim_attachment(a) for a in _dicts(kept["attachments"])]
+        if not any(kept["attachments"]):
+            del kept["attachments"]
     if isinstance(kept.get("files"), list):
         kept["files"] = [{k: v for k, v in f.items() if k in FILE_FIELDS}
                          for f in kept["files"] if isinstance(f, dict)]
@@ -130,7 +209,7 @@ def to_chat_message(
         author_id=str(message.get("user") or ""),
         author_name=author_name,
         author_is_bot=False,
-        text=str(message.get("text") or ""),
+        text=message_text(message),
         permalink=permalink(me, channel, ts, thread_ts),
         sent_at=ts_to_datetime(ts),
         edited_at=ts_to_datetime(edited_ts) if edited and edited_ts else None,

@@ -53,6 +53,7 @@ class Message:
     edited_ts: str | None = None
     blocks: list[dict[str, Any]] | None = None
     replies: list[str] = field(default_factory=list)  # reply ts, for thread parents
+    attachments: list[dict[str, Any]] | None = None  # e.g. a shared (forwarded) message
 
     def payload(self, permalink_base: str) -> dict[str, Any]:
         """The message object of history pages and events."""
@@ -72,6 +73,8 @@ class Message:
             body["edited"] = {"user": self.user, "ts": self.edited_ts}
         if self.blocks is not None:
             body["blocks"] = self.blocks
+        if self.attachments is not None:
+            body["attachments"] = self.attachments
         return body
 
 

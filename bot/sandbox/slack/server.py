@@ -256,6 +256,29 @@ class SlackSandbox:
             await self.send_event(team, self.message_event(team, message))
         return message
 
+    async def share_message(self, original: Message, into: Channel, user: User,
+                            comment: str = "", *, with_text: bool = True) -> Message:
+        """Share (forward) `original` into `into` as Slack does: the comment is the text, the
+        shared message an attachment (`is_share`) holding its text and its rich_text blocks in
+        `message_blocks`; `with_text=False` leaves only the blocks (newer forwards)."""
+        team, chan = self._find_channel(into)
+        source = team.channels[original.channel]
+        blocks = [{"type": "rich_text", "block_id": "s1", "elements": [
+            {"type": "rich_text_section", "elements": [{"type": "text", "text": original.text}]}]}]
+        shared: dict[str, Any] = {
+            "id": 1, "is_share": True, "is_msg_unfurl": True, "author_id": original.user,
+            "channel_id": source.id, "channel_name": source.name, "ts": original.ts,
+            "from_url": f"{team.url}archives/{source.id}/p{original.ts.replace('.', '')}",
+            "message_blocks": [{"team": team.id, "channel": source.id, "ts": original.ts,
+                                "message": {"blocks": blocks}}],
+        }
+        if with_text:
+            shared.update(text=original.text, fallback=f"[{original.ts}] {original.text}")
+        message = Message(chan.id, team.next_ts(), user.id, comment, attachments=[shared])
+        self._store(team, message)
+        await self.send_event(team, self.message_event(team, message))
+        return message
+
     async def edit_message(self, message: Message, text: str) -> Message:
         """Change a message's text and send `message_changed`."""
         team, _ = self._find_channel(message.channel)

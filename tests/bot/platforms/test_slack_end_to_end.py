@@ -87,6 +87,20 @@ async def test_codename_weight_file_and_edit_alert_once_each_and_a_click_quiets_
         "false_positive", "false_positive", "suppressed"]
 
 
+@pytest.mark.parametrize("with_text", [True, False], ids=["share", "forward-blocks-only"])
+async def test_a_share_from_an_unwatched_channel_into_a_watched_one_is_a_hit(
+        world, monitor, with_text):
+    rt = await monitor()
+    s = world.slack
+    secret = s.add_channel("secret-plans", bot_member=False)  # the bot never reads it
+    original = await s.post_message(secret, world.s_leaker, LEAK, dispatch=False)
+    await s.share_message(original, world.s_general, world.s_leaker, "look at this",
+                          with_text=with_text)
+    await eventually(lambda: len(alerts(world)) == 1)
+    [hit] = await hits(rt)
+    assert (hit.rule_id, hit.channel_id) == ("cn-larkspur", world.s_general.id)
+
+
 @pytest.mark.parametrize("mode", ["socket", "http"])
 async def test_the_same_event_four_times_is_one_hit_and_one_alert(world, monitor, mode):
     rt = await (http_monitor(world, monitor) if mode == "http" else monitor())
