@@ -99,6 +99,32 @@ def apply_endpoints(settings: DiscordSettings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
+# Events whose handlers hand a message to the pipeline: counted in flight from their dispatch.
+INTAKE_EVENTS = frozenset({"message", "raw_message_edit"})
+_new_gateway_socket = discord.gateway.DiscordWebSocket.from_client.__func__
+
+
+async def _gated_socket(cls: Any, client: Any, *args: Any, **kwargs: Any) -> Any:
+    # Back-pressure: discord.py reads the gateway in one loop and runs every event's handler as
+    # a task of its own, so a full pipeline would pile up tasks without end. A monitor's sockets
+    # wait for room before reading the next event; Discord keeps the rest (a stall longer than
+    # the heartbeat timeout reconnects and RESUMEs, which replays them). Every socket, first or
+    # reconnected, sharded or not, is made here; other clients' sockets are left as they are.
+    ws = await _new_gateway_socket(cls, client, *args, **kwargs)
+    if isinstance(client, _Monitor):
+        poll = ws.poll_event
+
+        async def poll_when_there_is_room() -> None:
+            await client.adapter.intake_room()
+            await poll()
+
+        ws.poll_event = poll_when_there_is_room
+    return ws
+
+
+discord.gateway.DiscordWebSocket.from_client = classmethod(_gated_socket)  # type: ignore[assignment]
+
+
 def monitor_intents(direct_messages: bool = False) -> discord.Intents:
     """Guilds, guild messages and the privileged message content (and DMs if asked): no more."""
     intents = discord.Intents.none()
@@ -120,6 +146,12 @@ class _Monitor:
         self.adapter = adapter
         self.tree = discord.app_commands.CommandTree(self)  # type: ignore[arg-type]
         self._commands_synced = False
+
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        # Counted here, synchronously, before the socket is read again; released by the handler.
+        if event in INTAKE_EVENTS:
+            self.adapter._admit()
+        super().dispatch(event, *args, **kwargs)  # type: ignore[misc]
 
     async def setup_hook(self) -> None:
         # Triage buttons are matched by custom_id pattern: alerts posted before a restart still work.
@@ -148,12 +180,18 @@ class _Monitor:
             await self.adapter._respect_identify_budget()
 
     async def on_message(self, message: discord.Message) -> None:
-        await self.adapter._on_live_message(message)
+        try:
+            await self.adapter._on_live_message(message)
+        finally:
+            self.adapter._release()
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        # Unfurls also send MESSAGE_UPDATE, without an edit time: only real edits are rescanned.
-        if payload.message.edited_at is not None:
-            await self.adapter._on_live_message(payload.message)
+        try:
+            # Unfurls also send MESSAGE_UPDATE, without an edit time: only real edits are rescanned.
+            if payload.message.edited_at is not None:
+                await self.adapter._on_live_message(payload.message)
+        finally:
+            self.adapter._release()
 
     async def on_thread_create(self, thread: discord.Thread) -> None:
         self.adapter._continuous.add(thread.id)  # seen from birth: live messages cover it
@@ -234,6 +272,9 @@ class DiscordAdapter:
         self.backfill_runs = 0
         self.session_start_limit: dict[str, int] = {}  # from GET /gateway/bot at start
         self.messages_seen = 0  # every message event, before filters (for metrics and tests)
+        self.in_flight = 0  # message events dispatched, their handler not finished
+        self._room = asyncio.Event()  # set while in_flight < backlog_limit
+        self._room.set()
 
     def __repr__(self) -> str:
         return f"<DiscordAdapter state={self.health.state.value}>"  # never the token
@@ -378,6 +419,20 @@ class DiscordAdapter:
     stop = close
 
     # ---- events ----------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        self.in_flight += 1
+        if self.in_flight >= self.settings.backlog_limit:
+            self._room.clear()  # the gateway is not read again until a handler finishes
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight < self.settings.backlog_limit:
+            self._room.set()
+
+    async def intake_room(self) -> None:
+        """Return once fewer than `backlog_limit` message events are being handed over."""
+        await self._room.wait()
 
     async def _on_new_session(self, shard: int | None = None) -> None:
         # A fresh session (not a RESUME) may follow a gap whose events are gone: backfill what

@@ -36,6 +36,7 @@ class DiscordSettings(BaseModel):
     max_attachment_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     download_retries: int = Field(default=3, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, gt=0)  # first retry; doubles, capped at 30 s
+    backlog_limit: int = Field(default=1000, ge=1)  # message events in flight; then stop reading
     login_retry_seconds: float = Field(default=2.0, gt=0)  # first login retry; doubles, capped at 60 s
     blind_after_empty_messages: int = Field(default=20, ge=1)
     modlog_channel: Snowflake | None = None  # channel for the mod-log sink's embeds and buttons

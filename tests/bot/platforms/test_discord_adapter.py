@@ -152,6 +152,32 @@ async def test_thread_follows_its_parent_channel_filter(sandbox):
         assert (await inbox.next()).text == "visible"
 
 
+async def test_a_full_pipeline_stops_the_gateway_reading_and_loses_nothing(sandbox):
+    gate = asyncio.Event()
+    handed: list[str] = []
+
+    async def slow_pipeline(message) -> None:
+        handed.append(message.text)
+        await gate.wait()  # the pipeline's queue is full
+
+    adapter = DiscordAdapter(settings_for(sandbox, backlog_limit=2), token=sandbox.token)
+    await adapter.start(slow_pipeline)
+    try:
+        assert await adapter.wait_ready(timeout=10)
+        for i in range(8):
+            await sandbox.post_message(sandbox.general, sandbox.alice, f"m{i}")
+        await eventually(lambda: len(handed) == 2)
+        await asyncio.sleep(0.3)
+        # Two handlers wait on the pipeline and the gateway is not read: no third task.
+        assert (handed, adapter.messages_seen, adapter.in_flight) == (["m0", "m1"], 2, 2)
+        gate.set()
+        await eventually(lambda: len(handed) == 8)
+        assert sorted(handed) == [f"m{i}" for i in range(8)] and adapter.in_flight == 0
+        assert sandbox.gateway.resume_count == 0 and adapter.health.ready
+    finally:
+        await adapter.close()
+
+
 async def test_bad_token_at_login_stops_with_the_fix_named(sandbox):
     sandbox.set_bad_token()
     async with running_adapter(sandbox, Inbox(), expect_ready=False) as adapter:
