@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import yarl
 
+from bot.alerts.http import parse_retry_after
+from bot.platforms.retry import backoff_delay
+
 CHUNK_BYTES = 64 * 1024
-MAX_BACKOFF_SECONDS = 30.0
 EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
 
 
@@ -31,12 +32,6 @@ class AttachmentUnavailable(AttachmentError):
 
 
 RefreshUrl = Callable[[], Awaitable[str | None]]
-
-
-def backoff_delay(attempt: int, base: float, retry_after: float | None = None) -> float:
-    """Capped exponential backoff with jitter; a server's Retry-After wins when longer."""
-    delay = min(MAX_BACKOFF_SECONDS, base * (2**attempt)) * random.uniform(0.5, 1.0)
-    return max(delay, retry_after or 0.0)
 
 
 async def stream_attachment(
@@ -67,8 +62,9 @@ async def stream_attachment(
             if response.status == 429 or response.status >= 500:
                 if attempt >= retries:
                     raise AttachmentUnavailable(f"{filename}: CDN answered {response.status}")
-                retry_after = _retry_after(response)
-                await asyncio.sleep(backoff_delay(attempt, backoff_seconds, retry_after))
+                told = parse_retry_after(response.headers.get("Retry-After"))
+                wait = backoff_delay(attempt, backoff_seconds, told)
+                await asyncio.sleep(wait)
                 attempt += 1
                 continue
             if response.status != 200:
@@ -85,8 +81,5 @@ async def stream_attachment(
             return
 
 
-def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
+__all__ = ["AttachmentError", "AttachmentTooLarge", "AttachmentUnavailable", "backoff_delay",
+           "stream_attachment"]

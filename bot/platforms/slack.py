@@ -45,7 +45,7 @@ from bot.events import ChatMessage
 from bot.platforms.backfill import CommitTracker, OnMessage, commit_token
 from bot.platforms.slack_commands import SlashCommands
 from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, trim_event, unwrap
-from bot.platforms.slack_files import stream_file
+from bot.platforms.slack_files import FileDownloadError, stream_file
 from bot.platforms.slack_http import SlackHttpEndpoints
 from bot.platforms.slack_settings import SlackSettings
 from bot.store.models import Spilled
@@ -546,6 +546,8 @@ class SlackAdapter:
         def open_file() -> AsyncIterator[bytes]:
             if self._files is None:
                 raise RuntimeError("the Slack adapter is not running")
+            if not url:
+                return _unreachable(file)
             return stream_file(
                 self._files, url, ws.bot_token.reveal(),
                 filename=str(file.get("name") or "file"),
@@ -553,6 +555,8 @@ class SlackAdapter:
                 max_bytes=self.settings.max_file_bytes,
                 declared_size=file.get("size") if isinstance(file.get("size"), int) else None,
                 expected_type=file.get("mimetype"),
+                retries=self.settings.retry_max,
+                backoff_seconds=self.settings.retry_backoff_seconds,
             )
 
         return open_file
@@ -601,3 +605,11 @@ class SlackAdapter:
             await asyncio.sleep(0.02)
         return False
 
+
+async def _unreachable(file: dict[str, Any]) -> AsyncIterator[bytes]:
+    # No url_private (e.g. a Slack Connect file, file_access "check_file_info"): the file is
+    # there but cannot be fetched; the scan records download-failed, never a clean file.
+    access = file.get("file_access") or "no url_private"
+    raise FileDownloadError(f"{file.get('name') or 'file'}: Slack gave no download URL "
+                            f"({access}): not scanned")
+    yield b""  # pragma: no cover  (makes this an async generator)

@@ -27,7 +27,7 @@ ATTACHMENT_TEXT = ("pretext", "title", "text", "fallback")
 RICH_TEXT_LINES = frozenset({"rich_text_section", "rich_text_preformatted", "rich_text_quote",
                              "rich_text_list"})
 FILE_FIELDS = frozenset({"id", "name", "title", "mimetype", "size", "mode", "is_external",
-                         "url_private", "url_private_download"})
+                         "url_private", "url_private_download", "file_access"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +170,13 @@ def is_from_bot(message: dict[str, Any], me: Identity) -> bool:
 
 
 def attachments(files: list[dict[str, Any]], opener: FileOpener) -> tuple[AttachmentRef, ...]:
-    """Lazy refs for the hosted files of a message (tombstones and external links skipped)."""
+    """Lazy refs for the hosted files of a message (tombstones and external links skipped).
+
+    A file without a download URL (Slack Connect's "check_file_info") is kept: opening it
+    fails, so the scan records download-failed rather than nothing."""
     refs = []
     for f in files:
-        url = f.get("url_private_download") or f.get("url_private")
-        if not url or f.get("mode") in ("tombstone", "hidden_by_limit") or f.get("is_external"):
+        if f.get("mode") in ("tombstone", "hidden_by_limit") or f.get("is_external"):
             continue
         refs.append(AttachmentRef(
             filename=str(f.get("name") or f.get("title") or f.get("id") or "file"),

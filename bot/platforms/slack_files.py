@@ -7,10 +7,14 @@ and reported as a failed download, never scanned as if it were the file.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import yarl
+
+from bot.alerts.http import parse_retry_after
+from bot.platforms.retry import backoff_delay
 
 CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
@@ -69,33 +73,60 @@ async def stream_file(
     max_bytes: int,
     declared_size: int | None = None,
     expected_type: str | None = None,
+    retries: int = 0,
+    backoff_seconds: float = 0.5,
 ) -> AsyncIterator[bytes]:
-    """Yield the file in chunks with the Bearer token; never buffers it whole."""
+    """Yield the file in chunks with the Bearer token; never buffers it whole.
+
+    429 (Retry-After honoured), 5xx and a connection lost before the first byte are retried
+    `retries` times with capped backoff; a connection lost mid-file is a failed download (a
+    restart would hand the scanner the first bytes twice)."""
     if declared_size is not None and declared_size > max_bytes:
         raise FileTooLarge(f"{filename}: {declared_size} bytes is over the {max_bytes}-byte cap")
-    for _ in range(MAX_REDIRECTS + 1):
+    attempt = redirects = 0
+    while True:
         if not is_file_host(url, allowed_hosts):
             raise NotAFileHost(f"{filename}: {host_of(url) or 'no host'} is not a Slack file host")
-        # Redirects are followed by hand so the token never rides a redirect off the file hosts.
-        async with http.get(url, headers={"Authorization": f"Bearer {token}"},
-                            allow_redirects=False) as response:
-            if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                url = str(response.url.join(yarl.URL(response.headers["Location"])))
-                continue
-            if response.status != 200:
-                raise FileDownloadError(f"{filename}: file host answered {response.status}")
-            length = response.content_length
-            if length is not None and length > max_bytes:
-                raise FileTooLarge(f"{filename}: {length} bytes is over the {max_bytes}-byte cap")
-            seen, first = 0, True
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                if first and _looks_like_sign_in(response.content_type, expected_type, chunk):
-                    raise SignInPage(f"{filename}: Slack answered its sign-in page "
-                                     "(does the bot have files:read?)")
-                first = False
-                seen += len(chunk)
-                if seen > max_bytes:
-                    raise FileTooLarge(f"{filename}: over the {max_bytes}-byte cap")
-                yield chunk
-            return
-    raise FileDownloadError(f"{filename}: too many redirects")
+        started = False
+        try:
+            # Redirects are followed by hand so the token never rides a redirect off the file hosts.
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"},
+                                allow_redirects=False) as response:
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    redirects += 1
+                    if redirects > MAX_REDIRECTS:
+                        raise FileDownloadError(f"{filename}: too many redirects")
+                    url = str(response.url.join(yarl.URL(response.headers["Location"])))
+                    continue
+                if response.status == 429 or response.status >= 500:
+                    if attempt >= retries:
+                        raise FileDownloadError(
+                            f"{filename}: file host answered {response.status}")
+                    told = parse_retry_after(response.headers.get("Retry-After"))
+                    wait = backoff_delay(attempt, backoff_seconds, told)
+                else:
+                    if response.status != 200:
+                        raise FileDownloadError(f"{filename}: file host answered {response.status}")
+                    length = response.content_length
+                    if length is not None and length > max_bytes:
+                        raise FileTooLarge(
+                            f"{filename}: {length} bytes is over the {max_bytes}-byte cap")
+                    seen = 0
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        if not started and _looks_like_sign_in(response.content_type,
+                                                               expected_type, chunk):
+                            raise SignInPage(f"{filename}: Slack answered its sign-in page "
+                                             "(does the bot have files:read?)")
+                        started = True
+                        seen += len(chunk)
+                        if seen > max_bytes:
+                            raise FileTooLarge(f"{filename}: over the {max_bytes}-byte cap")
+                        yield chunk
+                    return
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
+            if started or attempt >= retries:
+                raise FileDownloadError(
+                    f"{filename}: {type(error).__name__} while downloading") from error
+            wait = backoff_delay(attempt, backoff_seconds)
+        attempt += 1
+        await asyncio.sleep(wait)

@@ -399,3 +399,14 @@ async def test_tokens_never_show_in_reprs(sandbox):
     shown = repr(adapter) + repr(adapter.workspaces) + repr(vars(adapter.workspaces[0]))
     assert sandbox.bot_token not in shown and sandbox.app_token not in shown
     await asyncio.sleep(0)
+
+
+async def test_a_file_slack_gives_no_url_for_fails_its_download_loudly(sandbox):
+    from bot.platforms.slack_files import FileDownloadError
+
+    async with running_adapter(sandbox, Inbox()) as adapter:
+        ws = next(iter(adapter.by_team.values()))
+        opener = adapter._opener(ws, {"id": "F9", "name": "w.bin", "file_access": "check_file_info"})
+        with pytest.raises(FileDownloadError, match=r"w\.bin: Slack gave no download URL"):
+            async for _ in opener():
+                pass

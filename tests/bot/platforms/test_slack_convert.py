@@ -136,3 +136,16 @@ def seen(event):
 @pytest.mark.parametrize("event", [c[1] for c in CASES], ids=[c[0] for c in CASES])
 def test_processing_a_trimmed_event_sees_the_same_message(event):
     assert seen(trim_event(event)) == seen(event)
+
+
+@pytest.mark.parametrize("file, kept", [
+    (FILE, True),
+    ({"id": "F2", "name": "shared.bin", "file_access": "check_file_info"}, True),  # Slack Connect
+    ({**FILE, "mode": "tombstone"}, False),
+    ({**FILE, "is_external": True}, False),
+])
+def test_every_hosted_file_is_an_attachment_even_one_without_a_url(file, kept):
+    from bot.platforms.slack_convert import attachments
+
+    refs = attachments([file], lambda f: None)
+    assert [r.filename for r in refs] == ([file["name"]] if kept else [])

@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from bot.platforms.slack_files import (
+    FileDownloadError,
     FileTooLarge,
     NotAFileHost,
     SignInPage,
@@ -154,3 +155,40 @@ async def test_size_cap_from_the_declared_size_and_while_streaming(sandbox, http
         with pytest.raises(FileTooLarge):
             await download(http, f"http://{files.host}/files-pri/x", "t", [files.host],
                            max_bytes=25_000)
+
+
+def flaky(*failures):
+    """A file host that fails the first requests as listed, then serves the file."""
+    left = list(failures)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if left:
+            failure = left.pop(0)
+            if failure == "reset":
+                request.transport.close()  # the connection drops before any byte
+                return web.Response()
+            return web.Response(status=failure, headers={"Retry-After": "0"})
+        return web.Response(body=b"the weights", content_type="application/octet-stream")
+
+    return handler
+
+
+@pytest.mark.parametrize("failures", [(503,), (429, 500), ("reset",), (502, "reset", 504)])
+async def test_429_5xx_and_resets_are_retried_with_backoff(http, failures):
+    async with Recorder(flaky(*failures)) as files:
+        got = await download(http, f"http://{files.host}/files-pri/x", "xoxb-t", [files.host],
+                             retries=3, backoff_seconds=0.01)
+    # aiohttp itself may retry a dropped keep-alive connection once: at least one try each.
+    assert got == b"the weights" and len(files.seen) >= len(failures) + 1
+    assert all(seen["Authorization"] == "Bearer xoxb-t" for seen in files.seen)
+
+
+@pytest.mark.parametrize("failures, why", [((503, 503, 503), "answered 503"),
+                                           (("reset",) * 6, "while downloading"),
+                                           ((403,), "answered 403")])
+async def test_retries_run_out_or_a_4xx_is_a_failed_download(http, failures, why):
+    async with Recorder(flaky(*failures)) as files:
+        with pytest.raises(FileDownloadError, match=why):
+            await download(http, f"http://{files.host}/files-pri/x", "xoxb-t", [files.host],
+                           retries=2, backoff_seconds=0.01)
+    assert 1 <= len(files.seen) <= len(failures)
