@@ -133,8 +133,12 @@ class _Progress:
 
 
 def watched_files(config: Config) -> list[Path]:
-    """The files a watchlist is made of: the config, [hashes] list files, fingerprint dbs."""
+    """The files a watchlist is made of: the config, the [sealed] file, [hashes] list files,
+    fingerprint dbs (a change to any of them is hot-reloaded)."""
     paths = [config.path]
+    sealed = config.settings.sealed
+    if sealed is not None and sealed.file:  # re-sealing rewrites this file, not the config
+        paths.append(config.resolve(sealed.file))
     for entry in _hash_files(config):
         paths.append(config.resolve(entry))
     paths += [config.resolve(p) for p in config.settings.weights.fingerprints]

@@ -15,12 +15,19 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         keep: Path | None = typer.Option(
-            None, "--keep", help="Keep the demo's config, database and log in this folder."),
+            None, "--keep", help="Keep the demo's config, database and log in this folder (new or empty)."),
     ) -> None:
         """Run the monitor against local sandboxes and play a leak story (no network, no tokens)."""
         from bot.demo.story import run_demo
 
+        if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+            # A kept demo's inbox would meet the sandboxes' ids again (they restart at 1): its
+            # events would be taken for duplicates and the scenes would fail.
+            typer.echo(f"demo --keep {keep}: not an empty folder; give a new or empty one "
+                       "(or remove it first)", err=True)
+            raise typer.Exit(2)
         workdir = keep or Path(tempfile.mkdtemp(prefix="leakwarden-demo-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         try:
             console = Console()
             if not console.is_terminal:

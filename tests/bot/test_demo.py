@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -31,6 +32,20 @@ def test_the_demo_plays_every_scene_and_exits_0(tmp_path, monkeypatch):
     assert any(r["msg"].startswith("leakwarden running") for r in records)
     assert any(r["msg"].startswith("leakwarden stopped") for r in records)
     assert "sandbox-bot-token" not in log and "xoxb-" not in log and "xapp-" not in log
+
+
+@pytest.mark.parametrize("kind", ["a kept demo", "a file"])
+def test_demo_keep_refuses_anything_but_a_new_or_empty_folder(tmp_path, kind):
+    target = tmp_path / "kept"
+    if kind == "a file":
+        target.write_text("x")
+    else:
+        target.mkdir()
+        (target / "leakwarden.db").write_bytes(b"")
+    result = CliRunner().invoke(app, ["demo", "--keep", str(target)])
+    assert result.exit_code == 2
+    assert f"demo --keep {target}: not an empty folder" in result.output
+    assert (target / "leakwarden.db").exists() if kind == "a kept demo" else target.is_file()
 
 
 def _scene(exactly: bool = False) -> Scene:

@@ -292,3 +292,28 @@ def test_the_key_is_redacted_from_the_monitors_logs(sealed):
     config, _ = sealed
     assert KEY in secret_values(load_config(config, environ={"LEAKWARDEN_SEAL_KEY": KEY}),
                                 {"LEAKWARDEN_SEAL_KEY": KEY})  # fmt: skip
+
+
+async def test_re_sealing_is_picked_up_by_the_hot_reload(sealed, tmp_path, monkeypatch):
+    from bot import jobs
+    from bot.metrics import Metrics
+
+    config, sealed_file = sealed
+    monkeypatch.setenv("LEAKWARDEN_SEAL_KEY", KEY)
+    applied, rejected = [], []
+
+    async def apply(fresh):
+        applied.append(fresh)
+
+    async def reject(lines):
+        rejected.append(lines)
+
+    reloader = jobs.WatchlistReloader(load_config(config), apply, reject, Metrics())
+    assert sealed_file in jobs.watched_files(reloader.config)
+    before = reloader.config.watchlist.version
+    src = tmp_path / "source.toml"
+    src.write_text(SOURCE.replace('term = "Iron Meadow"', 'term = "Iron Prairie"'))
+    code, _, err = run("seal", "-c", src, "-o", sealed_file)
+    assert code == 0, err
+    assert await reloader.check() is True
+    assert rejected == [] and applied and applied[0].watchlist.version != before
