@@ -57,6 +57,9 @@ class OutboxStore(Protocol):
     async def outbox_mark_dead(self, row_id: Any, error: str) -> None: ...
 
 
+HEALTH_ATTEMPTS = 6  # tries of one health alert to one sink (1+2+4+8+16 s apart by default)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Capped exponential backoff with jitter; permanent errors dead-letter after a few attempts."""
@@ -560,7 +563,8 @@ class Relay:
     def send_health(self, alert: Alert, *, exclude: str | None = None) -> list[str]:
         """Send a health alert now to every health sink but `exclude`; returns their ids.
 
-        Best effort and not stored (a health alert belongs to no hit): callers log it too.
+        Not stored (a health alert belongs to no hit): a sink that is down is retried a
+        bounded number of times (HEALTH_ATTEMPTS); callers log the alert too.
         """
         targets = [t for t in self.health_sinks if t != exclude and t in self._workers]
         for target in targets:
@@ -570,11 +574,28 @@ class Relay:
         return targets
 
     async def _send_health(self, target: str, alert: Alert) -> None:
+        # Not stored (it belongs to no hit), so a sink that is briefly down must not lose it:
+        # retryable failures are tried again with the relay's backoff, a bounded number of
+        # times (HEALTH_ATTEMPTS, about a minute with the default policy); then it is logged.
         w = self._workers[target]
-        try:
-            await asyncio.wait_for(w.sink.send(alert), w.policy.timeout)
-        except Exception as exc:
-            logger.error("health alert via sink %s failed: %s", target, exc)
+        for attempt in range(1, HEALTH_ATTEMPTS + 1):
+            try:
+                await asyncio.wait_for(w.sink.send(alert), w.policy.timeout)
+                return
+            except (RetryableError, TimeoutError) as exc:
+                if attempt == HEALTH_ATTEMPTS:
+                    logger.error("health alert via sink %s failed %d times, giving up: %s",
+                                 target, attempt, exc)
+                    return
+                told = getattr(exc, "retry_after", None)
+                delay = self.retry.delay(attempt, self.rng) if told is None else min(
+                    max(told, self.retry.min_retry_after), self.retry.max_retry_after)
+                logger.warning("health alert via sink %s failed (%s); retrying in %.0f s",
+                               target, exc, delay)
+                await self.clock.sleep(delay)
+            except Exception as exc:  # permanent, or a bug in the sink: waiting will not help
+                logger.error("health alert via sink %s failed: %s", target, exc)
+                return
 
 
 class _DigestRow:

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from bot.alerts.base import PermanentError, RetryableError
 from bot.alerts.relay import Relay, RetryPolicy, SinkPolicy, SystemClock, coalesce
 from bot.alerts.sinks.discord_webhook import DiscordWebhookSink
 from bot.alerts.sinks.log import LogSink
@@ -391,3 +392,37 @@ def test_coalescing_never_folds_updates_across_a_triage(rows, sent):
     ]
     keep, _ = coalesce(made)
     assert [(r.alert.count, r.alert.action) for r in keep] == sent
+
+
+class FlakyHealthSink:
+    """A health sink that is down (RetryableError) for its first `down` sends."""
+
+    def __init__(self, down: int, error: Exception | None = None):
+        self.id, self.down, self.tries, self.got = "ops", down, 0, []
+        self.error = error
+
+    async def send(self, alert):
+        self.tries += 1
+        if self.tries <= self.down:
+            raise self.error or RetryableError("ops: HTTP 503")
+        self.got.append(alert.rule_id)
+
+
+@pytest.mark.parametrize("down, error, delivered, tries", [
+    (0, None, True, 1),
+    (3, None, True, 4),                                # down for a while: retried, not lost
+    (99, None, False, 6),                              # down for good: bounded, then logged
+    (99, PermanentError("ops: 404"), False, 1),        # permanent: not retried
+])
+async def test_a_health_alert_outlasts_a_short_sink_outage(outbox, clock, relays, down, error,
+                                                           delivered, tries):
+    from bot.alerts.health import health_alert
+    from bot.alerts.relay import HEALTH_ATTEMPTS
+
+    ops = FlakyHealthSink(down, error)
+    relay = relays(outbox, {"ops": ops}, clock=clock, health_sinks=["ops"])
+    await relay.start()
+    assert relay.send_health(health_alert("leakwarden.monitor-stopped", "slack", "down")) == ["ops"]
+    await run_simulated(clock, relay, 120)
+    assert ops.got == (["leakwarden.monitor-stopped"] if delivered else [])
+    assert ops.tries == tries and tries <= HEALTH_ATTEMPTS
