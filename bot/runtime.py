@@ -216,6 +216,8 @@ class Runtime:
             else:
                 made.append(slack)
                 self.metrics.spill_depth.labels("slack").set_function(lambda: slack.spill_depth)
+                slack.health.add_listener(lambda state, _detail: self.metrics.platform_ready.labels(
+                    "slack").set(1 if state == "ready" else 0))
         if errors:
             raise StartupError(errors)
         return made

@@ -23,6 +23,8 @@ MONITOR_STATES: dict[str, tuple[str, str, str]] = {
               "messages arrive without their text, so leaks in them go unseen"),
     "fatal": ("leakwarden.monitor-stopped", "critical",
               "the monitor stopped and will not reconnect by itself"),
+    "down": ("leakwarden.monitor-down", "high",
+             "no events arrive while it is down; it keeps reconnecting"),
 }
 RECOVERED_RULE = "leakwarden.monitor-recovered"
 

@@ -46,6 +46,7 @@ from bot.platforms.backfill import CommitTracker, OnMessage, commit_token
 from bot.platforms.slack_commands import SlashCommands
 from bot.platforms.slack_convert import Identity, is_from_bot, to_chat_message, trim_event, unwrap
 from bot.platforms.slack_files import FileDownloadError, stream_file
+from bot.platforms.slack_health import SlackHealth
 from bot.platforms.slack_http import SlackHttpEndpoints
 from bot.platforms.slack_settings import SlackSettings
 from bot.store.models import Spilled
@@ -166,6 +167,8 @@ class SlackAdapter:
         self._slots = asyncio.Semaphore(settings.backlog_limit)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._drainer: asyncio.Task[None] | None = None
+        self.health = SlackHealth()
+        self._watcher: asyncio.Task[None] | None = None
         self._spill_wake = asyncio.Event()  # set when an event was spilled
         self._spill_waiting = 0  # spilled events not yet taken (as far as this process knows)
         self._spill_taken = 0  # taken from the spill, not yet handed over
@@ -257,6 +260,26 @@ class SlackAdapter:
             client.socket_mode_request_listeners.append(self._on_socket_request)
             await client.connect()
             self._socket_clients.append(client)
+        self.health.set("ready", "Socket Mode connected")
+        self._watcher = asyncio.create_task(self._watch_sockets(), name="slack-socket-health")
+
+    async def _watch_sockets(self) -> None:
+        # slack-sdk reconnects on its own; only an outage longer than outage_alert_seconds is
+        # reported ("down": a health alert), and the next live link clears it.
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        limit = self.settings.outage_alert_seconds
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            up = all([await c.is_connected() for c in self._socket_clients])
+            if up:
+                down_since = None
+                self.health.set("ready", "Socket Mode connected")
+                continue
+            down_since = loop.time() if down_since is None else down_since
+            if loop.time() - down_since >= limit:
+                self.health.set("down", f"Socket Mode not connected for over {limit:.0f} s; "
+                                        "events are not arriving (they are backfilled later)")
 
     async def _listen_http(self) -> None:
         secrets = sorted({ws.signing_secret.reveal() for ws in self.workspaces
@@ -279,6 +302,11 @@ class SlackAdapter:
 
     async def close(self) -> None:
         """Disconnect, stop listening, and let in-flight events finish (briefly)."""
+        if self._watcher is not None:
+            self._watcher.cancel()  # a deliberate disconnect is not an outage
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         for client in self._socket_clients:
             await client.close()
         self._socket_clients.clear()

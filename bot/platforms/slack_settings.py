@@ -45,6 +45,7 @@ class SlackSettings(BaseModel):
     alert_channel: str | None = None
     command_channels: list[str] = Field(default_factory=list)  # /leakwarden answers here only
     ping_interval_seconds: float = Field(default=5.0, gt=0)
+    outage_alert_seconds: float = Field(default=60.0, gt=0)  # Socket Mode down this long: alert
     retry_max: int = Field(default=3, ge=0)
     retry_backoff_seconds: float = Field(default=0.5, gt=0)
 

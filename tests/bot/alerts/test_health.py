@@ -19,6 +19,8 @@ from bot.alerts.health import MonitorHealthAlerts, health_alert
         (["ready", "disconnected", "ready"], []),  # reconnects are routine
         (["fatal"], ["leakwarden.monitor-stopped"]),
         (["blind", "fatal"], ["leakwarden.monitor-blind", "leakwarden.monitor-stopped"]),
+        (["ready", "down", "down", "ready"],  # a long Socket Mode outage, once, then cleared
+         ["leakwarden.monitor-down", "leakwarden.monitor-recovered"]),
     ],
 )
 def test_state_changes_to_alerts(states, rules):

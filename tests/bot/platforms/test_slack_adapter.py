@@ -410,3 +410,17 @@ async def test_a_file_slack_gives_no_url_for_fails_its_download_loudly(sandbox):
         with pytest.raises(FileDownloadError, match=r"w\.bin: Slack gave no download URL"):
             async for _ in opener():
                 pass
+
+
+async def test_a_socket_mode_outage_past_the_limit_is_down_and_clears_when_back(sandbox):
+    changes: list[str] = []
+    async with running_adapter(sandbox, Inbox(), outage_alert_seconds=0.4) as adapter:
+        adapter.health.add_listener(lambda state, _detail: changes.append(state))
+        assert adapter.health.ready
+        sandbox.fail("apps.connections.open", 500, times=10_000)  # no new socket URL for now
+        sandbox.drop_socket()
+        await eventually(lambda: adapter.health.state == "down", timeout=15)
+        assert "not connected for over" in adapter.health.detail
+        sandbox.faults.clear()
+        await eventually(lambda: adapter.health.ready, timeout=20)
+    assert changes == ["down", "ready"]
