@@ -104,6 +104,47 @@ def _map(s: str, table: dict[str, str], rng: random.Random, p: float = 0.6) -> s
     return "".join(table[c] if c in table and rng.random() < p else c for c in s)
 
 
+def _changed(fn):
+    """A disguise that only counts when it changes the term (None: not planted, try another)."""
+    def wrapped(t: str, r: random.Random) -> str | None:
+        out = fn(t, r)
+        return out if out != t else None
+    return wrapped
+
+
+COMBINING = ["\u0301", "\u0300", "\u0308", "\u0302", "\u0303", "\u030a", "\u0327", "\u0331"]
+
+
+def _combining(t: str, r: random.Random) -> str:
+    """Letters followed by real combining marks (not precomposed letters): "La\u0301rk"."""
+    return "".join(c + (r.choice(COMBINING) if c.isalpha() and r.random() < 0.5 else "") for c in t)
+
+
+def _markdown_inside(t: str, r: random.Random) -> str:
+    """Markdown markers inside a word: "Lar**ksp**ur", "La||rkspu||r"."""
+    word = t.replace(" ", "")
+    i = r.randrange(1, len(word) - 2)
+    j = r.randrange(i + 1, len(word))
+    mark = r.choice(["**", "__", "~~", "||", "*", "`"])
+    return word[:i] + mark + word[i:j] + mark + word[j:]
+
+
+def two_edits(t: str, r: random.Random) -> str | None:
+    """Two edits inside one word of at least 9 letters that leave it at least 9 letters long:
+    max_edits "auto" allows 2 there, and a written word gets no more typos than its own length
+    allows (an 8-letter word gets 1: "Zelyhesk" is no typo of "Zelythhesk", by design)."""
+    words = t.split(" ")
+    long = [k for k, w in enumerate(words) if len(w) >= 9]
+    if not long:
+        return None
+    k = r.choice(long)
+    for _ in range(10):
+        written = typo(typo(words[k], r), r)
+        if len(written) >= 9:
+            return " ".join([*words[:k], written, *words[k + 1 :]])
+    return None
+
+
 CLASSES = {
     "plain": lambda t, r: t,
     "upper": lambda t, r: t.upper(),
@@ -123,10 +164,19 @@ CLASSES = {
     "regional-indicators": _regional,
     "enclosed-letters": lambda t, r: "".join(r.choice(ENCLOSED).get(c, c) for c in t.lower()),
     "small-capitals": lambda t, r: "".join(SMALL_CAPS.get(c, c) for c in t.lower()),
+    "asterisks": lambda t, r: "*".join(t.replace(" ", "")),
+    "underscores": lambda t, r: "_".join(t.replace(" ", "")),
+    "combining": _combining,
+    "leet-symbols": _changed(lambda t, r: _map(t.lower(), {"a": "@", "s": "$"}, r, 1.0)),
+    "leet-one-as-i": _changed(lambda t, r: _map(t.lower(), {"i": "1"}, r, 1.0)),
+    "markdown-inside": _markdown_inside,
+    "alias": lambda t, r: t,  # the workload plants an alias of the entry, as written
     "typo": lambda t, r: " ".join(typo(w, r) if len(w) >= 6 else w for w in t.split())
     if any(len(w) >= 6 for w in t.split())
     else t,
+    "typo-two-edits": two_edits,
 }
+TYPO_CLASSES = {"typo": 1, "typo-two-edits": 2}  # class -> edits planted
 
 
 def chat_message(rng: random.Random) -> str:
@@ -148,14 +198,21 @@ def chat_message(rng: random.Random) -> str:
     return " ".join(words)
 
 
-def unambiguous_typo(term: str, terms_folded: list[str], rng: random.Random) -> str | None:
-    """A typo of `term` that is not also within two edits of another term on the list
-    (with thousands of similar terms, a typo can land on a neighbour: then it is no test)."""
+def unambiguous_typo(term: str, terms_folded: list[str], rng: random.Random, cls: str = "typo") -> str | None:
+    """A typo of `term` (`cls`: one edit, or two) that is not also within two edits of another
+    term on the list (with thousands of similar terms, a typo can land on a neighbour: then it
+    is no test)."""
+    own = fold_fast(term).replace(" ", "")
     for _ in range(20):
-        t = CLASSES["typo"](term, rng)
+        t = CLASSES[cls](term, rng)
+        if t is None:
+            return None
         key = fold_fast(t).replace(" ", "")
+        edits = OSA.distance(key, own)
+        if edits == 0 or (TYPO_CLASSES[cls] == 2 and edits != 2):
+            continue
         near = process.extract(key, terms_folded, scorer=OSA.distance, score_cutoff=2, limit=2)
-        if t != term and [m[0] for m in near] == [fold_fast(term).replace(" ", "")]:
+        if [m[0] for m in near] == [own]:
             return t
     return None
 
@@ -174,22 +231,47 @@ def spelled_across(before: str, disguised: str, after: str, terms: ahocorasick.A
     return False
 
 
-def workload(n: int, terms: list[str], rng: random.Random):
+def make_aliases(terms: list[str], rng: random.Random) -> dict[int, str]:
+    """An alias for one term in ten ("Project X" style, or another codename), distinct from
+    every term and alias once folded."""
+    taken = {fold_fast(t).replace(" ", "") for t in terms}
+    out: dict[int, str] = {}
+    for ti in range(0, len(terms), 10):
+        for _ in range(20):
+            alias = rng.choice([f"Project {codename(rng)}", codename(rng)])
+            key = fold_fast(alias).replace(" ", "")
+            if len(key) >= 5 and key not in taken:
+                taken.add(key)
+                out[ti] = alias
+                break
+    return out
+
+
+def forms(terms: list[str], aliases: dict[int, str]) -> list[tuple[str, int]]:
+    """(term or alias, term index): what a watchlist entry answers to."""
+    return [(t, ti) for ti, t in enumerate(terms)] + [(a, ti) for ti, a in aliases.items()]
+
+
+def workload(n: int, terms: list[str], aliases: dict[int, str], rng: random.Random):
     """(messages, planted) with planted[i] = (term index, class) for 1% of messages."""
     msgs, planted = [], {}
     classes = list(CLASSES)
-    folded = [fold_fast(t).replace(" ", "") for t in terms]
+    folded = [fold_fast(t).replace(" ", "") for t, _ in forms(terms, aliases)]
     automaton = ahocorasick.Automaton()
     for key in folded:
         automaton.add_word(key, len(key))
     automaton.make_automaton()
+    with_alias = sorted(aliases)
     for i in range(n):
         text = chat_message(rng)
         if rng.random() < 0.01:
             ti = rng.randrange(len(terms))
             cls = classes[len(planted) % len(classes)]
-            if cls == "typo":
-                disguised = unambiguous_typo(terms[ti], folded, rng)
+            if cls in TYPO_CLASSES:
+                disguised = unambiguous_typo(terms[ti], folded, rng, cls)
+            elif cls == "alias":
+                ti = rng.choice(with_alias)
+                disguised = aliases[ti]
             else:
                 disguised = CLASSES[cls](terms[ti], rng)
             words = text.split(" ")
@@ -263,9 +345,9 @@ def run_engine(engine: Engine, index: dict[str, int], batch: int = 0):
     return fn
 
 
-def run_baseline_a(terms: list[str]):
+def run_baseline_a(terms: list[tuple[str, int]]):
     ac = ahocorasick.Automaton()
-    for ti, t in enumerate(terms):
+    for t, ti in terms:
         key = fold_fast(t).replace(" ", "")
         ac.add_word(key, (len(key), ti))
     ac.make_automaton()
@@ -280,15 +362,16 @@ def run_baseline_a(terms: list[str]):
     return fn
 
 
-def run_baseline_b(terms: list[str]):
-    lowered = [t.lower() for t in terms]
+def run_baseline_b(terms: list[tuple[str, int]]):
+    lowered = [t.lower() for t, _ in terms]
+    owner = [ti for _, ti in terms]
 
     def fn(msgs):
         found = defaultdict(set)
         for i, m in enumerate(msgs):
             best = process.extractOne(m.lower(), lowered, scorer=fuzz.partial_ratio, score_cutoff=85)
             if best:
-                found[i].add(best[2])
+                found[i].add(owner[best[2]])
         return found
 
     return fn
@@ -312,10 +395,13 @@ def main() -> None:
     for size in sizes:
         rng = random.Random(args.seed)
         terms = make_terms(size, rng)
-        msgs, planted = workload(args.messages, terms, rng)
+        aliases = make_aliases(terms, rng)
+        msgs, planted = workload(args.messages, terms, aliases, rng)
         base_rss = rss_mb()
         t0 = time.process_time()
-        wl = load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]})
+        wl = load_watchlist({"codenames": [
+            {"id": f"t{i}", "term": t, **({"aliases": [aliases[i]]} if i in aliases else {})}
+            for i, t in enumerate(terms)]})
         engine = Engine(wl)
         build = time.process_time() - t0
         mem = rss_mb() - base_rss
@@ -326,11 +412,11 @@ def main() -> None:
         rate_first = timed.first
         rate_1, found_1 = timed(run_engine(engine, index), msgs, 1)
         assert found_1 == found_e, "batch and one-by-one scans disagree"
-        rate_a, found_a = timed(run_baseline_a(terms), msgs, args.repeats)
+        rate_a, found_a = timed(run_baseline_a(forms(terms, aliases)), msgs, args.repeats)
         sub = sorted(planted)[: args.subset // 3] + list(range(args.subset - args.subset // 3))
         sub_msgs = [msgs[i] for i in sub]
         sub_planted = {j: planted[i] for j, i in enumerate(sub) if i in planted}
-        rate_b, found_b = timed(run_baseline_b(terms), sub_msgs, 1)
+        rate_b, found_b = timed(run_baseline_b(forms(terms, aliases)), sub_msgs, 1)
         rec_e, prec_e, fp_e = score(found_e, planted)
         rec_a, prec_a, _ = score(found_a, planted)
         rec_b, prec_b, _ = score(found_b, sub_planted)
@@ -353,6 +439,10 @@ def main() -> None:
         missed = [(msgs[i], terms[ti], cls) for i, (ti, cls) in planted.items() if ti not in found_e.get(i, ())]
         for m, t, cls in missed[:5]:
             print(f"  missed [{cls}] {t!r} in {m[:100]!r}")
+        wrong = [(msgs[i], terms[ti]) for i, tis in found_e.items() for ti in tis
+                 if planted.get(i, (None,))[0] != ti]
+        for m, t in wrong[:5]:
+            print(f"  false positive {t!r} in {m[:100]!r}")
         del engine, wl
 
     if len(sizes) > 1:

@@ -41,8 +41,12 @@ LEET_SYMBOLS = {"@": "a", "$": "s", "!": "l", "|": "l"}
 LEET_AS_I = {"1": "i", "!": "i", "|": "i"}  # the other reading of the i/l-ambiguous glyphs
 
 # Texts that need the leet reading: a digit next to a letter (glued, or one separator away as in
-# "L a r k 5"), or a leet symbol between letters ("L@rk", but not "hi!" or "@user").
-LEET_HINT = re.compile(r"[^\W\d_][\W_]?[013457]|[013457][\W_]?[^\W\d_]|[^\W\d_][@$!|]+[^\W\d_]")
+# "L a r k 5"), a leet symbol between letters ("L@rk", but not "hi!" or "@user"), @ or $ after a
+# letter ("minor$@" is Minorsa) or $ before one ("$ilwen" is Silwen; "$HOME" read as "shome"
+# matches nothing).
+LEET_HINT = re.compile(
+    r"[^\W\d_][\W_]?[013457]|[013457][\W_]?[^\W\d_]|[^\W\d_][@$!|]+[^\W\d_]|[^\W\d_][@$]|\$[^\W\d_]"
+)
 
 
 @cache

@@ -226,3 +226,20 @@ def test_many_terms_do_not_interfere():
 def test_resolution_rules(terms, text, expected):
     e = Engine(load_watchlist({"codenames": [{"id": f"t{i}", "term": t} for i, t in enumerate(terms)]}))
     assert codename_hits(e, text) == expected
+
+
+def test_a_dollar_before_letters_reads_as_s():
+    # "$ilwen" is Silwen; read without the $ it would also be a typo of Ixwen ("ilwen").
+    engine = Engine(load_watchlist({"codenames": [{"id": "silwen", "term": "Silwen"},
+                                                  {"id": "ixwen", "term": "Ixwen"}]}))
+    assert codename_hits(engine, "water $ilwen weights") == [("silwen", "$ilwen")]
+
+
+@pytest.mark.parametrize(("text", "rule", "span"), [
+    ("could go minor$@ now", "minorsa", "minor$@"),  # @ and $ after the letters: the leet reading
+    ("water $ilwen weights", "silwen", "$ilwen"),  # $ before them
+])
+def test_leet_symbols_at_a_word_edge_are_read(text, rule, span):
+    engine = Engine(load_watchlist({"codenames": [{"id": "minorsa", "term": "Minorsa"},
+                                                  {"id": "silwen", "term": "Silwen"}]}))
+    assert codename_hits(engine, text) == [(rule, span)]
