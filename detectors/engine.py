@@ -10,7 +10,7 @@ from typing import Any
 from .caps import MAX_FINDINGS_PER_RULE, FindingCap
 from .codenames import CodenameMatcher
 from .digests import DigestMatcher
-from .excerpt import MAX_EXCERPT, SpanSet, make_excerpt
+from .excerpt import MAX_EXCERPT, SpanSet, make_excerpt, mask_spans
 from .model import Finding, Severity
 from .normalize import SENTINEL
 from .patterns import PatternMatcher, mask
@@ -225,6 +225,13 @@ class Engine:
         from .files import open_file_scan  # files/ builds on this module
 
         return open_file_scan(self, location, filename)
+
+    def mask_secrets(self, text: str) -> str:
+        """`text` with every secret-pattern match masked as findings show it: for names (files,
+        archive members) that become locations, details and excerpts of other findings."""
+        if not any(e.secret for e in self._patterns.entries):
+            return text
+        return mask_spans(text, self._patterns.secret_spans(text))
 
     # ---- one text -------------------------------------------------------------------------------
 

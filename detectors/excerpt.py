@@ -49,6 +49,15 @@ def merged_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def mask_spans(text: str, secrets: Iterable[tuple[int, int]]) -> str:
+    """`text` with each (merged) secret span replaced by its mask, as findings show secrets."""
+    pieces, pos = [], 0
+    for s, e in merged_spans(secrets):
+        pieces += [text[pos:s], mask(text[s:e])]
+        pos = e
+    return "".join(pieces) + text[pos:] if pieces else text
+
+
 def make_excerpt(
     text: str,
     start: int,

@@ -44,6 +44,11 @@ class ScanContext:
         self._hit: set[tuple[str, str]] = set()
         self._pending: list[tuple[str, str]] = []
 
+    def shown(self, name: str) -> str:
+        """A file or member name as findings may show it: secrets in it masked, once, before
+        the name goes into any location, finding or detail (the name itself is scanned raw)."""
+        return self.engine.mask_secrets(name) if name else name
+
     # -- time: only what is spent inside feed/close counts, never a slow download -------------
 
     def enter(self) -> None:

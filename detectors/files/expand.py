@@ -80,18 +80,20 @@ def open_member(parent: StreamScan, name: str, *, compressed: bool, kind: str = 
         return Member(parent, None, compressed)
     risky = risky_path(name)
     display = name.lstrip("/") or name
+    shown, where = ctx.shown(name), f"{parent.location}/{ctx.shown(display)}"
     if kind != "file" or risky:
         reasons = [r for r in (risky, kind if kind != "file" else None) if r]
+        shown_link = ctx.shown(link) if link else None
         for reason in reasons:
-            target = f" -> {link}" if link else ""
+            target = f" -> {shown_link}" if link else ""
             ctx.add(file_finding(
-                "unsafe-archive-member", Severity.MEDIUM, f"{parent.location}/{display}", name,
-                f"{reason}: {name}{target}"[:160], {"reason": reason, "member": name,
-                                                     **({"link": link} if link else {})}))
+                "unsafe-archive-member", Severity.MEDIUM, where, shown,
+                f"{reason}: {shown}{target}"[:160], {"reason": reason, "member": shown,
+                                                     **({"link": shown_link} if link else {})}))
     if encrypted:
         ctx.add(file_finding(
-            "encrypted-member", Severity.MEDIUM, f"{parent.location}/{display}", name,
-            f"{name} is encrypted: its content was not scanned", {"member": name}))
+            "encrypted-member", Severity.MEDIUM, where, shown,
+            f"{shown} is encrypted: its content was not scanned", {"member": shown}))
     if kind in ("directory", "symlink", "hardlink", "device", "fifo") or encrypted:
         scan_name_only(parent, name, display)
         if link:
@@ -108,7 +110,7 @@ def scan_name_only(parent: StreamScan, name: str, display: str) -> None:
     ctx = parent.ctx
     text = name[: ctx.limits.max_name_bytes]
     if text:
-        ctx.scan_later(text, f"filename:{parent.path}/{display}")
+        ctx.scan_later(text, f"filename:{parent.path}/{ctx.shown(display)}")
 
 
 def risky_path(name: str) -> str | None:

@@ -9,6 +9,7 @@ is scanned as text too. Memory is bounded by a few windows per nesting level, wh
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from detectors.files.context import Clock, ScanContext, file_finding
@@ -37,14 +38,17 @@ class StreamScan:
     """One stream: the attachment itself or a member at some depth inside it."""
 
     def __init__(self, ctx: ScanContext, location: str, path: str, name: str, depth: int) -> None:
-        self.ctx, self.location, self.path, self.name, self.depth = ctx, location, path, name, depth
+        # `location` and `path` come shown (secrets masked); `name` raw, to be scanned as text.
+        self.ctx, self.location, self.path, self.depth = ctx, location, path, depth
+        self._raw_name = name
+        self.name = ctx.shown(name)
         engine = ctx.engine
         fps = engine.fingerprints
         algorithms = set(engine.watchlist.digest_algorithms)
         self.matcher = None
         if fps is not None and len(fps):
             algorithms.add("sha256")  # shared with the matcher's exact verdict: hashed once
-            self.matcher = fps.open(name, location, digest=False)
+            self.matcher = fps.open(self.name, location, digest=False)
         self.hasher = FileHasher(algorithms)
         self.kind: str | None = None
         self._head = bytearray()
@@ -59,7 +63,7 @@ class StreamScan:
 
     def child(self, member: str, display: str | None = None) -> StreamScan:
         """A nested stream for an archive member (its name is scanned on creation)."""
-        shown = display or member
+        shown = self.ctx.shown(display or member)
         return StreamScan(self.ctx, f"{self.location}/{shown}", f"{self.path}/{shown}", member,
                           self.depth + 1)
 
@@ -166,7 +170,7 @@ class StreamScan:
             {"extension": ext, "detected": kind}))
 
     def _scan_name(self) -> None:
-        name = self.name
+        name = self._raw_name
         limit = self.ctx.limits.max_name_bytes
         if len(name) > limit:
             name = name[:limit]
@@ -186,7 +190,8 @@ class FileScan:
     def __init__(self, engine, location: str, filename: str, limits: FileLimits | None = None,
                  clock: Clock | None = None) -> None:
         self._ctx = ScanContext(engine, limits or FileLimits(), clock)
-        path = filename or location.partition(":")[2] or location
+        location = self._ctx.shown(location)  # it names the attachment, secrets and all
+        path = self._ctx.shown(filename) or location.partition(":")[2] or location
         self._ctx.root_location = location
         self._ctx.enter()
         try:
@@ -217,7 +222,34 @@ class FileScan:
             self._ctx.flush()
         finally:
             self._ctx.leave()
-        return sorted(_drop_nested_weights(self._ctx.findings), key=_order)
+        shown = self._ctx.shown
+        return sorted((_masked(f, shown) for f in _drop_nested_weights(self._ctx.findings)),
+                      key=_order)
+
+
+TEXT_KINDS = frozenset({"codename", "pattern", "digest", "suspicious-unicode"})
+
+
+def _masked(f: Finding, shown) -> Finding:
+    """A file finding with secrets masked in whatever it quotes from the file's bytes (tensor
+    and metadata key names, pickle globals, torrent names, parser errors): names are masked
+    where they enter, this catches the rest. Text findings come masked from the text engine."""
+    if f.kind in TEXT_KINDS:
+        return f
+
+    def clean(value):
+        if isinstance(value, str):
+            return shown(value)
+        if isinstance(value, list | tuple):
+            return type(value)(clean(v) for v in value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    matched, excerpt, detail = shown(f.matched), shown(f.excerpt), clean(f.detail)
+    if (matched, excerpt, detail) == (f.matched, f.excerpt, f.detail):
+        return f
+    return replace(f, matched=matched, excerpt=excerpt, detail=detail)
 
 
 def _drop_nested_weights(findings: list[Finding]) -> list[Finding]:

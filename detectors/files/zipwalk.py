@@ -246,10 +246,11 @@ class ZipMembers:
                            kind="directory" if directory else "file", encrypted=encrypted)
 
     def unsupported(self, name: str, method: int) -> None:
-        location = f"{self._stream.location}/{name.lstrip('/') or name}"
-        self._stream.ctx.add(file_finding(
+        ctx = self._stream.ctx
+        location = f"{self._stream.location}/{ctx.shown(name.lstrip('/') or name)}"
+        ctx.add(file_finding(
             "scan-limit", Severity.MEDIUM, location, "compression-method",
-            f"zip compression method {method} is not supported: {name} was not scanned",
+            f"zip compression method {method} is not supported: {ctx.shown(name)} was not scanned",
             {"limit": "compression-method", "method": method}))
 
     def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None:
@@ -261,10 +262,11 @@ class ZipMembers:
         claimed: dict[int, int] = {}
         for offset, name, attrs in entries:
             if (attrs >> 16) & 0o170000 == 0o120000:
+                shown = ctx.shown(name)
                 ctx.add(file_finding(
                     "unsafe-archive-member", Severity.MEDIUM,
-                    f"{stream.location}/{name.lstrip('/') or name}", name, f"symlink: {name}",
-                    {"reason": "symlink", "member": name}))
+                    f"{stream.location}/{ctx.shown(name.lstrip('/') or name)}", shown,
+                    f"symlink: {shown}", {"reason": "symlink", "member": shown}))
             claimed[offset] = claimed.get(offset, 0) + 1
             if offset not in walked:
                 hidden += 1

@@ -179,3 +179,105 @@ def test_an_unforeseen_error_is_a_finding_and_the_file_is_still_hashed(monkeypat
         {"hashes": [{"id": "leak", "digest": hashlib.sha256(data).hexdigest()}]})))
     assert (error.kind, error.matched, error.severity) == ("scan-error", "RuntimeError", Severity.MEDIUM)
     assert (digest.kind, digest.rule_id) == ("file-digest", "leak")
+
+
+# -- a credential in a file or member name is masked wherever the name goes ----------------------
+
+KEY = "sk-ant-api03-" + "Q" * 40 + "WXYZ"
+SECRETS = Engine(load_watchlist({
+    "codenames": [{"id": "cn-larkspur", "term": "Larkspur"}],
+    "patterns": [{"id": "anthropic-key", "regex": r"sk-ant-[A-Za-z0-9_\-]{32,}", "secret": True}],
+}))
+
+
+def _zip_lzma(name: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name, "Larkspur", compress_type=zipfile.ZIP_LZMA)
+    return buf.getvalue()
+
+
+def _zip_symlink(name: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo(name)
+        info.external_attr = 0o120777 << 16
+        z.writestr(info, f"/etc/{name}")
+    return buf.getvalue()
+
+
+def _gzip_named(name: str) -> bytes:
+    import gzip
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(name, "wb", fileobj=buf) as g:
+        g.write(b"Larkspur")
+    return buf.getvalue()
+
+
+def _safetensors_meta(key: str) -> bytes:
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"w": np.zeros((4, 4), np.float32)}, metadata={key: "x"})
+
+
+def _hidden(name: str) -> bytes:
+    """A zip whose central directory lists one more entry, pointing where no member is."""
+    import struct
+
+    from archive_files import zip_of
+
+    data = zip_of({"a.txt": b"a"})
+    cd_at, eocd_at = data.index(b"PK\x01\x02"), data.index(b"PK\x05\x06")
+    entry = bytearray(data[cd_at:cd_at + 46]) + name.encode()
+    struct.pack_into("<HHHI", entry, 28, len(name), 0, 0, 0)
+    struct.pack_into("<I", entry, 42, 0x7FFFFFF0)
+    central = data[cd_at:eocd_at] + bytes(entry)
+    eocd = bytearray(data[eocd_at:])
+    struct.pack_into("<HHII", eocd, 8, 2, 2, len(central), cd_at)
+    return data[:cd_at] + central + bytes(eocd)
+
+
+def _tar(members) -> bytes:
+    from archive_files import tar_of
+
+    return tar_of(members)
+
+
+def _cases():
+    from archive_files import encrypted_zip, special, zip_of
+
+    empty_zip = b"PK\x05\x06" + bytes(18)
+    return {
+        "zip member with ..": (zip_of({f"../{KEY}.txt": b"hi"}), "x.zip"),
+        "zip member that lies": (zip_of({f"docs/{KEY}.txt": empty_zip}), "x.zip"),
+        "the attachment's own name": (b"\x89PNG\r\n\x1a\n" + bytes(64), f"{KEY}.txt"),
+        "tar symlink to it": (_tar([special("link", b"2", f"/etc/{KEY}")]), "x.tar"),
+        "tar member with ..": (_tar([(f"a/../../{KEY}", b"Larkspur")]), "x.tar"),
+        "gzip stored name": (_gzip_named(f"{KEY}.txt"), "x.gz"),
+        "encrypted member": (encrypted_zip({f"{KEY}.csv": b"noise"}), "x.zip"),
+        "unsupported method": (_zip_lzma(f"{KEY}.txt"), "x.zip"),
+        "zip symlink": (_zip_symlink(KEY), "x.zip"),
+        "central directory only": (_hidden(f"{KEY}.bin"), "x.zip"),
+        "safetensors metadata key": (_safetensors_meta(KEY), "m.safetensors"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_a_secret_in_a_name_never_appears_in_any_field_of_any_finding(case):
+    import json
+
+    data, name = _cases()[case]
+    found = scan(data, name, engine=SECRETS)
+    assert "anthropic-key" in {f.rule_id for f in found}  # the name is still scanned as text
+    shown = [json.dumps(f.to_dict(), ensure_ascii=False) for f in found]
+    assert [s for s in shown if KEY[:20] in s] == []
+    assert all("sk-ant…WXYZ" in s for s in shown if "sk-ant" in s)  # the mask text findings use
