@@ -9,6 +9,7 @@ Nothing is ever imported, called or constructed.
 
 from __future__ import annotations
 
+import _compat_pickle
 import pickletools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,27 +23,122 @@ MAX_PICKLES = 16  # legacy torch.save files are 5 pickles back to back, then raw
 MAX_GLOBALS = 256  # distinct globals remembered for the report
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
-# Whole modules whose globals run commands, touch files or the network, or evaluate code.
+# What loading may import without running anything but a constructor of plain data: the
+# globals real checkpoints use. An allowlist, because a list of bad names is never complete (any
+# module's import runs its code; pydoc.locate, logging.config.dictConfig, numpy.load ... reach
+# everything): whatever is not here is an unsafe-pickle finding. Exact (module, name) pairs
+# only: a dotted name ("Path.write_text") reaches methods, so nothing is allowed by prefix.
+_TORCH_DTYPES = ("float32", "float", "float64", "double", "float16", "half", "bfloat16",
+                 "complex32", "complex64", "complex128", "cfloat", "cdouble", "chalf", "uint8",
+                 "int8", "int16", "short", "int32", "int", "int64", "long", "bool", "uint16",
+                 "uint32", "uint64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                 "float8_e5m2fnuz", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
+                 *(f"{s}int{k}" for s in ("", "u") for k in range(1, 8)))
+_TORCH_STORAGES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char",
+                   "Byte", "Bool", "ComplexDouble", "ComplexFloat", "QUInt8", "QInt8",
+                   "QInt32", "QUInt4x2", "QUInt2x4")
+_TORCH_TENSORS = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
+                  "Bool")
+ALLOWED = frozenset({
+    # torch.save: the names torch.load(weights_only=True) accepts (torch/_weights_only_unpickler)
+    *(f"torch._utils.{f}" for f in (
+        "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+        "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+        "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
+        "_rebuild_device_tensor_from_numpy", "_rebuild_device_tensor_from_cpu_tensor",
+        "_rebuild_nested_tensor", "_rebuild_sparse_csr_tensor")),
+    "torch._tensor._rebuild_from_type_v2", "torch.nn.parameter.Parameter", "torch.Tensor",
+    "torch.Size", "torch.device", "torch.serialization._get_layout", "torch.UntypedStorage",
+    "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "torch.TypedStorage",
+    *(f"torch.{d}" for d in _TORCH_DTYPES),
+    *(f"torch.{k}Storage" for k in _TORCH_STORAGES),
+    *(f"torch.cuda.{k}Storage" for k in _TORCH_STORAGES),
+    *(f"torch.{k}Tensor" for k in _TORCH_TENSORS),
+    *(f"torch.cuda.{k}Tensor" for k in _TORCH_TENSORS),
+    *(f"torch.{q}" for q in ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine",
+                             "per_channel_symmetric", "per_channel_affine_float_qparams",
+                             "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr",
+                             "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last",
+                             "channels_last_3d", "preserve_format")),
+    # Python data: constructors of plain values (bytes under protocol <= 2 are _codecs.encode).
+    "collections.OrderedDict", "collections.Counter", "collections.defaultdict",
+    "collections.deque", "_codecs.encode", "builtins.set", "builtins.frozenset",
+    "builtins.bytearray", "builtins.bytes", "builtins.complex", "builtins.slice",
+    "builtins.range", "builtins.object", "builtins.int", "builtins.float", "builtins.str",
+    "builtins.list", "builtins.tuple", "builtins.dict", "builtins.bool",
+    # ...and what protocols 0-1 use to rebuild instances: `cls` is a global of its own, checked.
+    "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
+    "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta",
+    "datetime.timezone", "decimal.Decimal", "fractions.Fraction", "uuid.UUID",
+    # argparse.Namespace: fairseq and older Lightning checkpoints keep their arguments in one;
+    # it is a plain attribute bag (its constructor only sets attributes), so it runs nothing.
+    "argparse.Namespace",
+    # numpy arrays, scalars and dtypes (numpy 1 and 2 module names), RNG states: optimizer and
+    # trainer checkpoints (rng_state.pth) hold them. numpy.load is NOT here: it unpickles.
+    *(f"numpy.{core}.multiarray.{f}" for core in ("core", "_core")
+      for f in ("_reconstruct", "scalar")),
+    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer", "numpy.ndarray",
+    "numpy.dtype", "numpy.ma.core._mareconstruct",
+    *(f"numpy.dtypes.{t}DType" for t in (
+        "Float16", "Float32", "Float64", "LongDouble", "Int8", "Int16", "Int32", "Int64",
+        "Long", "LongLong", "UInt8", "UInt16", "UInt32", "UInt64", "ULong", "ULongLong",
+        "Bool", "Complex64", "Complex128", "CLongDouble", "Bytes", "Str", "Void", "Object",
+        "DateTime64", "TimeDelta64", "String")),
+    *(f"numpy.random._pickle.{f}" for f in ("__randomstate_ctor", "__generator_ctor",
+                                           "__bit_generator_ctor")),
+    "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64", "numpy.random._pcg64.PCG64DXSM",
+    "numpy.random._philox.Philox", "numpy.random._sfc64.SFC64",
+    "numpy.random.bit_generator.SeedSequence", "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+    "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator",
+})
+
+
+def _python2_names(full: str) -> set[str]:
+    # Protocols 0-2 write Python 2 names (range is __builtin__.xrange), by pickle's own tables.
+    module, _, name = full.rpartition(".")
+    out = {f"{_compat_pickle.REVERSE_IMPORT_MAPPING.get(module, module)}.{name}"}
+    if (module, name) in _compat_pickle.REVERSE_NAME_MAPPING:
+        out.add(".".join(_compat_pickle.REVERSE_NAME_MAPPING[(module, name)]))
+    return out
+
+
+ALLOWED = ALLOWED.union(*(_python2_names(full) for full in ALLOWED))
+
+# Known to run commands, touch files or the network, evaluate code or import anything: HIGH.
+# (Everything else outside ALLOWED is MEDIUM: unknown, so loading it imports unknown code.)
 DANGEROUS_MODULES = frozenset({
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "pty", "runpy", "importlib",
-    "webbrowser", "code", "codeop", "commands", "ctypes", "multiprocessing", "asyncio", "signal",
-    "pickle", "_pickle", "cPickle", "marshal", "pdb", "bdb", "timeit", "cProfile", "profile",
-    "trace", "doctest", "platform", "pip", "requests", "urllib", "urllib2", "http", "httplib",
-    "ftplib", "smtplib", "telnetlib", "tempfile", "site", "imp", "zipimport", "pkgutil",
-    "threading", "_thread", "sqlite3", "glob", "pathlib", "io", "_io", "builtins.open",
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "_winapi", "_subprocess", "sys",
+    "shutil", "socket", "_socket", "pty", "runpy", "importlib", "webbrowser", "code", "codeop",
+    "commands", "ctypes", "_ctypes", "cffi", "multiprocessing", "_multiprocessing", "asyncio",
+    "signal", "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve",
+    "marshal", "pdb", "bdb", "timeit", "cProfile", "profile", "trace", "doctest", "platform",
+    "pip", "requests", "urllib", "urllib2", "urllib3", "http", "httplib", "ftplib", "smtplib",
+    "telnetlib", "tempfile", "site", "imp", "zipimport", "pkgutil", "threading", "_thread",
+    "sqlite3", "glob", "pathlib", "io", "_io", "pydoc", "logging", "yaml", "jinja2",
+    "IPython", "builtins.open", "antigravity", "this", "gc", "inspect", "ensurepip",
+    "distutils", "setuptools", "venv", "xmlrpc", "socketserver", "selectors", "mmap", "fcntl",
 })
 # Names that are dangerous in otherwise ordinary modules.
 DANGEROUS_NAMES = {
     "builtins": {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr",
-                 "globals", "locals", "vars", "input", "breakpoint", "exit", "quit", "help"},
+                 "globals", "locals", "vars", "input", "breakpoint", "exit", "quit", "help",
+                 "memoryview"},
     "__builtin__": {"eval", "exec", "execfile", "compile", "open", "file", "__import__",
                     "getattr", "setattr", "delattr", "globals", "locals", "vars", "input"},
     "operator": {"attrgetter", "methodcaller", "itemgetter"},
+    "_operator": {"attrgetter", "methodcaller", "itemgetter"},
     "functools": {"partial", "reduce"},
+    "_functools": {"partial", "reduce"},
     "types": {"CodeType", "FunctionType", "MethodType", "ModuleType"},
+    "codecs": {"open"},
+    "numpy": {"load", "loadtxt", "genfromtxt", "fromfile", "memmap", "save", "savez", "tofile"},
+    "numpy.lib.npyio": {"load", "loadtxt", "genfromtxt"},
     "numpy.testing._private.utils": {"runstring"},
+    "torch": {"load", "save"},
+    "torch.jit": {"load"},
     "torch.hub": {"load", "load_state_dict_from_url", "download_url_to_file"},
-    "torch.serialization": {"load"},
+    "torch.serialization": {"load", "_load"},
+    "torch.storage": {"_load_from_bytes"},
     "torch._inductor.codecache": {"compile_file"},
 }
 
@@ -56,18 +152,27 @@ _NO_PUSH = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "PROTO", "FRAME", "STOP",
             "POP_MARK", "SETITEM", "SETITEMS", "APPEND", "APPENDS", "BUILD", "ADDITEMS"}
 
 
+def is_allowed(module: str, name: str) -> bool:
+    """Is `module.name` one of the plain-data globals real checkpoints use (see ALLOWED)?"""
+    return f"{module}.{name}" in ALLOWED
+
+
 def is_dangerous(module: str, name: str) -> bool:
     """Would importing `module.name` and calling it be a way to run code or reach the system?"""
     top = module.split(".", 1)[0]
     return (module in DANGEROUS_MODULES or top in DANGEROUS_MODULES
-            or name in DANGEROUS_NAMES.get(module, ()))
+            or name in DANGEROUS_NAMES.get(module, ())
+            or name.split(".", 1)[0] in DANGEROUS_NAMES.get(module, ()))
 
 
 @dataclass
 class PickleReport:
     """What a walk found: globals (module, name) in order, whether any is dynamic, opcode count."""
 
-    globals: list[tuple[str, str]] = field(default_factory=list)
+    globals: list[tuple[str, str]] = field(default_factory=list)  # the first MAX_GLOBALS
+    dangerous: list[str] = field(default_factory=list)  # known to run code or reach the system
+    unknown: list[str] = field(default_factory=list)  # neither allowed nor known: unknown code
+    flagged: int = 0  # distinct dangerous or unknown globals, counted past MAX_GLOBALS too
     dynamic: int = 0  # STACK_GLOBALs whose operands are not plain strings (computed names)
     opcodes: int = 0
     pickles: int = 0
@@ -75,13 +180,23 @@ class PickleReport:
     first_value: int | None = None  # the first pickle's value when it is a bare integer
     ended: bool = False  # every pickle reached its STOP
 
-    def add_global(self, module: str, name: str) -> None:
-        if (module, name) not in self.globals and len(self.globals) < MAX_GLOBALS:
-            self.globals.append((module, name))
+    _seen: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
-    @property
-    def dangerous(self) -> list[str]:
-        return [f"{m}.{n}" for m, n in self.globals if is_dangerous(m, n)]
+    def add_global(self, module: str, name: str) -> None:
+        """Record one global; a flagged one is never lost to the bound on what is kept."""
+        key = (module, name)
+        if key in self._seen:
+            return
+        if len(self._seen) < 4 * MAX_GLOBALS:
+            self._seen.add(key)
+        if len(self.globals) < MAX_GLOBALS:
+            self.globals.append(key)
+        if is_allowed(module, name):
+            return
+        self.flagged += 1
+        target = self.dangerous if is_dangerous(module, name) else self.unknown
+        if len(target) < MAX_GLOBALS:
+            target.append(f"{module}.{name}")
 
     @property
     def legacy_torch(self) -> bool:

@@ -52,15 +52,19 @@ def metadata_text(layout: Layout, limit: int) -> str:
 
 
 def pickle_findings(stream, report: PickleReport, error: str | None) -> list[Finding]:
-    """unsafe-pickle for dangerous or computed globals; model-weights for legacy torch files."""
+    """unsafe-pickle for any global outside the allowlist (HIGH when known to run code or
+    computed at load time, MEDIUM when merely unknown); model-weights for legacy torch files."""
     out = []
-    dangerous = report.dangerous
-    if dangerous or report.dynamic:
-        names = ", ".join(dangerous) or "globals computed at load time"
+    dangerous, unknown = report.dangerous, report.unknown
+    if dangerous or unknown or report.dynamic:
+        severity = Severity.HIGH if dangerous or report.dynamic else Severity.MEDIUM
+        names = ", ".join(dangerous + unknown) or "globals computed at load time"
+        what = "would import" if dangerous or report.dynamic else "would import unknown code:"
         out.append(file_finding(
-            "unsafe-pickle", Severity.HIGH, stream.location, names,
-            f"loading {stream.name} would import {names}"[:160],
-            {"dangerous": dangerous, "dynamic": report.dynamic, "calls": report.calls,
+            "unsafe-pickle", severity, stream.location, names,
+            f"loading {stream.name} {what} {names}"[:160],
+            {"dangerous": dangerous, "unknown": unknown, "flagged": report.flagged,
+             "dynamic": report.dynamic, "calls": report.calls,
              "globals": [f"{m}.{n}" for m, n in report.globals][:64]}))
     if report.legacy_torch:
         out.append(file_finding(

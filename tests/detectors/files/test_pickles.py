@@ -13,7 +13,7 @@ import pytest
 from archive_files import run, zip_of
 
 from detectors import Severity
-from detectors.files.pickles import is_dangerous
+from detectors.files.pickles import is_allowed, is_dangerous
 
 WATCHED = {"pickle.find_class", "exec", "compile", "os.system", "subprocess.Popen", "os.exec",
            "os.posix_spawn", "import", "open", "marshal.loads", "builtins.input"}
@@ -108,6 +108,101 @@ def test_a_truncated_pickle_is_malformed():
     assert [f.kind for f in run(data, "cut.pkl")[0]] == ["malformed-model-file"]
 
 
+def global_call(module: str, name: str, protocol: int) -> bytes:
+    """A pickle that imports `module.name` and calls it with "id" (made by hand: no such
+    object needs to exist here). Protocol 0 spells GLOBAL, protocol 4 STACK_GLOBAL + memo."""
+    if protocol == 0:
+        return f"c{module}\n{name}\n(Vid\ntR.".encode()
+    def short(text: str) -> bytes:
+        raw = text.encode()
+        return b"\x8c" + bytes([len(raw)]) + raw + b"\x94"
+    return b"\x80\x04" + short(module) + short(name) + b"\x93\x94" + short("id") + b"\x85\x94R\x94."
+
+
+# (module, name, severity): known to run code or reach the system are HIGH; anything else that
+# is not a plain-data global real checkpoints use is MEDIUM (loading imports unknown code).
+OUTSIDE = [
+    ("_posixsubprocess", "fork_exec", Severity.HIGH), ("pydoc", "locate", Severity.HIGH),
+    ("torch", "load", Severity.HIGH), ("numpy", "load", Severity.HIGH),
+    ("logging.config", "dictConfig", Severity.HIGH), ("_winapi", "CreateProcess", Severity.HIGH),
+    ("torch.storage", "_load_from_bytes", Severity.HIGH), ("codecs", "open", Severity.HIGH),
+    ("pathlib", "Path.write_text", Severity.HIGH), ("builtins", "getattr", Severity.HIGH),
+    ("functools", "partial", Severity.HIGH), ("operator", "attrgetter", Severity.HIGH),
+    ("evilcorp.payload", "run", Severity.MEDIUM),
+    ("collections", "OrderedDict.fromkeys", Severity.MEDIUM),  # allowed names match exactly
+    ("torch.nn.modules.linear", "Linear", Severity.MEDIUM),  # a whole model: its code is needed
+    ("numpy.random._pickle", "__generator_ctor.__globals__", Severity.MEDIUM),
+]
+
+
+@pytest.mark.parametrize("protocol", [0, 4])
+@pytest.mark.parametrize(("module", "name", "severity"), OUTSIDE, ids=lambda v: str(v))
+def test_any_global_outside_the_allowlist_is_unsafe_and_named(module, name, severity, protocol):
+    findings, events = audited_scan(global_call(module, name, protocol), "model.pkl")
+    (f,) = [f for f in findings if f.kind == "unsafe-pickle"]
+    key = "dangerous" if severity == Severity.HIGH else "unknown"
+    assert (f.severity, f.detail[key], f.matched) == (severity, [f"{module}.{name}"], f"{module}.{name}")
+    assert events == []
+
+
+def checkpoint_state():
+    """What training checkpoints pickle besides tensors: optimizer settings, RNG states,
+    numpy scalars and arrays, argparse arguments (fairseq), sets, bytes, dates."""
+    import argparse
+    import collections
+    import datetime
+
+    import numpy as np
+
+    return {
+        "args": argparse.Namespace(lr=3e-4, arch="transformer"), "np_rng": np.random.get_state(),
+        "generator": np.random.default_rng(0), "legacy_rng": np.random.RandomState(1),
+        "best": np.float64(0.5), "step": np.int64(7), "dtype": np.dtype("<f4"),
+        "ema": np.zeros((2, 3), np.float32), "labels": np.array(["a", "b"]),
+        "tags": {"a"}, "frozen": frozenset({1}), "blob": b"\x00\x01", "empty": b"",
+        "buf": bytearray(b"x"), "order": collections.OrderedDict(a=1), "counts": collections.Counter("ab"),
+        "z": complex(1, 2), "cut": slice(1, 9), "span": range(3), "when": datetime.datetime(2024, 5, 1),
+        "took": datetime.timedelta(hours=3), "queue": collections.deque([1]),
+        "by_key": collections.defaultdict(list),
+    }
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_checkpoint_state_of_plain_data_is_not_flagged(protocol):
+    findings, events = audited_scan(pickle.dumps(checkpoint_state(), protocol=protocol), "state.pkl")
+    assert [f.detail for f in findings if f.kind == "unsafe-pickle"] == []
+    assert events == []
+
+
+# The globals torch.save writes (torch itself is not needed to spell them).
+TORCH_GLOBALS = [
+    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_qtensor"),
+    ("torch._tensor", "_rebuild_from_type_v2"), ("torch.nn.parameter", "Parameter"),
+    ("torch", "FloatStorage"), ("torch", "BFloat16Storage"), ("torch", "HalfStorage"),
+    ("torch", "UntypedStorage"), ("torch", "float16"), ("torch", "bfloat16"), ("torch", "Size"),
+    ("torch", "device"), ("torch", "per_tensor_affine"), ("torch", "strided"),
+    ("torch.cuda", "FloatStorage"), ("_codecs", "encode"), ("__builtin__", "set"),
+]
+
+
+def test_the_globals_torch_save_writes_are_allowed():
+    body = b"".join(f"c{m}\n{n}\n0".encode() for m, n in TORCH_GLOBALS)  # GLOBAL then POP
+    findings, events = audited_scan(b"\x80\x02" + body + b"N.", "data.pkl")
+    assert [f for f in findings if f.kind == "unsafe-pickle"] == [] and events == []
+
+
+def test_a_dangerous_global_after_hundreds_of_others_is_still_named():
+    from detectors.files.pickles import MAX_GLOBALS
+
+    allowed = b"".join(f"c{m}\n{n}\n0".encode() for m, n in TORCH_GLOBALS)
+    unknown = b"".join(f"cevilcorp.m{i}\nf\n0".encode() for i in range(MAX_GLOBALS + 10))
+    data = b"\x80\x02" + allowed + unknown + b"cposix\nsystem\n0N."
+    (f,) = [f for f in run(data, "m.pkl")[0] if f.kind == "unsafe-pickle"]
+    assert (f.severity, f.detail["dangerous"], f.detail["flagged"]) == (
+        Severity.HIGH, ["posix.system"], MAX_GLOBALS + 11)
+
+
 @pytest.mark.parametrize(("module", "name", "dangerous"), [
     ("posix", "system", True), ("os", "popen", True), ("builtins", "getattr", True),
     ("__builtin__", "eval", True), ("subprocess", "run", True), ("socket", "socket", True),
@@ -121,3 +216,14 @@ def test_dangerous_globals(module, name, dangerous):
 def test_io_module_is_watched_too():
     assert is_dangerous("io", "FileIO") and not is_dangerous("numpy", "dtype")
     assert io  # imported for the name above
+
+
+@pytest.mark.parametrize(("module", "name", "allowed"), [
+    ("torch._utils", "_rebuild_tensor_v2", True), ("collections", "OrderedDict", True),
+    ("numpy.core.multiarray", "_reconstruct", True), ("numpy._core.multiarray", "_reconstruct", True),
+    ("argparse", "Namespace", True), ("__builtin__", "frozenset", True), ("copy_reg", "_reconstructor", True),
+    ("numpy", "load", False), ("torch", "load", False), ("torch._utils", "_rebuild_tensor_v2.__globals__", False),
+    ("evilcorp", "Namespace", False), ("builtins", "eval", False),
+])
+def test_allowed_globals(module, name, allowed):
+    assert is_allowed(module, name) is allowed
