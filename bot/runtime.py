@@ -402,7 +402,8 @@ class Runtime:
         checks["store"] = await self._store_check()
         if self.outbox.dead_lettering():
             checks["outbox"] = Check(False, f"{self.outbox.dead_since_start} alert(s) went to "
-                                     "the dead letter recently; see `leakwarden hits` and the logs")
+                                     "the dead letter recently; list them with `leakwarden alerts "
+                                     "dead`, resend with `leakwarden alerts requeue`")
         else:
             pending = self.outbox.counts.get("pending", 0)
             checks["outbox"] = Check(True, f"{pending} pending")

@@ -55,6 +55,7 @@ class OutboxStore(Protocol):
         self, row_id: Any, attempts: int, next_attempt_at: float, error: str
     ) -> None: ...
     async def outbox_mark_dead(self, row_id: Any, error: str) -> None: ...
+    async def outbox_dead_letter_sink(self, sink_id: str, error: str) -> int: ...
 
 
 HEALTH_ATTEMPTS = 6  # tries of one health alert to one sink (1+2+4+8+16 s apart by default)
@@ -148,15 +149,18 @@ class SinkHealth:
     blocked_until: float = 0.0
     failing_since: float | None = None  # first retryable failure of the current outage
     outage_reported: bool = False
+    dead_error: str | None = None  # the permanent error of the last dead letter, while it lasts
+    dead_alerted_at: float | None = None  # the last dead-letter health alert
+    dead_unreported: int = 0  # dead letters since that alert
+    dead_last: tuple[str, str, str, int] | None = None  # (key, hit, rule, attempts) of the last
 
 
 class _Outcome(enum.Enum):
     """What one delivery attempt did to its row (and to the sink)."""
 
     SENT = "sent"
-    RETRY = "retry"  # rescheduled; other rows may still go now
-    DEAD = "dead"  # dead letter
-    BACKOFF = "backoff"  # rescheduled and the whole sink waits
+    DEAD = "dead"  # dead letter; the sink goes on with other rows
+    BACKOFF = "backoff"  # not delivered, and the whole sink waits
 
 
 @dataclass(eq=False)
@@ -274,6 +278,7 @@ class Relay:
         batch_size: int = 100,
         health_sinks: Sequence[str] = (),
         outage_alert_after: float = 300.0,
+        dead_alert_every: float = 3600.0,
     ):
         self.store = store
         self.retry = retry or RetryPolicy()
@@ -283,6 +288,7 @@ class Relay:
         self.batch_size = batch_size
         self.health_sinks = list(health_sinks)
         self.outage_alert_after = outage_alert_after
+        self.dead_alert_every = dead_alert_every  # one dead-letter health alert per sink per ...
         self._stopping = False
         self._side_tasks: set[asyncio.Task] = set()
         policies = policies or {}
@@ -368,6 +374,7 @@ class Relay:
             return
         if w.digest_waiters:
             await self._flush_digest(sink_id, w)
+            self._report_dead(sink_id, w)
             return
         w.wake.clear()  # cleared before reading, so a notify during the read is not lost
         limit = self.batch_size
@@ -379,6 +386,7 @@ class Relay:
             await self._wait(w, self.poll_interval, wakeable=True)
             return
         await self._deliver(sink_id, w, rows)
+        self._report_dead(sink_id, w)
 
     async def _wait(self, w: _Worker, seconds: float, *, wakeable: bool) -> None:
         w.idle = True
@@ -420,11 +428,8 @@ class Relay:
                 if w.bucket.wait_time(self.clock.now()) > 0:
                     return  # the rest stays due; the next cycle waits for a token
                 w.bucket.take(self.clock.now())
-            outcome = await self._attempt(sink_id, w, row, row.alert)
-            if outcome is _Outcome.BACKOFF:
+            if await self._attempt(sink_id, w, row, row.alert) is _Outcome.BACKOFF:
                 return  # the sink is backing off: leave the rest of the batch due
-            if outcome is _Outcome.RETRY and incident is not None:
-                held.add(incident)
 
     def _waits_for_digest(self, w: _Worker, alert: Alert) -> bool:
         below = w.policy.digest_below
@@ -467,17 +472,7 @@ class Relay:
         except Exception as exc:
             # PermanentError, or a bug in the sink: it will not fix itself by waiting long.
             error = str(exc) if isinstance(exc, PermanentError) else f"sink error: {exc!r}"
-            w.health.last_error = error
-            if attempts >= self.retry.permanent_attempts:
-                for part in _parts(row):
-                    await self.store.outbox_mark_dead(part.row_id, error)
-                w.health.dead += 1
-                self._raise_health_alert(sink_id, row, error, attempts)
-                return _Outcome.DEAD
-            next_at = self.clock.now() + self.retry.delay(attempts, self.rng)
-            await self._mark_retry(row, attempts, next_at, error)
-            w.health.retried += 1
-            return _Outcome.RETRY
+            return await self._permanent(sink_id, w, row, attempts, error)
         for part in _parts(row):
             await self.store.outbox_mark_sent(part.row_id, self.clock.now())
         # Rows folded into this one (older updates of its incident) are delivered with it.
@@ -488,8 +483,53 @@ class Relay:
         w.health.consecutive_failures = 0
         if w.health.outage_reported:
             logger.warning("sink %s recovered; its backlog is being delivered", sink_id)
+        if w.health.dead_error is not None:
+            logger.warning("sink %s delivers again; what it dead-lettered stays there until "
+                           "`leakwarden alerts requeue --sink %s`", sink_id, sink_id)
         w.health.failing_since, w.health.outage_reported = None, False
+        w.health.dead_error = None
         return _Outcome.SENT
+
+    async def _permanent(self, sink_id: str, w: _Worker, row: Any, attempts: int,
+                         error: str) -> _Outcome:
+        """A permanent failure: the sink waits between attempts (rows queued behind are not
+        tried meanwhile) and the row is dead after a few. A second alert failing exactly the
+        way the last dead one did means the sink itself is gone (a deleted webhook, a revoked
+        token): that row and every other pending row of the sink go to the dead letter at once,
+        and the sink is probed with new rows at a backoff that grows to the cap."""
+        h = w.health
+        now = self.clock.now()
+        h.last_error = error
+        h.consecutive_failures += 1
+        sink_gone = h.dead_error == error
+        if attempts < self.retry.permanent_attempts and not sink_gone:
+            delay = self.retry.delay(attempts, self.rng)
+            # The row keeps its place at the head of the queue: when the sink's wait is over,
+            # the next attempt is this row's again, not a first attempt of the next row.
+            await self._mark_retry(row, attempts, getattr(row, "next_attempt_at", now), error)
+            h.retried += 1
+            h.blocked_until = now + delay
+            logger.warning("sink %s: %s; attempt %d of %d in %.1fs", sink_id, error,
+                           attempts + 1, self.retry.permanent_attempts, delay)
+            return _Outcome.BACKOFF
+        for part in _parts(row):
+            await self.store.outbox_mark_dead(part.row_id, error)
+        h.dead += 1
+        h.dead_error = error
+        logger.error("dead letter: sink %s, key %s, after %d attempt(s): %s", sink_id,
+                     row.idempotency_key, attempts, error)
+        swept = 0
+        if sink_gone:
+            swept = await self.store.outbox_dead_letter_sink(
+                sink_id, f"not sent: sink {sink_id} fails every alert the same way: {error}")
+            h.dead += swept
+            if swept:
+                logger.error("dead letter: sink %s fails every alert the same way; its %d "
+                             "other pending alert(s) moved to the dead letter", sink_id, swept)
+            h.blocked_until = now + self.retry.delay(h.consecutive_failures, self.rng)
+        h.dead_unreported += 1 + swept
+        h.dead_last = (row.idempotency_key, row.alert.hit_id, row.alert.rule_id, attempts)
+        return _Outcome.BACKOFF if sink_gone else _Outcome.DEAD
 
     async def _mark_retry(self, row: Any, attempts: int, next_at: float, error: str) -> None:
         for part in _parts(row):
@@ -541,23 +581,37 @@ class Relay:
         logger.error("sink %s unreachable for %.0fs: %s", sink_id, down_for, error)
         self.send_health(alert, exclude=sink_id)
 
-    def _raise_health_alert(self, sink_id: str, row: Any, error: str, attempts: int) -> None:
+    def _report_dead(self, sink_id: str, w: _Worker) -> None:
+        """One health alert per sink per `dead_alert_every` for the dead letters since the
+        last (the log has each): health alerts bypass the outbox, a storm would reach people.
+
+        Called after a batch, so the alert counts what the batch's sweep moved too."""
+        h = w.health
+        now = self.clock.now()
+        if not h.dead_unreported or h.dead_last is None or (
+                h.dead_alerted_at is not None and now - h.dead_alerted_at < self.dead_alert_every):
+            return
+        count, h.dead_unreported, h.dead_alerted_at = h.dead_unreported, 0, now
+        key, hit_id, rule_id, attempts = h.dead_last
+        what = f"alert {key}" if count == 1 else f"{count} alerts (the last {key})"
         alert = Alert(
-            idempotency_key=f"health:dead:{row.idempotency_key}",
-            hit_id=row.alert.hit_id,
-            incident_id=row.alert.incident_id,
+            idempotency_key=f"health:dead:{sink_id}:{int(now)}",
+            hit_id=hit_id,
+            incident_id=None,
             rule_id="leakwarden.dead-letter",
             kind="health",
             severity="high",
             matched=sink_id,
             excerpt=(
-                f"alert {row.idempotency_key} for sink {sink_id} went to the dead letter "
-                f"after {attempts} attempt(s): {error}"
+                f"{what} for sink {sink_id} went to the dead letter after {attempts} "
+                f"attempt(s); more failing the same way follow without a health alert for "
+                f"{self.dead_alert_every / 3600:g}h. List: `leakwarden alerts dead --sink "
+                f"{sink_id}`; resend: `leakwarden alerts requeue --sink {sink_id}`. "
+                f"Error: {h.dead_error}"
             ),
-            detail={"sink": sink_id, "original_rule": row.alert.rule_id},
+            detail={"sink": sink_id, "dead": count, "error": h.dead_error,
+                    "original_rule": rule_id},
         )
-        # The log always gets it: the health sink may be down too.
-        logger.error("dead letter: sink %s, key %s: %s", sink_id, row.idempotency_key, error)
         self.send_health(alert, exclude=sink_id)
 
     def send_health(self, alert: Alert, *, exclude: str | None = None) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.alerts.base import Alert
@@ -88,12 +90,104 @@ def mark_dead(conn: sqlite3.Connection, row_id: int, error: str) -> None:
                  ((error or "")[:2000], row_id))
 
 
+def dead_letter_sink(conn: sqlite3.Connection, sink_id: str, error: str) -> int:
+    """Every pending row of a sink to the dead letter (the sink fails every alert alike)."""
+    return conn.execute("UPDATE outbox SET state = 'dead', error = ? "
+                        "WHERE sink_id = ? AND state = 'pending'",
+                        ((error or "")[:2000], sink_id)).rowcount
+
+
 def requeue_dead(conn: sqlite3.Connection, sink_id: str | None, now: float) -> int:
     """Dead letters back to pending (after fixing a sink's config); returns how many."""
     cur = conn.execute(
-        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? "
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, error = NULL "
         "WHERE state = 'dead' AND (? IS NULL OR sink_id = ?)", (now, sink_id, sink_id))
     return cur.rowcount
+
+
+def move(conn: sqlite3.Connection, sink_id: str, to: str, now: float) -> tuple[int, int]:
+    """(moved, skipped): a sink's dead and pending rows handed to sink `to`, due now.
+
+    The idempotency key is per (hit, sink), so a moved row takes `to`'s key; a row whose key
+    `to` already holds (that alert was queued for it too) stays where it is, counted skipped.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        moved = skipped = 0
+        rows = conn.execute("SELECT row_id, idempotency_key FROM outbox WHERE sink_id = ? "
+                            "AND state IN ('dead', 'pending') ORDER BY row_id",
+                            (sink_id,)).fetchall()
+        for row_id, key in rows:
+            new_key = (key[:-len(sink_id)] if key.endswith(":" + sink_id) else key + ":") + to
+            cur = conn.execute(
+                "UPDATE OR IGNORE outbox SET sink_id = ?, idempotency_key = ?, "
+                "payload = json_set(payload, '$.idempotency_key', ?), state = 'pending', "
+                "attempts = 0, next_attempt_at = ?, error = NULL WHERE row_id = ?",
+                (to, new_key, new_key, now, row_id))
+            moved += cur.rowcount
+            skipped += 1 - cur.rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return moved, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One alert that went to the dead letter, as `leakwarden alerts dead` lists it."""
+
+    row_id: int
+    sink_id: str
+    idempotency_key: str
+    hit_id: str
+    incident_id: str | None
+    rule_id: str
+    kind: str
+    severity: str
+    action: str
+    attempts: int
+    error: str | None
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values; created_at as ISO 8601 UTC."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d["created_at"] = datetime.fromtimestamp(self.created_at, UTC).isoformat()
+        return d
+
+
+DEAD_COLUMNS = tuple(DeadLetter.__dataclass_fields__)
+
+
+def dead_letters(conn: sqlite3.Connection, sink_id: str | None, limit: int) -> list[DeadLetter]:
+    """Dead letters (of one sink or all), newest first."""
+    rows = conn.execute(
+        "SELECT row_id, sink_id, idempotency_key, hit_id, incident_id, "
+        "json_extract(payload, '$.rule_id'), json_extract(payload, '$.kind'), "
+        "json_extract(payload, '$.severity'), coalesce(json_extract(payload, '$.action'), "
+        "'trigger'), attempts, error, created_at FROM outbox "
+        "WHERE state = 'dead' AND (? IS NULL OR sink_id = ?) ORDER BY row_id DESC LIMIT ?",
+        (sink_id, sink_id, int(limit))).fetchall()
+    return [DeadLetter(*r) for r in rows]
+
+
+def unsent_by_sink(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """{sink_id: {"pending": n, "dead": n}} for every sink with a row not sent."""
+    # Sink by sink on the (sink_id, state, ...) index: the sent rows, the bulk of the table
+    # kept for retention_days, are never read.
+    out: dict[str, dict[str, int]] = {}
+    sink = conn.execute("SELECT min(sink_id) FROM outbox").fetchone()[0]
+    while sink is not None:
+        for state in ("pending", "dead"):
+            n = conn.execute("SELECT count(*) FROM outbox WHERE sink_id = ? AND state = ?",
+                             (sink, state)).fetchone()[0]
+            if n:
+                out.setdefault(sink, {})[state] = n
+        sink = conn.execute("SELECT min(sink_id) FROM outbox WHERE sink_id > ?",
+                            (sink,)).fetchone()[0]
+    return out
 
 
 def counts(conn: sqlite3.Connection, sink_id: str | None = None) -> dict[str, int]:

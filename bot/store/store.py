@@ -285,9 +285,26 @@ class Store:
         """Failed for good (dead letter)."""
         await self._write(outbox.mark_dead, row_id, error)
 
+    async def outbox_dead_letter_sink(self, sink_id: str, error: str) -> int:
+        """Every pending row of a sink to the dead letter; returns how many."""
+        return await self._write(outbox.dead_letter_sink, sink_id, error)
+
     async def outbox_requeue_dead(self, sink_id: str | None = None) -> int:
         """Dead letters of one sink (or all) back to pending; returns how many."""
         return await self._write(outbox.requeue_dead, sink_id, self.now())
+
+    async def outbox_move(self, sink_id: str, to: str) -> tuple[int, int]:
+        """(moved, skipped): a sink's dead and pending rows to sink `to`, due now."""
+        return await self._write(outbox.move, sink_id, to, self.now())
+
+    async def outbox_dead(self, sink_id: str | None = None,
+                          limit: int = 100) -> list[outbox.DeadLetter]:
+        """Dead letters (of one sink or all), newest first."""
+        return await self._read(outbox.dead_letters, sink_id, limit)
+
+    async def outbox_unsent_by_sink(self) -> dict[str, dict[str, int]]:
+        """{sink_id: {"pending": n, "dead": n}} for every sink with rows not sent."""
+        return await self._read(outbox.unsent_by_sink)
 
     async def outbox_counts(self, sink_id: str | None = None) -> dict[str, int]:
         """Rows per state: {"pending": n, "sent": n, "dead": n} (absent states omitted)."""

@@ -351,6 +351,7 @@ async def test_dead_lettered_alerts_make_it_not_ready(world, tmp_path):
         ready = await rt.readiness()
         assert not ready.ready and not ready.checks["outbox"].ok
         assert "dead letter" in ready.checks["outbox"].detail
+        assert "`leakwarden alerts dead`" in ready.checks["outbox"].detail  # lists them
     finally:
         await rt.stop()
 

@@ -120,6 +120,12 @@ class MemoryOutbox:
     async def outbox_mark_dead(self, row_id: int, error: str) -> None:
         self.rows[row_id].state, self.rows[row_id].error = "dead", error
 
+    async def outbox_dead_letter_sink(self, sink_id: str, error: str) -> int:
+        rows = [r for r in self.rows.values() if r.sink_id == sink_id and r.state == "pending"]
+        for r in rows:
+            r.state, r.error = "dead", error
+        return len(rows)
+
     async def outbox_counts(self) -> dict[str, int]:
         return dict(Counter(r.state for r in self.rows.values()))
 

@@ -160,6 +160,75 @@ async def test_deleted_webhook_goes_to_dead_letter_and_raises_health_alert(
     assert "secret-token" not in caplog.text  # the webhook URL's token never reaches the log
 
 
+async def test_a_dead_sink_dead_letters_its_queue_with_one_health_alert(
+    timed_store, clock, make_receiver, session, relays
+):
+    gone = await make_receiver(mode="gone")  # a deleted Discord webhook: 404 Unknown Webhook
+    ops = await make_receiver()
+    for i in range(40):
+        await timed_store.record_hits(store_message(i), [store_finding(rule=f"r{i}")],
+                                      watchlist_version="v", sinks=["mods"])
+    sinks = {"mods": DiscordWebhookSink("mods", gone.url, session),
+             "ops": hook(ops, session, "ops")}
+    relay = relays(timed_store, sinks, clock=clock, health_sinks=["ops"])
+    await relay.start()
+    await run_simulated(clock, relay, 30)
+    # 3 attempts for the first alert, one for the next: the same answer twice means the sink
+    # is gone, and the alerts merely queued behind go to the dead letter unsent.
+    assert len(gone.requests) == 4
+    assert await timed_store.outbox_counts() == {"dead": 40}
+    [health] = ops.applied.values()
+    text = health["data"]["excerpt"]
+    assert health["data"]["rule_id"] == "leakwarden.dead-letter"
+    assert "40 alerts" in text and "leakwarden alerts dead --sink mods" in text
+    assert health["data"]["detail"]["dead"] == 40
+    # New alerts keep coming for an hour: the dead sink is probed at a growing backoff, not
+    # once per alert, and people get no further health alert in that hour.
+    for minute in range(50):
+        await timed_store.record_hits(store_message(f"late{minute}"),
+                                      [store_finding(rule=f"late{minute}")],
+                                      watchlist_version="v", sinks=["mods"])
+        relay.notify(["mods"])
+        await run_simulated(clock, relay, 60, step=15)
+    probes = len(gone.requests) - 4
+    assert 5 <= probes <= 25  # at most one per 2.5-5 minutes once the backoff is capped
+    assert len(ops.applied) == 1
+    assert await timed_store.outbox_counts() == {"dead": 40 + 50}
+    # After the hour, the next dead letter raises one alert that counts what died meanwhile.
+    await run_simulated(clock, relay, 600, step=30)
+    await timed_store.record_hits(store_message("last"), [store_finding(rule="last")],
+                                  watchlist_version="v", sinks=["mods"])
+    relay.notify(["mods"])
+    await run_simulated(clock, relay, 900, step=30)
+    assert len(ops.applied) == 2
+    second = next(v for v in ops.applied.values() if v["data"] != health["data"])
+    assert second["data"]["detail"]["dead"] == 51
+
+
+async def test_one_undeliverable_alert_does_not_dead_letter_the_others(outbox, clock, relays):
+    class Picky:
+        id = "hook"
+
+        def __init__(self):
+            self.calls, self.got = [], []
+
+        async def send(self, alert):
+            self.calls.append(alert.hit_id)
+            if alert.hit_id == "hit-1":
+                raise PermanentError("HTTP 400 embed too long")
+            self.got.append(alert.hit_id)
+
+    sink = Picky()
+    for i in range(5):
+        outbox.add("hook", make_alert(i), clock.now())
+    relay = relays(outbox, {"hook": sink}, clock=clock)
+    await relay.start()
+    await run_simulated(clock, relay, 30)
+    assert sorted(sink.got) == ["hit-0", "hit-2", "hit-3", "hit-4"]
+    assert sink.calls.count("hit-1") == 3  # its own attempts; the others once each
+    assert outbox.states() == {"sent": 4, "dead": 1}
+
+
 async def test_a_crashing_sink_is_a_permanent_failure(outbox, clock, relays, caplog):
     class Broken:
         id = "broken"

@@ -110,3 +110,23 @@ async def test_failures_are_written_back(store, error, state):
     assert await store.outbox_counts() == {state: 1}
     [row] = (await store.get_hit((await store.list_hits())[0].hit_id)).deliveries
     assert row.error and "receiver says no" in row.error
+
+
+async def test_a_gone_sink_is_swept_moved_and_listed(store):
+    for i in range(3):
+        await store.record_hits(message(i), [finding(rule=f"r{i}")], watchlist_version="v",
+                                sinks=["old", "new"] if i == 0 else ["old"])
+    assert await store.outbox_unsent_by_sink() == {"new": {"pending": 1}, "old": {"pending": 3}}
+    [first, *_] = await store.outbox_due("old", T0 + 1)
+    await store.outbox_mark_dead(first.row_id, "HTTP 404")
+    assert await store.outbox_dead_letter_sink("old", "not sent: sink old is gone") == 2
+    assert await store.outbox_unsent_by_sink() == {"new": {"pending": 1}, "old": {"dead": 3}}
+    listed = await store.outbox_dead("old")
+    assert [d.rule_id for d in listed] == ["r2", "r1", "r0"]  # newest first
+    assert [d.error for d in listed] == ["not sent: sink old is gone"] * 2 + ["HTTP 404"]
+    # "new" already has r0's alert: that row stays with "old", the others move.
+    assert await store.outbox_move("old", "new") == (2, 1)
+    assert await store.outbox_unsent_by_sink() == {"new": {"pending": 3}, "old": {"dead": 1}}
+    moved = await store.outbox_due("new", T0 + 1)
+    assert sorted(r.alert.rule_id for r in moved) == ["r0", "r1", "r2"]
+    assert all(r.idempotency_key.endswith(":new") and r.attempts == 0 for r in moved)
