@@ -164,7 +164,9 @@ class Runtime:
             raise StartupError([str(err)]) from None
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         if s.jobs.leader:
-            await self.alerts.start(self.scheduler)  # the relay and digests: the leader's alone
+            # The relay and digests: the leader's alone. Stranded rows are reported once the
+            # platforms are up: a bot sink cannot post a health alert before.
+            await self.alerts.start(self.scheduler, report_stranded=False)
         await self.pipeline.start()
         self.reloader = jobs.WatchlistReloader(self.config, self._apply_config,
                                                self._reject_config, self.metrics)
@@ -192,6 +194,8 @@ class Runtime:
             self._install_signals()
         for adapter in self.adapters:
             await self._start_adapter(adapter)
+        if s.jobs.leader:
+            self._spawn(self.alerts.relay.check_stranded())
 
     def _make_adapters(self) -> list[Any]:
         s = self.settings
@@ -369,6 +373,10 @@ class Runtime:
         self.pool.update(spec)
         if self.store is not None:  # a re-sealing (or a new content key) applies to new hits
             self.store.use_content_key(fresh.content_key)
+        if self.alerts is not None and self.settings.jobs.leader:
+            # Rows queued for sinks nothing here runs (renamed, removed, or written by another
+            # process's config) are reported again; [[sinks]] themselves apply at restart.
+            self._spawn(self.alerts.relay.check_stranded())
         self.config = fresh
 
     async def _reject_config(self, lines: list[str]) -> None:

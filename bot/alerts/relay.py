@@ -56,6 +56,7 @@ class OutboxStore(Protocol):
     ) -> None: ...
     async def outbox_mark_dead(self, row_id: Any, error: str) -> None: ...
     async def outbox_dead_letter_sink(self, sink_id: str, error: str) -> int: ...
+    async def outbox_unsent_by_sink(self) -> dict[str, dict[str, int]]: ...
 
 
 HEALTH_ATTEMPTS = 6  # tries of one health alert to one sink (1+2+4+8+16 s apart by default)
@@ -302,12 +303,41 @@ class Relay:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start one task per sink; rows left from a previous run are due and go out first."""
+    async def start(self, *, report_stranded: bool = True) -> None:
+        """Start one task per sink; rows left from a previous run are due and go out first.
+
+        Rows queued for a sink this relay does not run are reported (`check_stranded`), unless
+        the caller does that itself once its health sinks can post."""
         self._stopping = False
         for sink_id, w in self._workers.items():
             if w.task is None or w.task.done():
                 w.task = asyncio.create_task(self._run(sink_id, w), name=f"relay:{sink_id}")
+        if report_stranded:
+            await self.check_stranded()
+
+    async def check_stranded(self) -> dict[str, dict[str, int]]:
+        """{sink_id: {"pending": n, "dead": n}} of rows for sinks not configured here (renamed
+        or removed): nothing would ever deliver them, so each such sink is logged and raises
+        one health alert saying how to move its rows. Called at start and on config reload."""
+        try:
+            unsent = await self.store.outbox_unsent_by_sink()
+        except Exception:  # a store hiccup must not stop the relay from starting
+            logger.exception("could not count the outbox rows of unconfigured sinks")
+            return {}
+        stranded = {s: c for s, c in unsent.items() if s not in self._workers}
+        now = int(self.clock.now())
+        for sink_id, counts in sorted(stranded.items()):
+            pending, dead = counts.get("pending", 0), counts.get("dead", 0)
+            text = (f"{pending} pending and {dead} dead alert(s) are queued for sink {sink_id}, "
+                    f"which is not configured: nothing delivers them. Add the sink back or move "
+                    f"them: `leakwarden alerts requeue --sink {sink_id} --to SINK`")
+            logger.warning("stranded alerts: %s", text)
+            self.send_health(Alert(
+                idempotency_key=f"health:stranded:{sink_id}:{now}", hit_id=f"health-{sink_id}",
+                incident_id=None, rule_id="leakwarden.sink-stranded", kind="health",
+                severity="high", matched=sink_id, excerpt=text,
+                detail={"sink": sink_id, "pending": pending, "dead": dead}))
+        return stranded
 
     async def stop(self) -> None:
         """Cancel the tasks; an interrupted send is re-sent after restart (keys dedupe it)."""

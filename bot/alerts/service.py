@@ -84,9 +84,9 @@ class AlertService:
             chosen.update(dict.fromkeys(sinks_for(finding, message, self.routes)))
         return list(chosen)
 
-    async def start(self, scheduler: Any | None = None) -> None:
+    async def start(self, scheduler: Any | None = None, *, report_stranded: bool = True) -> None:
         """Start the relay; with an apscheduler 3.x scheduler, add the digest jobs too."""
-        await self.relay.start()
+        await self.relay.start(report_stranded=report_stranded)
         if scheduler is not None:
             schedule_digests(scheduler, self.relay, self.sink_settings)
 

@@ -22,7 +22,7 @@ from bot.commands._history import (
 from bot.store import Store
 from bot.store.outbox import DEAD_COLUMNS
 
-alerts = typer.Typer(help="Alert delivery: dead letters and requeueing.",
+alerts = typer.Typer(help="Alert delivery: rows per sink, dead letters, requeueing.",
                      no_args_is_help=True)
 
 SinkOpt = Annotated[str | None, typer.Option("--sink", help="Only this sink id.")]
@@ -56,6 +56,38 @@ def dead(config: ConfigOpt, db: DbOpt = None, sink: SinkOpt = None, limit: Limit
         emit(rows, fmt, DEAD_COLUMNS, table)
 
     run_with_store(config, db, work)
+
+
+STATUS_COLUMNS = ("sink_id", "type", "configured", "pending", "dead")
+
+
+@alerts.command("status")
+def status(config: ConfigOpt, db: DbOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Alerts waiting per sink (pending, dead), and sinks the config no longer has."""
+    async def work(store: Store, cfg: Any) -> list[str]:
+        unsent = await store.outbox_unsent_by_sink()
+        types = {s.id: s.type for s in cfg.settings.sinks}
+        rows = [{"sink_id": sink, "type": types.get(sink, ""), "configured": sink in types,
+                 "pending": unsent.get(sink, {}).get("pending", 0),
+                 "dead": unsent.get(sink, {}).get("dead", 0)}
+                for sink in [*types, *sorted(set(unsent) - set(types))]]
+
+        def table(data: list[dict[str, Any]]) -> Table:
+            t = Table(title=f"{len(data)} sink(s)")
+            for col in ("sink", "type", "pending", "dead"):
+                t.add_column(col)
+            for r in data:
+                t.add_row(safe(r["sink_id"]), r["type"] or "NOT CONFIGURED", str(r["pending"]),
+                          str(r["dead"]))
+            return t
+
+        emit(rows, fmt, STATUS_COLUMNS, table)
+        return [r["sink_id"] for r in rows if not r["configured"]]
+
+    stranded = run_with_store(config, db, work)
+    for sink in stranded:
+        typer.echo(f"sink {sink} is not configured: nothing delivers its alerts; move them "
+                   f"with `leakwarden alerts requeue --sink {sink} --to SINK`", err=True)
 
 
 @alerts.command("requeue")

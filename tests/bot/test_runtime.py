@@ -126,6 +126,20 @@ async def test_a_hot_reload_applies_a_valid_edit_and_keeps_the_old_watchlist_on_
     assert rules == ["cn-iron", "cn-larkspur"]
 
 
+async def test_alerts_queued_for_a_sink_the_config_lacks_are_reported_at_each_reload(
+        world, running):
+    from tests.bot.store.conftest import finding, message
+
+    rt = await running(jobs={"watchlist_poll_seconds": 0.2})
+    # As if written before a sink was renamed: nothing in this monitor delivers them.
+    await rt.store.record_hits(message(1), [finding()], watchlist_version="v",
+                               sinks=["renamed-away"])
+    rt.config.path.write_text(rt.config.path.read_text() + "\n" + IRON)
+    await eventually(lambda: rt.reloader.applied == 1)
+    await eventually(lambda: any("renamed-away" in m.text and "requeue" in m.text
+                                 for m in world.slack.bot_messages(world.s_secops)))
+
+
 async def test_a_blind_discord_bot_is_not_ready(world, running):
     rt = await running(discord={"blind_after_empty_messages": 3})
     world.discord.withhold_content = True

@@ -126,6 +126,13 @@ class MemoryOutbox:
             r.state, r.error = "dead", error
         return len(rows)
 
+    async def outbox_unsent_by_sink(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.rows.values():
+            if r.state != "sent":
+                out.setdefault(r.sink_id, Counter())[r.state] += 1
+        return {s: dict(c) for s, c in out.items()}
+
     async def outbox_counts(self) -> dict[str, int]:
         return dict(Counter(r.state for r in self.rows.values()))
 

@@ -495,3 +495,36 @@ async def test_a_health_alert_outlasts_a_short_sink_outage(outbox, clock, relays
     await run_simulated(clock, relay, 120)
     assert ops.got == (["leakwarden.monitor-stopped"] if delivered else [])
     assert ops.tries == tries and tries <= HEALTH_ATTEMPTS
+
+
+# -- rows for a sink no longer configured -------------------------------------------------------
+
+
+async def test_rows_for_an_unconfigured_sink_are_reported_and_can_be_moved(
+    timed_store, clock, make_receiver, session, relays, caplog
+):
+    # Written while the sink was called "secops"; the config now calls it "secops-new".
+    for i in range(3):
+        await timed_store.record_hits(store_message(i), [store_finding(rule=f"r{i}")],
+                                      watchlist_version="v", sinks=["secops"])
+    [row, *_] = await timed_store.outbox_due("secops", clock.now())
+    await timed_store.outbox_mark_dead(row.row_id, "HTTP 404")
+    new, ops = await make_receiver(), await make_receiver()
+    relay = relays(timed_store, {"secops-new": hook(new, session, "secops-new"),
+                                 "ops": hook(ops, session, "ops")},
+                   clock=clock, health_sinks=["ops"])
+    caplog.set_level(logging.WARNING, "leakwarden.alerts.relay")
+    await relay.start()
+    await run_simulated(clock, relay, 5)
+    assert new.requests == []
+    [health] = ops.applied.values()
+    assert health["data"]["rule_id"] == "leakwarden.sink-stranded"
+    assert health["data"]["detail"] == {"sink": "secops", "pending": 2, "dead": 1}
+    assert "--sink secops --to" in health["data"]["excerpt"]
+    assert any("secops" in r.message and "not configured" in r.message for r in caplog.records)
+    # What `leakwarden alerts requeue --sink secops --to secops-new` does, the relay delivers.
+    assert await timed_store.outbox_move("secops", "secops-new") == (3, 0)
+    relay.notify(["secops-new"])
+    await run_simulated(clock, relay, 5)
+    assert len(new.applied) == 3 and all(k.endswith(":secops-new") for k in new.applied)
+    assert await relay.check_stranded() == {}

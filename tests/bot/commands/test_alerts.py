@@ -92,3 +92,16 @@ def test_requeue_refuses_what_would_strand_alerts(cfg, dead, args, message):
     code, _, err = run("alerts", "requeue", "-c", cfg, *args)
     assert code == 2 and message in err
     assert counts(cfg) == {"log": {"dead": 4}}  # nothing changed
+
+
+def test_status_shows_every_sink_and_flags_the_unconfigured(cfg, dead):
+    _store_work(cfg, lambda s: s.outbox_move("log", "old-secops"))  # as if renamed away
+    code, out, err = run("alerts", "status", "-c", cfg, "--format", "jsonl")
+    assert code == 0
+    assert jsonl(out) == [
+        {"sink_id": "pager", "type": "pagerduty", "configured": True, "pending": 0, "dead": 0},
+        {"sink_id": "log", "type": "log", "configured": True, "pending": 0, "dead": 0},
+        {"sink_id": "old-secops", "type": "", "configured": False, "pending": 4, "dead": 0}]
+    assert "--sink old-secops --to SINK" in err
+    code, out, _ = run("alerts", "status", "-c", cfg)
+    assert code == 0 and "NOT CONFIGURED" in out
