@@ -245,10 +245,15 @@ def digest_alert(sink_id: str, rows: Sequence[Any]) -> Alert:
     keys = sorted(r.idempotency_key for r in rows)
     key = "digest:" + sink_id + ":" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
     worst = max((r.alert for r in rows), key=lambda a: severity_rank(a.severity))
+    # One row is one hit. An update's `count` is its incident's running total, so summing the
+    # counts would say "15 hits" for an incident's five.
     by_rule: dict[str, int] = {}
+    incidents: dict[str, set[str]] = {}
     for r in rows:
-        by_rule[r.alert.rule_id] = by_rule.get(r.alert.rule_id, 0) + max(r.alert.count, 1)
-    lines = [f"{rule}: {n} hit(s)" for rule, n in sorted(by_rule.items(), key=lambda kv: -kv[1])]
+        by_rule[r.alert.rule_id] = by_rule.get(r.alert.rule_id, 0) + 1
+        incidents.setdefault(r.alert.rule_id, set()).add(r.alert.incident_id or r.alert.hit_id)
+    lines = [f"{rule}: {n} hit(s) in {len(incidents[rule])} incident(s)"
+             for rule, n in sorted(by_rule.items(), key=lambda kv: -kv[1])]
     return Alert(
         idempotency_key=key,
         hit_id=rows[0].alert.hit_id,
@@ -439,6 +444,7 @@ class Relay:
         # Incidents whose earlier row did not go out in this batch: their later rows wait
         # too (the store holds them back the same way once the earlier row is rescheduled).
         held: set[str] = set()
+        digest_due = False
         for row in rows:
             if self._stopping:
                 return
@@ -446,13 +452,19 @@ class Relay:
             if incident is not None and incident in held:
                 continue
             if self._waits_for_digest(w, row.alert):
-                at = w.policy.next_digest_at(self.clock.now())  # type: ignore[misc]
-                await self.store.outbox_mark_retry(
-                    row.row_id, row.attempts, at, "waiting for digest"
-                )
-                w.health.deferred += 1
                 if incident is not None:
                     held.add(incident)
+                # The digest this row belongs to: the first fire time at or after it was due.
+                # A row whose fire time has passed (this poll ran before the scheduled job) or
+                # whose digest failed to send goes in a digest now, not in the next period's.
+                fire = w.policy.next_digest_at(row.next_attempt_at - 0.002)  # type: ignore[misc]
+                if row.attempts > 0 or fire <= self.clock.now():
+                    digest_due = True
+                    continue
+                await self.store.outbox_mark_retry(
+                    row.row_id, row.attempts, fire, "waiting for digest"
+                )
+                w.health.deferred += 1
                 continue
             if w.bucket is not None:
                 if w.bucket.wait_time(self.clock.now()) > 0:
@@ -460,6 +472,8 @@ class Relay:
                 w.bucket.take(self.clock.now())
             if await self._attempt(sink_id, w, row, row.alert) is _Outcome.BACKOFF:
                 return  # the sink is backing off: leave the rest of the batch due
+        if digest_due:
+            await self._send_digests(sink_id, w)
 
     def _waits_for_digest(self, w: _Worker, alert: Alert) -> bool:
         below = w.policy.digest_below
@@ -570,20 +584,24 @@ class Relay:
     async def _flush_digest(self, sink_id: str, w: _Worker) -> None:
         waiters, w.digest_waiters = w.digest_waiters, []
         try:
-            while True:
-                now = self.clock.now()
-                due = await self.store.outbox_due(sink_id, now, limit=1000)
-                rows = [r for r in due if self._waits_for_digest(w, r.alert)]
-                if not rows:
-                    break
-                digest = _DigestRow(rows, digest_alert(sink_id, rows))
-                outcome = await self._attempt(sink_id, w, digest, digest.alert)
-                if outcome is not _Outcome.SENT or len(due) < 1000:
-                    break
+            await self._send_digests(sink_id, w)
         finally:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
+
+    async def _send_digests(self, sink_id: str, w: _Worker) -> None:
+        """Every due row waiting for the digest, in digests of up to 1000 rows."""
+        while True:
+            now = self.clock.now()
+            due = await self.store.outbox_due(sink_id, now, limit=1000)
+            rows = [r for r in due if self._waits_for_digest(w, r.alert)]
+            if not rows:
+                return
+            digest = _DigestRow(rows, digest_alert(sink_id, rows))
+            outcome = await self._attempt(sink_id, w, digest, digest.alert)
+            if outcome is not _Outcome.SENT or len(due) < 1000:
+                return
 
     def _check_outage(self, sink_id: str, w: _Worker, error: str) -> None:
         """One health alert when a sink has been unreachable for `outage_alert_after` seconds."""
