@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bot.alerts.settings import RouteSettings, SinkSettings, alert_problems
 from bot.files_settings import FilesSettings
-from bot.fingerprints_db import WeightsSettings
+from bot.fingerprints_db import FingerprintDbError, WeightsSettings, list_fingerprints
 from bot.jobs import JobsSettings
 from bot.logs import LoggingSettings
 from bot.pipeline import PipelineSettings
@@ -30,6 +30,8 @@ from bot.scan_settings import ScanSettings
 from bot.store.digest import ContentKey
 from bot.store.settings import StorageSettings
 from detectors import (
+    ENTRY_KINDS,
+    FINDING_KINDS,
     Problem,
     SealedWatchlist,
     SealKey,
@@ -225,6 +227,24 @@ def _open_sealed(
         return None, None, [p.describe(str(sealed_path)) for p in err.problems]
 
 
+def _rule_ids(watchlist: Watchlist, settings: Settings, path: Path) -> set[str] | None:
+    """Every rule id a finding can carry under this config (what `[[routes]] rule_ids` may
+    name), or None when a fingerprint registry cannot be read (building the engine says why)."""
+    ids = {e.id for e in (*watchlist.codenames, *watchlist.patterns)}
+    ids |= {rule.id for rule in watchlist.digests.values()}
+    if watchlist.sealed is not None:
+        ids |= {e.id for e in watchlist.sealed.entries}
+    ids |= set(FINDING_KINDS) - set(ENTRY_KINDS)  # built-in detectors: the rule id is the kind
+    for name in settings.weights.fingerprints:
+        registry = Path(name).expanduser()
+        try:
+            ids |= {fp.id for fp in list_fingerprints(
+                registry if registry.is_absolute() else path.parent / registry)}
+        except (FingerprintDbError, OSError, ValueError):
+            return None
+    return ids
+
+
 def _content_key(
     storage: StorageSettings, seal_key: SealKey | None, environ: Mapping[str, str] | None
 ) -> ContentKey | None:
@@ -308,7 +328,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             lines.append(_describe(problem, file, raw_text, overrides))
         # Checks across entries (a route naming an unknown sink ...) need the whole file.
         homes = {"discord": settings.discord, "slack": settings.slack}
-        for p in alert_problems(settings.sinks, settings.routes, platforms=homes):
+        # Known rule ids only when a route names some (and the watchlist loaded whole).
+        checked = not lines and any(r.rule_ids for r in settings.routes)
+        rule_ids = _rule_ids(watchlist, settings, path) if checked else None
+        for p in alert_problems(settings.sinks, settings.routes, platforms=homes,
+                                rule_ids=rule_ids):
             problem = Problem(p.section, p.entry_id, p.key, p.message, index=p.index)
             lines.append(_describe(problem, file, raw_text))
     if lines:

@@ -16,7 +16,7 @@ from .files.fingerprints import (
     TensorPrint,
     build_fingerprint,
 )
-from .model import Finding, Severity
+from .model import ENTRY_KINDS, FINDING_KINDS, Finding, Severity
 from .normalize import Folded, fold
 from .patterns import mask
 from .sealed import (
@@ -39,6 +39,8 @@ from .watchlist import (
 )
 
 __all__ = [
+    "ENTRY_KINDS",
+    "FINDING_KINDS",
     "MAX_FINDINGS_PER_RULE",
     "CodenameEntry",
     "DigestRule",

@@ -32,6 +32,18 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {value!r} (expected one of: {names})") from None
 
 
+# Every kind of finding the detectors make (tests/detectors/test_model.py checks each
+# Finding built in detectors/ against it). In ENTRY_KINDS the rule_id is a watchlist or
+# fingerprint-registry entry id; in the others it is the kind itself ("scan-limit").
+ENTRY_KINDS = ("codename", "pattern", "digest", "file-digest", "weights", "torrent")
+FINDING_KINDS = (
+    *ENTRY_KINDS,
+    "suspicious-unicode", "model-weights", "unsafe-pickle", "malformed-model-file",
+    "malformed-archive", "unsafe-archive-member", "encrypted-member", "file-type-mismatch",
+    "scan-limit", "scan-error",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One detection. Spans point into the ORIGINAL text, in code points."""

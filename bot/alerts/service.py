@@ -23,6 +23,7 @@ from bot.alerts.health import MonitorHealthAlerts
 from bot.alerts.registry import SinkContext, SinkFactory, build_sinks
 from bot.alerts.relay import Clock, Relay, RetryPolicy, policies_from_settings
 from bot.alerts.routing import sinks_for
+from bot.alerts.settings import unrouted_severities
 
 logger = logging.getLogger("leakwarden.alerts")
 
@@ -59,6 +60,9 @@ class AlertService:
             health_sinks=health,
         )
         self.health = MonitorHealthAlerts(self.relay.send_health)
+        if self.sinks and (unrouted := unrouted_severities(self.routes)):
+            logger.warning("[[routes]]: %s hits reach no sink: they are recorded but alert "
+                           "nobody", " and ".join(unrouted))
 
     @classmethod
     def from_settings(

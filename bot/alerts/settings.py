@@ -6,13 +6,14 @@ NAMES of the environment variables that hold them (`*_env`), resolved when the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.alerts.digest import valid_crontab
+from detectors import FINDING_KINDS
 
 SEVERITIES = ("low", "medium", "high", "critical")
 PLATFORMS = ("discord", "slack", "file")  # "file": hits recorded from offline scans
@@ -163,6 +164,15 @@ class RouteSettings(BaseModel):
             raise ValueError(f"unknown platform {unknown[0]!r} (expected {', '.join(PLATFORMS)})")
         return value
 
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in FINDING_KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r} (expected one of: "
+                             f"{', '.join(FINDING_KINDS)})")
+        return value
+
 
 class AlertsConfig(BaseModel):
     """Sinks and routes checked together: ids unique, every route names a known sink."""
@@ -190,10 +200,12 @@ class AlertProblem:
 
 
 def alert_problems(
-    sinks: list, routes: list[RouteSettings], *, platforms: Mapping[str, Any] | None = None
+    sinks: list, routes: list[RouteSettings], *, platforms: Mapping[str, Any] | None = None,
+    rule_ids: Collection[str] | None = None,
 ) -> list[AlertProblem]:
-    """Every mistake across entries: duplicate sink id, unknown sink in a route, two defaults, and
-    (with `platforms`, the [discord]/[slack] settings or None) a bot sink with nowhere to post."""
+    """Every mistake across entries: duplicate sink id, unknown sink in a route, two defaults,
+    (with `platforms`, the [discord]/[slack] settings or None) a bot sink with nowhere to post,
+    and (with `rule_ids`, every rule id a finding can carry) a route naming an unknown rule."""
     problems: list[AlertProblem] = []
     seen: set[str] = set()
     for index, sink in enumerate(sinks):
@@ -217,11 +229,22 @@ def alert_problems(
         for name in route.sinks:
             if name not in seen:
                 problems.append(AlertProblem("routes", index, "sinks", f"names unknown sink {name!r}"))
+        for rule in route.rule_ids if rule_ids is not None else ():
+            if rule not in rule_ids:
+                problems.append(AlertProblem(
+                    "routes", index, "rule_ids", f"names unknown rule {rule!r} (no watchlist "
+                    "entry, fingerprint or built-in detector has this id)"))
         defaults += route.default
         if route.default and defaults > 1:
             problems.append(AlertProblem("routes", index, "default",
                                          "only one route may have default = true"))
     return problems
+
+
+def unrouted_severities(routes: list[RouteSettings]) -> list[str]:
+    """Severities no route reaches at all: their hits are stored but alert nobody."""
+    lowest = min((severity_rank(r.min_severity) for r in routes), default=len(SEVERITIES) + 1)
+    return [s for s in SEVERITIES if SEVERITY_RANK[s] < lowest]
 
 
 # Bot sinks post through an adapter: (its section, the setting naming its own channel).

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from bot.alerts.settings import unrouted_severities
 from bot.commands import build_engine_or_exit, load_config_or_exit
 from detectors import Engine
 
@@ -28,6 +29,12 @@ def register(app: typer.Typer) -> None:
             f"{config}: ok — {len(wl.codenames)} codename(s), {len(wl.patterns)} pattern(s), "
             f"{len(wl.digests)} digest(s){sealed}{_weights(engine)}; watchlist version {wl.version}"
         )
+        s = cfg.settings
+        # Valid, but worth a second look: hits of these severities would alert nobody.
+        if (s.sinks or s.routes) and (unrouted := unrouted_severities(s.routes)):
+            typer.echo(f"warning: [[routes]]: {' and '.join(unrouted)} hits reach no sink (no "
+                       "route's min_severity is that low): they are recorded but alert nobody",
+                       err=True)
 
 
 def _weights(engine: Engine) -> str:

@@ -57,6 +57,9 @@ def test_error_names_file_entry_key_and_line(tmp_path):
     assert any(ln.startswith(f"{path}:15: [patterns id='p1'] regex:") for ln in lines), lines
 
 
+ROUTED = "[[codenames]]\nid = 'cn-larkspur'\nterm = 'Larkspur'\n[[sinks]]\nid = 'a'\ntype = 'log'\n"
+
+
 @pytest.mark.parametrize(
     "body,needle",
     [
@@ -81,11 +84,30 @@ def test_error_names_file_entry_key_and_line(tmp_path):
          "[sinks id='d'] channel: set channel here or [discord] modlog_channel"),
         ("[[sinks]]\nid = 'a'\ntype = 'log'\n[[routes]]\nplatforms = ['discrod']\nsinks = ['a']\n",
          "[routes #1] platforms: Value error, unknown platform 'discrod'"),
+        # A route's rule ids and kinds must exist, or it would silently route nothing.
+        (ROUTED + "[[routes]]\nkinds = ['codenme']\nsinks = ['a']\n",
+         ":8: [routes #1] kinds: Value error, unknown kind 'codenme' (expected one of: codename,"),
+        (ROUTED + "[[routes]]\nsinks = ['a']\n[[routes]]\nrule_ids = ['cn-larksp']\nsinks = ['a']\n",
+         ":10: [routes #2] rule_ids: names unknown rule 'cn-larksp'"),
     ],
 )
 def test_refusals(tmp_path, body, needle):
     lines = errors_of(write(tmp_path, body))
     assert any(needle in ln for ln in lines), lines
+
+
+@pytest.mark.parametrize("rule", ["cn-larkspur", "p-key", "ckpt", "scan-limit", "unsafe-pickle",
+                                  "fp-llama"])
+def test_routes_may_name_every_rule_a_finding_can_carry(tmp_path, rule):
+    from bot.fingerprints_db import save_fingerprint
+    from detectors import build_fingerprint
+
+    weights = build_fingerprint("fp-llama", "high", [("m.bin", [b"\x00" * 4096])])
+    save_fingerprint(tmp_path / "fingerprints.db", weights)
+    body = (ROUTED + "[[patterns]]\nid = 'p-key'\nregex = 'sk-[a-z]{8}'\n[[hashes]]\nid = 'ckpt'\n"
+            f"digest = '{'a' * 64}'\n[weights]\nfingerprints = ['fingerprints.db']\n"
+            f"[[routes]]\nrule_ids = ['{rule}']\nsinks = ['a']\n")
+    assert load_config(write(tmp_path, body)).settings.routes[0].rule_ids == [rule]
 
 
 def test_missing_file(tmp_path):

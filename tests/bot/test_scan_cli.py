@@ -194,6 +194,19 @@ def test_check_config_ok(cfg):
     assert code == 0 and "2 codename(s)" in out
 
 
+@pytest.mark.parametrize(("routes", "warning"), [
+    ("", None),  # no sinks: a scan-only config alerts nobody on purpose
+    ("[[sinks]]\nid = 's'\ntype = 'log'\n", "low and medium and high and critical hits reach"),
+    ("[[sinks]]\nid = 's'\ntype = 'log'\n[[routes]]\nmin_severity = 'critical'\nsinks = ['s']\n",
+     "low and medium and high hits reach no sink"),
+    ("[[sinks]]\nid = 's'\ntype = 'log'\n[[routes]]\ndefault = true\nsinks = ['s']\n", None),
+])
+def test_check_config_warns_when_a_severity_reaches_no_sink(cfg, routes, warning):
+    code, out, err = run("check-config", "-c", _with(cfg, routes))
+    assert code == 0 and "ok" in out  # valid all the same
+    assert (warning in err) if warning else "warning" not in err
+
+
 def test_check_config_reads_the_weights_registries_as_run_does(tmp_path, cfg):
     db = tmp_path / "fp.db"
     assert run("fingerprint", "add", _checkpoint(tmp_path / "m.safetensors", 1), "--id", "a", "--db", db)[0] == 0

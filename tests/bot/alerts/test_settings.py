@@ -11,7 +11,10 @@ from bot.alerts.settings import (
     AlertsConfig,
     DiscordWebhookSinkSettings,
     PagerDutySinkSettings,
+    RouteSettings,
     WebhookSinkSettings,
+    alert_problems,
+    unrouted_severities,
 )
 
 EXAMPLE = """
@@ -95,6 +98,7 @@ def _with(sink_patch: dict | None = None, route_patch: dict | None = None) -> di
         (_with(route_patch={"default": True}), "only one route"),
         (_with(route_patch={"sinks": []}), "sinks"),
         (_with({"rate_limit": {"per_minute": 0}}), "per_minute"),
+        (_with(route_patch={"kinds": ["codenme"]}), "unknown kind 'codenme'"),
     ],
 )
 def test_invalid_config_is_refused_with_a_message_naming_the_key(doc, message):
@@ -106,3 +110,26 @@ def test_invalid_config_is_refused_with_a_message_naming_the_key(doc, message):
 def test_settings_hold_env_var_names_only():
     sink = WebhookSinkSettings(id="x", type="webhook", url_env="X_URL", secret_env="X_SECRET")
     assert "X_URL" in repr(sink)  # names are fine to show; values never reach settings
+
+
+def test_route_rule_ids_are_checked_when_the_known_ids_are_given():
+    config = AlertsConfig.model_validate(_with(route_patch={"rule_ids": ["cn-a", "cn-typo"]}))
+    assert alert_problems(config.sinks, config.routes) == []  # nothing to check against
+    [problem] = alert_problems(config.sinks, config.routes, rule_ids={"cn-a"})
+    assert (problem.section, problem.index, problem.key) == ("routes", 1, "rule_ids")
+    assert "'cn-typo'" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("min_severities", "unrouted"),
+    [
+        ([], ["low", "medium", "high", "critical"]),
+        (["critical"], ["low", "medium", "high"]),
+        (["critical", "medium"], ["low"]),
+        (["low"], []),
+    ],
+)
+def test_unrouted_severities(min_severities, unrouted):
+    routes = [RouteSettings(min_severity=s, kinds=["codename"], sinks=["x"])
+              for s in min_severities]
+    assert unrouted_severities(routes) == unrouted
