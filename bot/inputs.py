@@ -50,7 +50,18 @@ class InputError:
         return f"{where}: {self.message}"
 
 
-Item = ScanItem | InputError
+@dataclass(frozen=True, slots=True)
+class InputNote:
+    """Something a reader did that the user should know of, but not an error (stderr, once)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+Item = ScanItem | InputError | InputNote
 
 
 def _decode(data: bytes) -> str:
@@ -144,20 +155,33 @@ def _conformed(path: str, i: int, msg: dict[str, Any],
 
 
 def read_jsonl(path: str, data: bytes) -> Iterator[Item]:
-    """`{"id": ..., "text": ...}` a line; bad lines are reported with their number."""
-    for lineno, raw in enumerate(_decode(data).splitlines(), 1):
+    """`{"id": ..., "text": ...}` a line. Any other line (another shape, or not JSON: reported
+    with its number) is scanned as plain text at its place in the file, so nothing is lost."""
+    lines = _decode(data).split("\n")  # JSONL's separator; a string may hold U+2028 and such
+    plain: set[int] = set()  # lines scanned as text
+    other = 0
+    for i, raw in enumerate(lines):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as err:
-            yield InputError(path, f"invalid JSON: {err.msg} (column {err.colno})", lineno)
+            yield InputError(path, f"invalid JSON: {err.msg} (column {err.colno})", i + 1)
+            plain.add(i)
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("text", obj.get("content")), str):
-            yield InputError(path, 'expected an object with a string "text"', lineno)
+        text = obj.get("text", obj.get("content")) if isinstance(obj, dict) else None
+        if not isinstance(text, str):
+            other += 1
+            plain.add(i)
             continue
         mid = obj.get("id", obj.get("message_id"))
-        yield ScanItem(path, None if mid is None else str(mid), text=obj.get("text", obj.get("content")))
+        yield ScanItem(path, None if mid is None else str(mid), text=text)
+    if plain:  # message lines blanked out: offsets, lines and columns stay the file's
+        masked = "\n".join(ln if i in plain else " " * len(ln) for i, ln in enumerate(lines))
+        yield ScanItem(path, text=masked, is_file_text=True)
+    if other:
+        yield InputNote(path, f'{other} line(s) are not {{"id", "text"}} messages: scanned as '
+                              "plain text")  # fmt: skip
 
 
 def _embed_texts(embed: dict[str, Any]) -> Iterator[str]:
@@ -352,8 +376,9 @@ def _from_bytes(path: str, data: bytes) -> Iterator[Item]:
                 "content")), str)):  # a JSONL file of one message is a JSONL file too
             if doc is not None or _first_line_is_json(stripped):
                 yield from read_jsonl(path, data)  # one message a line
-            else:  # one broken document (a truncated export, say): one error, where it broke
-                yield _json_error(path, data)
+            else:  # one broken document (a truncated export, say): one error, where it broke,
+                yield _json_error(path, data)  # and its text scanned as plain text
+                yield ScanItem(path, text=_decode(data), is_file_text=True)
             return
     yield ScanItem(path, text=_decode(data), is_file_text=True)
 

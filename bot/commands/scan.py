@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot import report
 from bot.commands import build_engine_or_exit, load_config_or_exit
-from bot.inputs import InputError, ScanItem, iter_inputs
+from bot.inputs import InputError, InputNote, Item, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
 from bot.store import StoreError
 from bot.store.offline import record_results
@@ -59,11 +59,10 @@ def _failed(item: ScanItem, err: Exception) -> str:
     return f"{where}: scan failed: {type(err).__name__}: {err}"
 
 
-def scan_inputs(
-    engine: Engine, items: Iterable[ScanItem | InputError]
-) -> Iterator[tuple[ScanItem | InputError, list[Result] | str]]:
-    """(item, its results) for each scanned item and (error, message) for each bad input, in
-    input order. Texts of one location are scanned in batches, as the monitor's pipeline does."""
+def scan_inputs(engine: Engine, items: Iterable[Item]) -> Iterator[tuple[Item, list[Result] | str]]:
+    """(item, its results) for each scanned item and (error or note, its message) for each bad
+    input or note, in input order. Texts of one location are scanned in batches, as the
+    monitor's pipeline does."""
     pending: list[ScanItem] = []
 
     def flush():
@@ -79,7 +78,7 @@ def scan_inputs(
         pending.clear()
 
     for item in items:
-        if isinstance(item, InputError):
+        if isinstance(item, InputError | InputNote):
             yield from flush() if pending else ()
             yield item, str(item)
             continue
@@ -132,16 +131,21 @@ def register(app: typer.Typer) -> None:
 
         results: list[Result] = []
         errors: list[str] = []
+        notes: list[str] = []
         with _progress(Console(stderr=True)) as bar:
             task = bar.add_task("scan", total=None) if bar else None
-            for _item, found in scan_inputs(engine, iter_inputs(paths, sys.stdin.buffer)):
-                if isinstance(found, str):
+            for item, found in scan_inputs(engine, iter_inputs(paths, sys.stdin.buffer)):
+                if isinstance(item, InputNote):
+                    notes.append(str(found))
+                elif isinstance(found, str):
                     errors.append(found)
                 else:
                     results.extend(found)
                 if bar:
                     bar.advance(task)
 
+        for n in notes:
+            typer.echo(f"note: {n}", err=True)
         out = output.open("w", encoding="utf-8") if output else sys.stdout
         try:
             if fmt is Format.jsonl:

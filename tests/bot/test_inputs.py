@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.inputs import InputError, ScanItem, _guarded, iter_inputs
+from bot.inputs import InputError, InputNote, ScanItem, _guarded, iter_inputs, read_jsonl
 
 
 def _read(path: Path) -> tuple[list[tuple[str | None, str, str | None]], list[str]]:
@@ -76,3 +76,23 @@ def test_a_reader_that_fails_part_way_keeps_what_it_read_and_names_the_file():
     first, error = _guarded("x.json", reader())
     assert first.text == "first"
     assert str(error) == "x.json: cannot read: KeyError: 'boom'"
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ('{"msg": "Larkspur"}', None),
+    ('{"id": 1, "text": 5}', None),
+    ("[1, 2]", None),
+    ('"a string"', None),
+    ("Larkspur, not JSON", "invalid JSON: Expecting value (column 1)"),
+])
+def test_a_jsonl_line_that_is_no_message_is_scanned_in_place(line, error):
+    first, last = '{"id": "a", "text": "first"}', '{"id": "b", "text": "last"}'
+    data = f"{first}\n{line}\n{last}\n".encode()
+    items = list(read_jsonl("x.jsonl", data))
+    messages = [i.text for i in items if isinstance(i, ScanItem) and not i.is_file_text]
+    [plain] = [i for i in items if isinstance(i, ScanItem) and i.is_file_text]
+    assert messages == ["first", "last"]
+    # Message lines are blanked, so offsets in the plain text are offsets in the file.
+    assert plain.text == f"{' ' * len(first)}\n{line}\n{' ' * len(last)}\n"
+    assert [str(e) for e in items if isinstance(e, InputError)] == ([f"x.jsonl:2: {error}"] if error else [])
+    assert len([n for n in items if isinstance(n, InputNote)]) == (0 if error else 1)

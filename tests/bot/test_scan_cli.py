@@ -248,15 +248,27 @@ def test_progress_bar_only_on_a_terminal():
     assert not isinstance(_progress(Console(file=io.StringIO())), Progress)
 
 
-def test_broken_export_is_one_error_with_its_line_and_the_rest_is_scanned(tmp_path, cfg):
+def test_broken_export_is_one_error_with_its_line_and_its_text_is_still_scanned(tmp_path, cfg):
     broken = tmp_path / "export.json"
     broken.write_text('{\n  "guild": {"id": "1"},\n  "messages": [\n    {"id": "7", "content": "Larkspur"\n')
     good = tmp_path / "b.txt"
     good.write_text("Larkspur")
     code, out, err = run("scan", broken, good, "-c", cfg, "-f", "jsonl")
     assert code == 2
-    assert [r["path"] for r in jsonl(out)] == [str(good)]
+    assert [(r["path"], r.get("line")) for r in jsonl(out)] == [(str(broken), 4), (str(good), 1)]
     assert err.count("invalid JSON") == 1 and f"{broken}:5: invalid JSON" in err
+
+
+def test_jsonl_lines_of_another_shape_are_scanned_as_text_with_one_note(tmp_path, cfg):
+    f = tmp_path / "app.jsonl"
+    f.write_text('{"id": "m1", "text": "hi"}\n{"msg": "deploying Larkspur"}\n[1, 2]\n'
+                 '{"level": "info", "msg": "Larkspur again"}\n')
+    code, out, err = run("scan", f, "-c", cfg, "-f", "jsonl")
+    assert code == 1  # not an error: the file is scanned whole
+    rows = jsonl(out)
+    assert [(r["message_id"], r["line"], r["column"]) for r in rows] == [(None, 2, 20), (None, 4, 27)]
+    assert err.count("note:") == 1
+    assert f'note: {f}: 3 line(s) are not {{"id", "text"}} messages: scanned as plain text' in err
 
 
 def test_large_exports_are_scanned_in_batches_with_the_same_results(tmp_path, cfg):
