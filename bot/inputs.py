@@ -455,10 +455,14 @@ def _path_inputs(raw: str, stdin: BinaryIO | None) -> Iterator[Item]:
     except OSError as err:
         yield InputError(raw, f"cannot read: {err.strerror}")
         return
+    # A file read here (not streamed: the file scanner scans its name itself) has its name
+    # scanned as an attachment's is: "Larkspur-plan.txt" is a mention.
+    name = ScanItem(raw, location=f"filename:{p.name}", text=p.name)
     if head.startswith(b"PK") and zipfile.is_zipfile(p):
         try:
             with zipfile.ZipFile(p) as zf:
                 if _is_slack_export({PurePosixPath(n).name for n in zf.namelist() if "/" not in n}):
+                    yield name
                     yield from read_slack_export_zip(raw, zf)
                     return
         except zipfile.BadZipFile:
@@ -466,6 +470,7 @@ def _path_inputs(raw: str, stdin: BinaryIO | None) -> Iterator[Item]:
     suffix = p.suffix.lower()
     if _looks_textual(head) and p.stat().st_size <= MAX_JSON_BYTES:
         data = p.read_bytes()
+        yield name
         if suffix in (".jsonl", ".ndjson"):
             yield from read_jsonl(raw, data)
         else:

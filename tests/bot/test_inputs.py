@@ -11,9 +11,11 @@ from bot.inputs import InputError, InputNote, ScanItem, _guarded, iter_inputs, r
 
 
 def _read(path: Path) -> tuple[list[tuple[str | None, str, str | None]], list[str]]:
-    """(message_id, location, text) of each scan item and str() of each error."""
+    """(message_id, location, text) of each scan item (but the input's own name) and str() of
+    each error."""
     items = list(iter_inputs([str(path)]))
-    scanned = [(i.message_id, i.location, i.text) for i in items if isinstance(i, ScanItem)]
+    scanned = [(i.message_id, i.location, i.text) for i in items
+               if isinstance(i, ScanItem) and i.location != f"filename:{path.name}"]
     return scanned, [str(e) for e in items if isinstance(e, InputError)]
 
 
@@ -96,3 +98,18 @@ def test_a_jsonl_line_that_is_no_message_is_scanned_in_place(line, error):
     assert plain.text == f"{' ' * len(first)}\n{line}\n{' ' * len(last)}\n"
     assert [str(e) for e in items if isinstance(e, InputError)] == ([f"x.jsonl:2: {error}"] if error else [])
     assert len([n for n in items if isinstance(n, InputNote)]) == (0 if error else 1)
+
+
+@pytest.mark.parametrize(("name", "body", "scanned_as_text"), [
+    ("Larkspur-plan.txt", b"hello\n", True),
+    ("Larkspur.jsonl", b'{"id": "1", "text": "hi"}\n', True),
+    ("Larkspur.json", b'{"messages": []}', True),
+    ("Larkspur.bin", bytes(range(256)), False),  # streamed: the file scanner scans the name
+])
+def test_the_name_of_a_file_read_here_is_scanned(tmp_path, name, body, scanned_as_text):
+    f = tmp_path / name
+    f.write_bytes(body)
+    items = [i for i in iter_inputs([str(f)]) if isinstance(i, ScanItem)]
+    names = [(i.location, i.text) for i in items if i.location.startswith("filename:")]
+    assert names == ([(f"filename:{name}", name)] if scanned_as_text else [])
+    assert scanned_as_text or [i.filename for i in items] == [name]
