@@ -136,23 +136,29 @@ def write_sarif(results: list[Result], errors: list[str], out: IO[str], version:
                 "properties": {"kind": f.kind},
             },
         )
-        region: dict[str, Any] = {"snippet": {"text": f.excerpt}}
-        if r.line is not None:
-            region.update(startLine=r.line, startColumn=r.column)
-        if f.start is not None:
-            region.update(charOffset=f.start, charLength=(f.end or f.start) - f.start)
-        location: dict[str, Any] = {
-            "physicalLocation": {"artifactLocation": {"uri": r.path}, "region": region}
-        }
+        physical: dict[str, Any] = {"artifactLocation": {"uri": r.path}}
+        properties: dict[str, Any] = {"severity": str(f.severity), "score": f.score,
+                                      "location": f.location, "excerpt": f.excerpt}
+        if r.line is not None:  # a span of the file's own text: a region of the artifact (no
+            # snippet: SARIF's is the region's exact text; the excerpt is redacted context)
+            region: dict[str, Any] = {"startLine": r.line, "startColumn": r.column}
+            if f.start is not None:  # SARIF: from the artifact's start, in code points (columnKind)
+                region.update(charOffset=f.start, charLength=(f.end or f.start) - f.start)
+            physical["region"] = region
+        elif f.start is not None:  # a span of a message, a member, a file's name: not of the
+            properties.update(start=f.start, end=f.end)  # artifact, so no region: offsets in `location`
+        location: dict[str, Any] = {"physicalLocation": physical}
         if r.message_id:
             location["logicalLocations"] = [{"name": r.message_id, "kind": "message"}]
+        elif f.location != "text":
+            location["logicalLocations"] = [{"fullyQualifiedName": f.location, "kind": "resource"}]
         sarif_results.append(
             {
                 "ruleId": f.rule_id,
                 "level": SARIF_LEVEL[f.severity],
                 "message": {"text": f"{f.kind} {f.rule_id} ({f.severity}): {f.matched}"},
                 "locations": [location],
-                "properties": {"severity": str(f.severity), "score": f.score, "location": f.location},
+                "properties": properties,
             }
         )
     doc = {
@@ -168,6 +174,7 @@ def write_sarif(results: list[Result], errors: list[str], out: IO[str], version:
                         "rules": list(rules.values()),
                     }
                 },
+                "columnKind": "unicodeCodePoints",  # columns and offsets count code points
                 "results": sarif_results,
                 "invocations": [
                     {

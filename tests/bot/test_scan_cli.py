@@ -417,3 +417,39 @@ def test_stdin_too_large_to_load_is_streamed(monkeypatch, cfg):
     assert code == 1
     [row] = jsonl(out)
     assert (row["location"], row["start"]) == ("attachment:stdin", 70_001)
+
+
+# ---- SARIF: a region only where the span is the file's own text ------------------------------
+
+
+def _sarif_locations(*args):
+    code, out, _ = run("scan", *args, "-f", "sarif")
+    assert code == 1
+    run_ = json.loads(out)["runs"][0]
+    assert run_["columnKind"] == "unicodeCodePoints"
+    return [(r["locations"][0], r["properties"]) for r in run_["results"]]
+
+
+def test_sarif_region_of_a_text_file_counts_from_the_file_start(tmp_path, cfg):
+    f = tmp_path / "notes.txt"
+    f.write_text("héllo 👀\nwe ship Larkspur\n")  # offsets and columns in code points
+    [(loc, _)] = _sarif_locations(f, "-c", cfg)
+    region = loc["physicalLocation"]["region"]
+    assert region == {"startLine": 2, "startColumn": 9, "charOffset": 16, "charLength": 8}
+    assert f.read_text()[16:24] == "Larkspur"
+
+
+def test_sarif_spans_of_messages_and_members_are_not_file_regions(tmp_path, cfg):
+    msgs = tmp_path / "m.jsonl"
+    msgs.write_text('{"id": "m1", "text": "psst Larkspur"}\n')
+    z = tmp_path / "a.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("n.txt", "x Larkspur")
+    (msg, msg_props), (member, member_props) = _sarif_locations(msgs, z, "-c", cfg)
+    assert msg == {"physicalLocation": {"artifactLocation": {"uri": str(msgs)}},
+                   "logicalLocations": [{"name": "m1", "kind": "message"}]}
+    assert (msg_props["start"], msg_props["end"], msg_props["location"]) == (5, 13, "text")
+    assert member == {"physicalLocation": {"artifactLocation": {"uri": str(z)}},
+                      "logicalLocations": [{"fullyQualifiedName": "attachment:a.zip/n.txt",
+                                            "kind": "resource"}]}
+    assert (member_props["start"], member_props["end"]) == (2, 10)
