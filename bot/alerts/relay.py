@@ -412,11 +412,9 @@ class Relay:
             self._report_dead(sink_id, w)
             return
         w.wake.clear()  # cleared before reading, so a notify during the read is not lost
-        limit = self.batch_size
-        if w.bucket is not None:
-            # Fetch only what may be sent now: the rest stays in the store and coalesces.
-            limit = max(1, min(limit, w.bucket.available(now)))
-        rows = await self.store.outbox_due(sink_id, now, limit=limit)
+        # A whole batch even when the rate limit allows one send: an incident's updates due
+        # now are folded into that one send, not spread over one send per token.
+        rows = await self.store.outbox_due(sink_id, now, limit=self.batch_size)
         if not rows:
             await self._wait(w, self.poll_interval, wakeable=True)
             return

@@ -16,7 +16,9 @@ from bot.alerts.digest import valid_crontab
 from detectors import FINDING_KINDS
 
 SEVERITIES = ("low", "medium", "high", "critical")
-PLATFORMS = ("discord", "slack", "file")  # "file": hits recorded from offline scans
+# Where routed hits come from. Offline scans (`scan --record`) are recorded without alerts, so
+# no hit is ever routed from a file: a route naming "file" would match nothing, and is refused.
+PLATFORMS = ("discord", "slack")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
 
 # Env var names are plain identifiers; refusing anything else catches a pasted secret early.
@@ -160,6 +162,9 @@ class RouteSettings(BaseModel):
     def _known_platforms(cls, value: list[str]) -> list[str]:
         # A typo here would silently never match: refuse it.
         unknown = [p for p in value if p not in PLATFORMS]
+        if "file" in unknown:
+            raise ValueError("'file' routes nothing: offline scans (scan --record) are recorded "
+                             "in the history without alerts")
         if unknown:
             raise ValueError(f"unknown platform {unknown[0]!r} (expected {', '.join(PLATFORMS)})")
         return value

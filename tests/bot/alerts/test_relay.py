@@ -528,3 +528,19 @@ async def test_rows_for_an_unconfigured_sink_are_reported_and_can_be_moved(
     await run_simulated(clock, relay, 5)
     assert len(new.applied) == 3 and all(k.endswith(":secops-new") for k in new.applied)
     assert await relay.check_stranded() == {}
+
+
+async def test_a_rate_limited_storm_of_one_incident_is_one_alert_and_few_updates(
+    outbox, clock, receiver, session, relays
+):
+    # One incident: its first alert and 59 updates, all due while the sink may send 10 at once.
+    for n in range(60):
+        outbox.add("hook", make_alert(n, incident_id="inc-1", count=n + 1, is_update=n > 0),
+                   clock.now())
+    relay = relays(outbox, {"hook": hook(receiver, session)}, clock=clock,
+                   policies={"hook": SinkPolicy(rate_per_minute=30, burst=10)})
+    await relay.start()
+    await run_simulated(clock, relay, 180)
+    [alert] = [json.loads(r["body"])["data"] for r in receiver.requests]
+    assert (alert["hit_id"], alert["count"], alert["is_update"]) == ("hit-0", 60, False)
+    assert outbox.states() == {"sent": 60}

@@ -99,6 +99,7 @@ def _with(sink_patch: dict | None = None, route_patch: dict | None = None) -> di
         (_with(route_patch={"sinks": []}), "sinks"),
         (_with({"rate_limit": {"per_minute": 0}}), "per_minute"),
         (_with(route_patch={"kinds": ["codenme"]}), "unknown kind 'codenme'"),
+        (_with(route_patch={"platforms": ["file"]}), "offline scans (scan --record) are recorded"),
     ],
 )
 def test_invalid_config_is_refused_with_a_message_naming_the_key(doc, message):
