@@ -41,11 +41,13 @@ LEET_SYMBOLS = {"@": "a", "$": "s", "!": "l", "|": "l"}
 LEET_AS_I = {"1": "i", "!": "i", "|": "i"}  # the other reading of the i/l-ambiguous glyphs
 
 # Texts that need the leet reading: a digit next to a letter (glued, or one separator away as in
-# "L a r k 5"), a leet symbol between letters ("L@rk", but not "hi!" or "@user"), @ or $ after a
-# letter ("minor$@" is Minorsa) or $ before one ("$ilwen" is Silwen; "$HOME" read as "shome"
-# matches nothing).
+# "L a r k 5"), a leet symbol between letters ("L@rk", but not "hi!"), @ or $ after a letter,
+# glued or one separator away ("minor$@" is Minorsa, "Thuur @nny" is Thuur Anny), or $ before
+# one ("$ilwen" is Silwen; "$HOME" read as "shome" matches nothing). A message opening with
+# "@user" stays plain: that is a mention.
 LEET_HINT = re.compile(
-    r"[^\W\d_][\W_]?[013457]|[013457][\W_]?[^\W\d_]|[^\W\d_][@$!|]+[^\W\d_]|[^\W\d_][@$]|\$[^\W\d_]"
+    r"[^\W\d_][\W_]?[013457]|[013457][\W_]?[^\W\d_]|[^\W\d_][@$!|]+[^\W\d_]"
+    r"|[^\W\d_][\W_]?[@$]|\$[^\W\d_]"
 )
 
 

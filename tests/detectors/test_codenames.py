@@ -238,8 +238,10 @@ def test_a_dollar_before_letters_reads_as_s():
 @pytest.mark.parametrize(("text", "rule", "span"), [
     ("could go minor$@ now", "minorsa", "minor$@"),  # @ and $ after the letters: the leet reading
     ("water $ilwen weights", "silwen", "$ilwen"),  # $ before them
+    ("this thuur @nny for", "thuur-anny", "thuur @nny"),  # @ one separator after a letter
 ])
 def test_leet_symbols_at_a_word_edge_are_read(text, rule, span):
     engine = Engine(load_watchlist({"codenames": [{"id": "minorsa", "term": "Minorsa"},
-                                                  {"id": "silwen", "term": "Silwen"}]}))
+                                                  {"id": "silwen", "term": "Silwen"},
+                                                  {"id": "thuur-anny", "term": "Thuur Anny"}]}))
     assert codename_hits(engine, text) == [(rule, span)]
