@@ -8,9 +8,27 @@ the index, so searches always see every hit.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
+from bot.store.text import safe_text
+
 BATCH = 256
+_TOKEN = re.compile(r"[^\s\"]+\*?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def fts_query(text: str) -> str:
+    """Free text as a safe FTS5 query: every word must appear; a trailing * is a prefix."""
+    terms = []
+    # SQLite reads query text as a C string (a NUL ends it) and cannot take lone surrogates.
+    text = _CONTROL.sub(" ", safe_text(text) or "")
+    for token in _TOKEN.findall(text):
+        star = token.endswith("*") and len(token) > 1
+        word = token.rstrip("*")
+        if word:
+            terms.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
+    return " ".join(terms)
 
 
 def pending(conn: sqlite3.Connection) -> int:

@@ -7,11 +7,11 @@ fast on millions of hits; benchmarks/store.py measures it.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections import Counter
 from typing import Any
 
+from bot.store import incident_search
 from bot.store.models import (
     Delivery,
     Hit,
@@ -24,7 +24,7 @@ from bot.store.models import (
     Suppression,
     TriageEvent,
 )
-from bot.store.text import safe_text
+from bot.store.plan import capped_count, in_list, plan
 from detectors import Severity
 
 HIT_COLUMNS = (
@@ -37,11 +37,10 @@ INCIDENT_COLUMNS = (
     "incident_id, rule_id, kind, severity, matched, match_key, status, assignee, hit_count, "
     "platforms, communities, channels, first_seen, last_seen, updated_at"
 )
+_FIRST_SEEN = [c.strip() for c in INCIDENT_COLUMNS.split(",")].index("first_seen")
 FACETS = ("rule_id", "kind", "severity", "platform", "community_id", "channel_id", "status")
 FACET_SAMPLE = 5_000  # facets count the newest matching hits, so a page never scans 1M rows
 COLS = ", ".join("h." + c.strip() for c in HIT_COLUMNS.split(","))
-_TOKEN = re.compile(r"[^\s\"]+\*?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def severity_name(value: int) -> str:
@@ -67,117 +66,38 @@ def incident_of(row: tuple, places: tuple[Place, ...] = ()) -> Incident:
     return Incident(*values, places=places)
 
 
-def fts_query(text: str) -> str:
-    """Free text as a safe FTS5 query: every word must appear; a trailing * is a prefix."""
-    terms = []
-    # SQLite reads query text as a C string (a NUL ends it) and cannot take lone surrogates.
-    text = _CONTROL.sub(" ", safe_text(text) or "")
-    for token in _TOKEN.findall(text):
-        star = token.endswith("*") and len(token) > 1
-        word = token.rstrip("*")
-        if word:
-            terms.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
-    return " ".join(terms)
-
-
-def _in(column: str, values: tuple[str, ...], clauses: list[str], params: list[Any]) -> None:
-    if values:
-        clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-        params.extend(values)
-
-
-def where(f: HitFilter, alias: str = "h") -> tuple[str, list[Any]]:
-    """The SQL condition (and parameters) a filter means over `hits AS alias`."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    a = alias + "."
-    if f.since is not None:
-        clauses.append(f"{a}event_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append(f"{a}event_at < ?")
-        params.append(f.until)
-    if f.min_severity is not None:
-        clauses.append(f"{a}severity >= ?")
-        params.append(int(f.min_severity))
-    _in(a + "rule_id", f.rules, clauses, params)
-    _in(a + "kind", f.kinds, clauses, params)
-    _in(a + "platform", f.platforms, clauses, params)
-    _in(a + "community_id", f.communities, clauses, params)
-    _in(a + "channel_id", f.channels, clauses, params)
-    _in(a + "status", f.statuses, clauses, params)
-    if f.authors:
-        # Ids have an index; names are found through the full-text index (no second index to
-        # pay for on every write), then compared exactly.
-        marks = ",".join("?" * len(f.authors))
-        names = " OR ".join(f"author_name : {q}" for q in map(fts_query, f.authors) if q)
-        pick = f"SELECT seq FROM hits WHERE author_id IN ({marks})"
-        if names:
-            pick += " UNION SELECT rowid FROM hits_fts WHERE hits_fts MATCH ?"
-        clauses.append(f"{a}seq IN ({pick}) AND "
-                       f"({a}author_id IN ({marks}) OR {a}author_name IN ({marks}))")
-        params.extend([*f.authors, *([names] if names else []), *f.authors, *f.authors])
-    if f.incident_id:
-        clauses.append(f"{a}incident_id = ?")
-        params.append(f.incident_id)
-    return (" AND ".join(clauses) or "1"), params
-
-
-def source(f: HitFilter) -> tuple[str, list[Any], str]:
-    """(FROM clause, its parameters, newest-first ORDER BY) for hits matching `f`'s search.
-
-    A search starts from the full-text index and walks it newest row first, so LIMIT stops it
-    early; `seq IN (SELECT rowid ... MATCH)` would first collect every match (all of them, for
-    a common word).
-    """
-    if f.query and (q := fts_query(f.query)):
-        return ("hits_fts JOIN hits AS h ON h.seq = hits_fts.rowid", [q],
-                "hits_fts.rowid DESC")
-    return "hits AS h", [], "h.event_at DESC, h.seq DESC"
-
-
-def _matching(f: HitFilter) -> tuple[str, list[Any], str]:
-    """(FROM ... WHERE ..., parameters, ORDER BY) for hits matching `f`."""
-    table, table_params, order = source(f)
-    cond, params = where(f)
-    if table_params:
-        cond = f"hits_fts MATCH ? AND {cond}"
-    return f"{table} WHERE {cond}", [*table_params, *params], order
-
-
 def list_hits(conn: sqlite3.Connection, f: HitFilter, limit: int, offset: int) -> list[Hit]:
-    """Hits matching `f`, newest event first."""
-    body, params, order = _matching(f)
-    # Searches come newest recorded first (the FTS rowid is seq): sorting every match by event
-    # time would read all of them; seq follows event time except for backfills.
-    rows = conn.execute(f"SELECT {COLS} FROM {body} ORDER BY {order} LIMIT ? OFFSET ?",
-                        [*params, int(limit), int(offset)]).fetchall()
+    """Hits matching `f`, newest event first (search results: newest recorded first)."""
+    p = plan(conn, f)
+    # Searches come newest recorded first (the full-text rowid is seq): sorting every match
+    # by event time would read all of them; seq follows event time except for backfills.
+    rows = conn.execute(f"SELECT {COLS} FROM {p.table} WHERE {p.cond} ORDER BY {p.order} "
+                        "LIMIT ? OFFSET ?", [*p.params, int(limit), int(offset)]).fetchall()
     return [hit_of(r) for r in rows]
 
 
 def hits_after(conn: sqlite3.Connection, f: HitFilter, after_seq: int,
                limit: int) -> tuple[list[Hit], int]:
     """A page of hits in record order after `after_seq` (keyset paging for exports)."""
-    body, params, _ = _matching(f)
-    rows = conn.execute(f"SELECT h.seq, {COLS} FROM {body} AND h.seq > ? ORDER BY h.seq "
-                        "LIMIT ?", [*params, after_seq, int(limit)]).fetchall()
+    p = plan(conn, f)
+    rows = conn.execute(f"SELECT h.seq, {COLS} FROM {p.table} WHERE {p.cond} AND {p.key} > ? "
+                        f"ORDER BY {p.key} LIMIT ?", [*p.params, after_seq, int(limit)]).fetchall()
     return [hit_of(r[1:]) for r in rows], (rows[-1][0] if rows else after_seq)
 
 
 def count_hits(conn: sqlite3.Connection, f: HitFilter, cap: int = 100_000) -> tuple[int, bool]:
     """(matches, capped?): counting stops at `cap` so a page stays quick on a huge store."""
-    body, params, _ = _matching(f)
-    n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {body} LIMIT ?)",
-                     [*params, cap + 1]).fetchone()[0]
+    p = plan(conn, f)
+    n = capped_count(conn, f"SELECT 1 FROM {p.table} WHERE {p.cond}", list(p.params), cap)
     return min(n, cap), n > cap
 
 
 def facets(conn: sqlite3.Connection, f: HitFilter, top: int = 12) -> dict[str, list[tuple[str, int]]]:
     """Value counts per facet column over the newest FACET_SAMPLE matching hits (one read)."""
-    body, params, order = _matching(f)
+    p = plan(conn, f)
     columns = ", ".join(f"h.{c}" for c in FACETS)
-    rows = conn.execute(f"SELECT {columns} FROM {body} ORDER BY {order} LIMIT {FACET_SAMPLE}",
-                        params).fetchall()
+    rows = conn.execute(f"SELECT {columns} FROM {p.table} WHERE {p.cond} ORDER BY {p.order} "
+                        f"LIMIT {FACET_SAMPLE}", p.params).fetchall()
     out: dict[str, list[tuple[str, int]]] = {}
     for i, column in enumerate(FACETS):
         counts = Counter(r[i] for r in rows)
@@ -252,27 +172,42 @@ def list_incidents(conn: sqlite3.Connection, f: HitFilter, limit: int,
     if f.min_severity is not None:
         clauses.append("i.severity >= ?")
         params.append(int(f.min_severity))
-    _in("i.rule_id", f.rules, clauses, params)
-    _in("i.kind", f.kinds, clauses, params)
-    _in("i.status", f.statuses, clauses, params)
+    in_list("i.rule_id", f.rules, clauses, params)
+    in_list("i.kind", f.kinds, clauses, params)
+    in_list("i.status", f.statuses, clauses, params)
     # Where an incident was seen is in incident_places (its primary key starts with the
     # incident): no walk over a big incident's hits.
     place: list[str] = []
-    _in("p.platform", f.platforms, place, params)
-    _in("p.community_id", f.communities, place, params)
-    _in("p.channel_id", f.channels, place, params)
+    in_list("p.platform", f.platforms, place, params)
+    in_list("p.community_id", f.communities, place, params)
+    in_list("p.channel_id", f.channels, place, params)
     if place:
         clauses.append("EXISTS (SELECT 1 FROM incident_places AS p WHERE "
                        f"p.incident_id = i.incident_id AND {' AND '.join(place)})")
     hit_level = HitFilter(authors=f.authors, query=f.query)
+    walk = None
     if hit_level != HitFilter():
-        body, extra, _ = _matching(hit_level)
-        clauses.append(f"i.incident_id IN (SELECT h.incident_id FROM {body})")
-        params.extend(extra)
-    cond = " AND ".join(clauses) or "1"
-    rows = conn.execute(f"SELECT {', '.join('i.' + c.strip() for c in INCIDENT_COLUMNS.split(','))} "
-                        f"FROM incidents AS i WHERE {cond} ORDER BY i.last_seen DESC, i.seq DESC "
-                        "LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]).fetchall()
+        p = plan(conn, hit_level)
+        if p.driver == "scan":  # authors alone: their hits are few (an index, the names' search)
+            clauses.append(f"i.incident_id IN (SELECT h.incident_id FROM {p.table} WHERE {p.cond})")
+            params.extend(p.params)
+        else:
+            walk = incident_search.Walk(conn, p, hit_level)
+            walk.first(incident_search.WALK)
+    select = (f"SELECT {', '.join('i.' + c.strip() for c in INCIDENT_COLUMNS.split(','))} "
+              "FROM incidents AS i WHERE {} ORDER BY i.last_seen DESC, i.seq DESC")
+    if walk is not None and walk.floor is not None:
+        # Walk the list newest first, reading on through the matches only as it needs.
+        rows = incident_search.reached(
+            walk, conn.execute(select.format(" AND ".join(clauses) or "1"), params),
+            _FIRST_SEEN, int(offset) + int(limit))
+        if rows is not None:
+            return [incident_of(r) for r in rows[int(offset):]]
+    if walk is not None:  # every match was read: the incidents they reach are known
+        clauses.append("i.incident_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(walk.seen)))
+    rows = conn.execute(select.format(" AND ".join(clauses) or "1") + " LIMIT ? OFFSET ?",
+                        [*params, int(limit), int(offset)]).fetchall()
     return [incident_of(r) for r in rows]
 
 

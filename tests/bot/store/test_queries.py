@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.store import HitFilter, HitNotFound
-from bot.store.queries import fts_query
+from bot.store.fts import fts_query
 from detectors import Severity
 
 from .conftest import T0, finding, message
