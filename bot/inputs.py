@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from bot.export_sources import SLACK_CHANNEL_LISTS, DiscordExport, SlackExport
+from bot.platforms.slack_convert import ATTACHMENT_TEXT, message_text
 from bot.store.source import Source, file_key
 
 TEXT_SNIFF_BYTES = 64 * 1024
@@ -102,7 +103,8 @@ _DISCORD_MESSAGE: dict[str, Any] = {
 }
 _SLACK_MESSAGE: dict[str, Any] = {
     "text": str,
-    "attachments": [{"title": str, "text": str, "fallback": str}],
+    "blocks": [{"elements": [{}]}],
+    "attachments": [{**dict.fromkeys(ATTACHMENT_TEXT, str), "fields": [{"title": str, "value": str}]}],
     "files": [{"name": str, "title": str}],
 }
 _JSON_TYPE = {dict: "an object", list: "an array", str: "a string"}
@@ -237,11 +239,7 @@ def _slack_messages(path: str, channel: str, doc: Any, export: SlackExport,
         yield from errors
         mid = f"{channel}/{msg.get('ts', i)}"
         source = export.source(channel, msg, where)
-        parts = [msg.get("text") or ""]
-        for att in msg.get("attachments") or []:
-            if isinstance(att, dict):
-                parts += [str(att.get(k) or "") for k in ("title", "text", "fallback")]
-        text = "\n".join(p for p in parts if p)
+        text = message_text(msg)  # as the live adapter reads it: text, rich_text blocks, shares
         if text:
             yield ScanItem(path, mid, text=text, source=source)
         for f in msg.get("files") or []:

@@ -113,3 +113,28 @@ def test_the_name_of_a_file_read_here_is_scanned(tmp_path, name, body, scanned_a
     names = [(i.location, i.text) for i in items if i.location.startswith("filename:")]
     assert names == ([(f"filename:{name}", name)] if scanned_as_text else [])
     assert scanned_as_text or [i.filename for i in items] == [name]
+
+
+def _rich(*elements: dict) -> list[dict]:
+    return [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": list(elements)}]}]
+
+
+# A Slack export message is read as the live adapter reads it (slack_convert.message_text).
+SLACK_TEXTS = [
+    ({"text": "", "blocks": _rich({"type": "text", "text": "we ship "},
+                                  {"type": "text", "text": "Larkspur", "style": {"bold": True}})},
+     "we ship Larkspur"),
+    ({"blocks": _rich({"type": "link", "url": "https://x.example/larkspur", "text": "the plan"})},
+     "the plan (https://x.example/larkspur)"),
+    ({"text": "we ship Larkspur", "blocks": _rich({"type": "text", "text": "we ship Larkspur"})},
+     "we ship Larkspur"),  # blocks repeating the text add nothing
+    ({"text": "fyi", "attachments": [{"pretext": "shared", "fields": [{"title": "code", "value": "Larkspur"}]}]},
+     "fyi\nshared\ncode\nLarkspur"),
+]
+
+
+@pytest.mark.parametrize(("msg", "text"), SLACK_TEXTS)
+def test_a_slack_export_message_is_read_whole(tmp_path, msg, text):
+    got, errors = _read(_slack_day(tmp_path, msg))
+    assert errors == []
+    assert got[0] == ("general/1.0", "text", text)
