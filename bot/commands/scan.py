@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot import report
 from bot.commands import build_engine_or_exit, load_config_or_exit
+from bot.commands._scan_progress import ByteMeter, progress
 from bot.inputs import InputError, InputNote, Item, ScanItem, iter_inputs
 from bot.report import LineIndex, Result
 from bot.store import StoreError
@@ -43,11 +42,13 @@ def _results(item: ScanItem, findings: Iterable) -> list[Result]:
     return out
 
 
-def _stream(engine: Engine, item: ScanItem) -> list[Result]:
+def _stream(engine: Engine, item: ScanItem, on_bytes: Callable[[int], None] | None) -> list[Result]:
     scan = engine.open_stream(item.location, item.filename or item.path)
     with item.open_binary() as fh:
         while chunk := fh.read(READ_CHUNK):
             scan.feed(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
     return [Result(f, item.path, item.message_id, source=item.source) for f in scan.close()]
 
 
@@ -59,10 +60,11 @@ def _failed(item: ScanItem, err: Exception) -> str:
     return f"{where}: scan failed: {type(err).__name__}: {err}"
 
 
-def scan_inputs(engine: Engine, items: Iterable[Item]) -> Iterator[tuple[Item, list[Result] | str]]:
+def scan_inputs(engine: Engine, items: Iterable[Item], on_bytes: Callable[[int], None] | None = None
+                ) -> Iterator[tuple[Item, list[Result] | str]]:
     """(item, its results) for each scanned item and (error or note, its message) for each bad
     input or note, in input order. Texts of one location are scanned in batches, as the
-    monitor's pipeline does."""
+    monitor's pipeline does; `on_bytes` hears of each chunk of a streamed file."""
     pending: list[ScanItem] = []
 
     def flush():
@@ -89,21 +91,11 @@ def scan_inputs(engine: Engine, items: Iterable[Item]) -> Iterator[tuple[Item, l
             continue
         yield from flush() if pending else ()
         try:
-            yield item, _stream(engine, item)
+            yield item, _stream(engine, item, on_bytes)
         except Exception as err:
             yield item, _failed(item, err)
     if pending:
         yield from flush()
-
-
-def _progress(console: Console):
-    """A progress bar on stderr when it is a terminal (never in pipes, files or CI logs)."""
-    if not console.is_terminal:
-        return nullcontext()
-    return Progress(
-        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -132,17 +124,16 @@ def register(app: typer.Typer) -> None:
         results: list[Result] = []
         errors: list[str] = []
         notes: list[str] = []
-        with _progress(Console(stderr=True)) as bar:
-            task = bar.add_task("scan", total=None) if bar else None
-            for item, found in scan_inputs(engine, iter_inputs(paths, sys.stdin.buffer)):
+        with progress(Console(stderr=True)) as bar:
+            meter = ByteMeter(bar, paths) if bar else None
+            items = meter.items(paths, sys.stdin.buffer) if meter else iter_inputs(paths, sys.stdin.buffer)
+            for item, found in scan_inputs(engine, items, meter.add if meter else None):
                 if isinstance(item, InputNote):
                     notes.append(str(found))
                 elif isinstance(found, str):
                     errors.append(found)
                 else:
                     results.extend(found)
-                if bar:
-                    bar.advance(task)
 
         for n in notes:
             typer.echo(f"note: {n}", err=True)

@@ -236,18 +236,6 @@ def test_table_highlights_the_matched_span(tmp_path):
     assert "\x1b[1;7mL a r k s p u r\x1b[0m" in out.getvalue()
 
 
-def test_progress_bar_only_on_a_terminal():
-    import io
-
-    from rich.console import Console
-    from rich.progress import Progress
-
-    from bot.commands.scan import _progress
-
-    assert isinstance(_progress(Console(file=io.StringIO(), force_terminal=True)), Progress)
-    assert not isinstance(_progress(Console(file=io.StringIO())), Progress)
-
-
 def test_broken_export_is_one_error_with_its_line_and_its_text_is_still_scanned(tmp_path, cfg):
     broken = tmp_path / "export.json"
     broken.write_text('{\n  "guild": {"id": "1"},\n  "messages": [\n    {"id": "7", "content": "Larkspur"\n')
