@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -60,6 +61,15 @@ def _failed(item: ScanItem, err: Exception) -> str:
     return f"{where}: scan failed: {type(err).__name__}: {err}"
 
 
+def _shown(engine: Engine, item: ScanItem) -> ScanItem:
+    """`item` with a secret in its file name masked in its location, as the file scanner masks
+    a name before it goes into a location; the name itself is still scanned whole."""
+    name = item.location.removeprefix("filename:")
+    if name == item.location or (shown := engine.mask_secrets(name)) == name:
+        return item
+    return replace(item, location=f"filename:{shown}")
+
+
 def scan_inputs(engine: Engine, items: Iterable[Item], on_bytes: Callable[[int], None] | None = None
                 ) -> Iterator[tuple[Item, list[Result] | str]]:
     """(item, its results) for each scanned item and (error or note, its message) for each bad
@@ -85,6 +95,7 @@ def scan_inputs(engine: Engine, items: Iterable[Item], on_bytes: Callable[[int],
             yield item, str(item)
             continue
         if item.text is not None:
+            item = _shown(engine, item)
             if pending and (len(pending) >= BATCH or pending[0].location != item.location):
                 yield from flush()
             pending.append(item)

@@ -441,3 +441,16 @@ def test_sarif_spans_of_messages_and_members_are_not_file_regions(tmp_path, cfg)
                       "logicalLocations": [{"fullyQualifiedName": "attachment:a.zip/n.txt",
                                             "kind": "resource"}]}
     assert (member_props["start"], member_props["end"]) == (2, 10)
+
+
+def test_a_secret_in_a_file_or_attachment_name_is_masked_in_its_location(tmp_path, cfg):
+    named = tmp_path / f"{KEY}.txt"
+    named.write_text("hi\n")
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"messages": [{"id": "1", "attachments": [{"fileName": f"{KEY}.zip"}]}]}))
+    code, out, _ = run("scan", named, export, "-c", cfg, "-f", "jsonl")
+    assert code == 1
+    rows = jsonl(out)
+    assert [(r["location"], r["matched"]) for r in rows] == [
+        ("filename:sk-ant…QQQQ.txt", "sk-ant…QQQQ"), ("filename:sk-ant…QQQQ.zip", "sk-ant…QQQQ")]
+    assert KEY not in json.dumps(rows[1])  # the file's own path is the caller's, shown as given
