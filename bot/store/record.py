@@ -184,7 +184,11 @@ class _Batch:
 
         severity = Severity.parse(f.severity)
         event_at = src.when(self.now)
-        excerpt = safe_text(f.excerpt, EXCERPT_LIMIT) or ""
+        # store_content = "none" keeps no content anywhere in the file: not in the hit, not in
+        # the alert payloads queued in the outbox (pending or dead). The alert then carries the
+        # masked match, the coordinates and the permalink; the message itself is one click away.
+        excerpt = (safe_text(f.excerpt, EXCERPT_LIMIT) or ""
+                   if self.options.store_content == "excerpt" else "")
         detail, detail_text = detail_json(f.detail)
         suppression = self._suppression_for(rule_id, key, src)
         incident: _Incident | None = None
@@ -204,7 +208,7 @@ class _Batch:
         incident_id = incident.incident_id if incident else None
         self.hits.append((
             hit_id, incident_id, rule_id, kind, int(severity), location, f.start, f.end,
-            matched, key, excerpt if self.options.store_content == "excerpt" else "",
+            matched, key, excerpt,
             float(f.score), detail_text, src.platform, src.community_id, src.channel_id,
             src.thread_id, src.message_id, src.author_id, src.author_name, src.permalink,
             src.path, src.content_digest, self.version, event_at, self.now, status,

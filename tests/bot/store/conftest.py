@@ -47,6 +47,13 @@ def finding(matched="Larkspur", *, rule="cn-larkspur", kind="codename", severity
                    detail=detail or {})
 
 
+def raw_bytes(db_path) -> bytes:
+    """The database file and its WAL, as they lie on disk."""
+    out = db_path.read_bytes()
+    wal = db_path.with_name(db_path.name + "-wal")
+    return out + (wal.read_bytes() if wal.exists() else b"")
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()

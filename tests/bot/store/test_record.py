@@ -8,9 +8,9 @@ import sqlite3
 import pytest
 
 from bot.store import HitFilter, Scanned, Source
-from detectors import Finding, Severity
+from detectors import Engine, Finding, Severity, load_watchlist
 
-from .conftest import T0, finding, message
+from .conftest import T0, finding, message, raw_bytes
 
 HOUR = 3600.0
 
@@ -184,19 +184,46 @@ async def test_undone_suppression_alerts_again(store):
     assert await store.suppressions() == []
 
 
-@pytest.mark.parametrize(("store_content", "kept"), [("excerpt", True), ("none", False)])
-async def test_store_content_controls_the_kept_excerpt(open_store, db_path, store_content, kept):
-    store = await open_store(store_content=store_content)
+async def test_a_delivered_alert_keeps_no_excerpt_in_the_outbox(store, db_path):
     [rec] = await store.record_hits(message(), [finding(excerpt="ctx Larkspur ctx")],
                                     watchlist_version="v", sinks=["s"])
-    hit = (await store.get_hit(rec.hit_id)).hit
-    assert (hit.excerpt == "ctx Larkspur ctx") is kept and (hit.excerpt == "") is not kept
+    assert (await store.get_hit(rec.hit_id)).hit.excerpt == "ctx Larkspur ctx"
     [row] = await store.outbox_due("s", T0 + 1)
-    assert row.alert.excerpt == "ctx Larkspur ctx"  # the alert still tells the humans
+    assert row.alert.excerpt == "ctx Larkspur ctx"  # the alert tells the humans
     await store.outbox_mark_sent(row.row_id, T0 + 2)
     # Once delivered, the outbox keeps no excerpt: only the hit row, as [storage] allows.
     [(payload,)] = rows(db_path, "SELECT payload FROM outbox")
     assert "ctx Larkspur ctx" not in payload
+
+
+LEAK_TEXT = "psst the Larkspur shards are on qwzx-mirror dot example, grab them tonight"
+
+
+@pytest.mark.parametrize(("store_content", "kept"), [("excerpt", True), ("none", False)])
+async def test_store_content_none_writes_no_excerpt_anywhere(open_store, db_path, store_content,
+                                                             kept):
+    # A real scan of a real message: its excerpt is what the detectors make of the text.
+    engine = Engine(load_watchlist({"codenames": [{"id": "cn-larkspur", "term": "Larkspur"}]}))
+    msg = message(text=LEAK_TEXT)
+    findings = engine.scan_text(msg.text)
+    assert "qwzx-mirror" in findings[0].excerpt
+    store = await open_store(store_content=store_content)
+    [rec] = await store.record_hits(msg, findings, watchlist_version="v",
+                                    sinks=["pending", "dead", "sent"])
+    for sink, outcome in (("dead", store.outbox_mark_dead), ("sent", store.outbox_mark_sent)):
+        [row] = await store.outbox_due(sink, T0 + 1)
+        await outcome(row.row_id, "HTTP 404" if sink == "dead" else T0 + 2)
+    await store.triage(rec.hit_id, "ack", "mod", sinks=["pending"])
+    # Hits, their full-text index, pending and dead outbox rows: nowhere in the file or its WAL.
+    assert (b"qwzx-mirror" in raw_bytes(db_path)) is kept
+    [pending, _ack] = await store.outbox_due("pending", T0 + 1)
+    assert (pending.alert.excerpt == findings[0].excerpt) is kept
+    if not kept:  # the alert still says what, where and how to get there
+        assert pending.alert.excerpt == "" and pending.alert.matched == "Larkspur"
+        assert pending.alert.permalink == msg.permalink
+        assert await store.list_hits(HitFilter(query="qwzx")) == []
+    await store.close()
+    assert (b"qwzx-mirror" in raw_bytes(db_path)) is kept
 
 
 async def test_excerpts_and_matches_are_capped_and_detail_is_bounded(store):

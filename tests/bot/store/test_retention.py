@@ -6,16 +6,10 @@ import sqlite3
 
 from bot.store import PurgeReport
 
-from .conftest import finding, message
+from .conftest import finding, message, raw_bytes
 
 DAY = 86_400.0
 SECRET_EXCERPT = "ctx Larkspur-ZQXJ-unique-excerpt ctx"
-
-
-def raw_bytes(db_path) -> bytes:
-    out = db_path.read_bytes()
-    wal = db_path.with_name(db_path.name + "-wal")
-    return out + (wal.read_bytes() if wal.exists() else b"")
 
 
 async def test_purge_removes_what_is_older_than_n_days(store, clock, db_path):
