@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 
-from bot.store import PurgeReport
+import pytest
 
-from .conftest import finding, message, raw_bytes
+from bot.store import HitNotFound, PurgeReport
+
+from .conftest import T0, finding, message, raw_bytes
 
 DAY = 86_400.0
 SECRET_EXCERPT = "ctx Larkspur-ZQXJ-unique-excerpt ctx"
@@ -94,3 +97,83 @@ async def test_spilled_events_nobody_processed_go_with_the_retention_period(stor
     assert (report.spill, report.inbox) == (1, 1)
     assert [r.key for r in await store.spill_take(["slack:T1"], 5)] == ["slack:T1:Ev2"]
     assert b"QZXJ-stale-spill" not in raw_bytes(db_path)
+
+
+async def test_a_live_incident_keeps_its_triage_and_counts_what_is_left(open_store, clock):
+    store = await open_store(retention_days=1, incident_window_hours=100)
+    [old] = await store.record_hits(message(1), [finding()], watchlist_version="v")
+    await store.triage(old.hit_id, "ack", "alice")
+    clock.advance(2 * DAY - 100)
+    [young] = await store.record_hits(message(2, channel="c2", at=clock.t), [finding()],
+                                      watchlist_version="v")
+    assert young.incident_id == old.incident_id
+    clock.advance(200)
+    report = await store.purge()
+    assert (report.hits, report.incidents, report.triage) == (1, 0, 0)
+    detail = await store.get_incident(young.incident_id)
+    assert detail.incident.status == "acknowledged"
+    assert [(e.action, e.actor) for e in detail.triage] == [("ack", "alice")]  # still true
+    assert (detail.incident.hit_count, len(detail.hits)) == (1, 1)
+    assert [(p.channel_id, p.hit_count) for p in detail.incident.places] == [("c2", 1)]
+
+
+def place(p: str) -> dict:
+    platform, community, channel = p.split("/")
+    return dict(platform=platform, community=community, channel=channel)
+
+
+# (where the old hits were, where the young ones are): after the purge the incident's counts,
+# places, spread and times are what its remaining hits say.
+SPREADS = [
+    (["discord/g1/c1", "discord/g1/c1", "slack/T1/C9"], ["discord/g1/c1", "discord/g1/c2"]),
+    (["discord/g1/c1"], ["slack/T1/C9"]),
+    (["discord/g1/c1", "discord/g2/c7"], ["discord/g1/c1", "discord/g1/c1"]),
+    (["slack/T1/C9", "slack/T2/C9"], ["slack/T1/C9"]),
+]
+
+
+@pytest.mark.parametrize(("old", "young"), SPREADS)
+async def test_purged_hits_leave_the_incidents_counts_and_places(open_store, clock, old, young):
+    store = await open_store(incident_window_hours=100)
+    ids = set()
+    for n, where in enumerate(old):
+        [rec] = await store.record_hits(message(n, at=T0 + n, **place(where)), [finding()],
+                                        watchlist_version="v")
+        ids.add(rec.incident_id)
+    clock.advance(2 * DAY)
+    for n, where in enumerate(young, start=len(old)):
+        [rec] = await store.record_hits(message(n, at=clock.t + n, **place(where)),
+                                        [finding()], watchlist_version="v")
+        ids.add(rec.incident_id)
+    [incident_id] = ids
+    assert (await store.purge(1)).hits == len(old)
+    detail = await store.get_incident(incident_id)
+    incident, hits = detail.incident, detail.hits
+    assert incident.hit_count == len(hits) == len(young)
+    counts = Counter((h.platform, h.community_id, h.channel_id) for h in hits)
+    assert {(p.platform, p.community_id, p.channel_id): p.hit_count
+            for p in incident.places} == counts
+    assert incident.spread == {"platforms": len({k[0] for k in counts}),
+                               "communities": len({k[:2] for k in counts}),
+                               "channels": len(counts)}
+    assert (incident.first_seen, incident.last_seen) == (min(h.event_at for h in hits),
+                                                         max(h.event_at for h in hits))
+    for p in incident.places:
+        mine = [h.event_at for h in hits
+                if (h.platform, h.community_id, h.channel_id) == (p.platform, p.community_id,
+                                                                  p.channel_id)]
+        assert (p.first_seen, p.last_seen) == (min(mine), max(mine))
+
+
+async def test_an_incident_with_no_hit_left_goes_with_its_triage(store, clock):
+    [a] = await store.record_hits(message(1), [finding()], watchlist_version="v")
+    await store.triage(a.hit_id, "ack", "alice")
+    fp = await store.triage(a.hit_id, "fp", "alice")
+    [quiet] = await store.record_hits(message(2), [finding()], watchlist_version="v")
+    await store.triage(quiet.hit_id, "note", "bob", note="same joke")
+    clock.advance(40 * DAY)
+    report = await store.purge(30)
+    assert (report.hits, report.incidents, report.triage) == (2, 1, 3)
+    with pytest.raises(HitNotFound):
+        await store.get_incident(a.incident_id)
+    assert [s.suppression_id for s in await store.suppressions()] == [fp.suppression_id]
