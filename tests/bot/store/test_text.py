@@ -26,6 +26,9 @@ def test_safe_text(raw, safe):
     assert safe_text(raw) == safe
 
 
+# No deadline: a first call may build the folding tables, and this machine is shared; speed is
+# measured in benchmarks/, never in timed tests.
+@settings(deadline=None)
 @given(HOSTILE)
 def test_safe_text_always_encodes_and_caps(value):
     out = safe_text(value, EXCERPT_LIMIT)
@@ -33,6 +36,7 @@ def test_safe_text_always_encodes_and_caps(value):
     assert len(out) <= EXCERPT_LIMIT
 
 
+@settings(deadline=None)
 @given(HOSTILE)
 def test_match_key_takes_anything(value):
     match_key("codename", value).encode("utf-8")
