@@ -50,6 +50,8 @@ Author = Annotated[list[str] | None, typer.Option("--author", help="Author id or
 Status = Annotated[list[str] | None, typer.Option("--status", help="open, acknowledged, "
                                                                     "resolved, false_positive, "
                                                                     "suppressed.")]
+IncidentOpt = Annotated[str | None, typer.Option("--incident", help="Only this incident's "
+                                                                   "hits.")]
 Search = Annotated[str | None, typer.Option("--search", "-q", help="Full-text search over "
                                                                     "excerpts, matches, authors.")]
 Limit = Annotated[int, typer.Option(min=1, help="At most this many rows.")]

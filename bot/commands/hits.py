@@ -20,6 +20,7 @@ from bot.commands._history import (
     DbOpt,
     Format,
     FormatOpt,
+    IncidentOpt,
     Kind,
     Limit,
     Offset,
@@ -54,8 +55,8 @@ def list_(config: ConfigOpt, db: DbOpt = None, since: Since = None, until: Until
           severity: SeverityOpt = None, rule: Rule = None, kind: Kind = None,
           platform: Platform = None, community: Community = None, channel: Channel = None,
           author: Author = None, status: Status = None, search: Search = None,
-          incident: Annotated[str | None, typer.Option(help="Only this incident's hits.")] = None,
-          limit: Limit = 50, offset: Offset = 0, fmt: FormatOpt = Format.table) -> None:
+          incident: IncidentOpt = None, limit: Limit = 50, offset: Offset = 0,
+          fmt: FormatOpt = Format.table) -> None:
     """Hits matching the filters, newest first (search results: newest recorded first)."""
     flt = build_filter(since=since, until=until, severity=severity, rule=rule, kind=kind,
                        platform=platform, community=community, channel=channel, author=author,
@@ -73,14 +74,14 @@ def export(config: ConfigOpt, db: DbOpt = None, since: Since = None, until: Unti
            severity: SeverityOpt = None, rule: Rule = None, kind: Kind = None,
            platform: Platform = None, community: Community = None, channel: Channel = None,
            author: Author = None, status: Status = None, search: Search = None,
-           fmt: FormatOpt = Format.jsonl,
+           incident: IncidentOpt = None, fmt: FormatOpt = Format.jsonl,
            output: Annotated[Path | None, typer.Option("-o", "--output",
                                                        help="Write here, not stdout.")] = None,
            ) -> None:
     """Every matching hit in record order (no limit, streamed): jsonl (default), json, csv."""
     flt = build_filter(since=since, until=until, severity=severity, rule=rule, kind=kind,
                        platform=platform, community=community, channel=channel, author=author,
-                       status=status, search=search)
+                       status=status, search=search, incident=incident)
     if fmt is Format.table:
         raise fail("export writes json, jsonl or csv")
 
@@ -104,6 +105,12 @@ def export(config: ConfigOpt, db: DbOpt = None, since: Since = None, until: Unti
 def show(hit_id: str, config: ConfigOpt, db: DbOpt = None,
          fmt: FormatOpt = Format.table) -> None:
     """One hit: where, what, its incident, triage history and alert deliveries."""
+    if fmt is Format.csv:
+        # One CSV row cannot hold a history and a list of deliveries; no silent half answer.
+        raise fail("hits show writes table, json or jsonl (a hit's triage history and alert "
+                   "deliveries do not fit one CSV row); for CSV rows use "
+                   "`leakwarden hits export -f csv --incident ID`")
+
     async def work(store: Store, _cfg: Any) -> None:
         try:
             detail = await store.get_hit(hit_id)

@@ -120,10 +120,13 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
         changed = target is not None and target != status
     if act == "assign":
         who = safe_text((assignee if assignee is not None else note) or "", 200) or None
-        conn.execute("UPDATE incidents SET assignee = ?, updated_at = ? WHERE incident_id = ?",
-                     (who, now, incident_id))
+        before = conn.execute("SELECT assignee FROM incidents WHERE incident_id = ?",
+                              (incident_id,)).fetchone()
+        changed = before is not None and before[0] != who
+        if changed:
+            conn.execute("UPDATE incidents SET assignee = ?, updated_at = ? "
+                         "WHERE incident_id = ?", (who, now, incident_id))
         note = who
-        changed = True
     if target is not None and target != status and incident_id is not None:
         conn.execute("UPDATE incidents SET status = ?, updated_at = ? WHERE incident_id = ?",
                      (target, now, incident_id))
@@ -132,21 +135,30 @@ def _apply(conn, hit_id, act, actor, note, scope, assignee, sinks, now) -> Triag
                          "AND status != 'false_positive'", (target, incident_id))
     if act == "note":
         changed = True
+    if not changed:  # a second moderator's identical click: nothing new for the history
+        return _result(hit_id, incident_id, target or status, suppression_id, None, False, act,
+                       scope, platform, community, channel, marked, outside)
     event_id = conn.execute(
         "INSERT INTO triage(hit_id, incident_id, action, actor, note, scope, at) "
         "VALUES (?,?,?,?,?,?,?)", (hit_id, incident_id, act, actor, note, scope, now)).lastrowid
     # A false positive that leaves the incident open tells incident-keeping receivers nothing.
-    if changed and act in MIRRORED and target is not None and target != status:
+    if act in MIRRORED and target is not None and target != status:
         for sink in dict.fromkeys(sinks):
             enqueue(conn, sink, Alert(
                 idempotency_key=f"{hit_id}:triage:{event_id}:{sink}", hit_id=hit_id,
                 incident_id=incident_id, rule_id=rule_id, kind="triage",
                 severity=str(Severity(severity)), matched="", excerpt="",
                 action=MIRRORED[act]), now)
+    return _result(hit_id, incident_id, target or status, suppression_id, event_id, True, act,
+                   scope, platform, community, channel, marked, outside)
+
+
+def _result(hit_id, incident_id, status, suppression_id, event_id, changed, act, scope,
+            platform, community, channel, marked, outside) -> TriageResult:
     place = "/".join(x for x in (platform, community, channel if scope == "channel" else "")
                      if x)
-    return TriageResult(hit_id, incident_id, target or status, suppression_id, event_id, changed,
-                        act, scope if act == "fp" else None, place, marked, outside)
+    return TriageResult(hit_id, incident_id, status, suppression_id, event_id, changed, act,
+                        scope if act == "fp" else None, place, marked, outside)
 
 
 def _scope_of(scope: str, platform: str, community: str, channel: str) -> tuple:

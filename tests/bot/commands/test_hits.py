@@ -54,6 +54,23 @@ def test_export_formats_hold_every_hit(cfg, history, tmp_path, fmt):
     assert {r["hit_id"] for r in rows} == {v[0] for v in history.values()}
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_one_incident(cfg, history, fmt):
+    _, incident_id = history["first"]
+    code, out, err = run("hits", "export", "-c", cfg, "--incident", incident_id, "-f", fmt)
+    assert code == 0, err
+    rows = jsonl(out) if fmt == "jsonl" else list(csv.DictReader(io.StringIO(out)))
+    assert {r["hit_id"] for r in rows} == {v[0] for v in history.values()
+                                           if v[1] == incident_id}
+    assert {r["incident_id"] for r in rows} == {incident_id} and len(rows) == 3
+
+
+def test_show_refuses_csv_rather_than_drop_the_history(cfg, history):
+    code, out, err = run("hits", "show", history["first"][0], "-c", cfg, "-f", "csv")
+    assert code == 2 and out == ""
+    assert "triage history and alert deliveries do not fit one CSV row" in err
+
+
 def test_show(cfg, history):
     hit_id, incident_id = history["repost"]
     code, out, _ = run("hits", "show", hit_id, "-c", cfg)
@@ -76,7 +93,7 @@ def test_triage_round_trip(cfg, history):
     assert "is open" in run("hits", "reopen", hit_id, "-c", cfg)[1]
     [data] = json.loads(run("hits", "show", hit_id, "-c", cfg, "-f", "json")[1])
     assert [(t["action"], t["actor"][:4]) for t in data["triage"]] == [
-        ("ack", "alic"), ("ack", "cli:"), ("assign", "cli:"), ("note", "cli:"),
+        ("ack", "alic"), ("assign", "cli:"), ("note", "cli:"),  # the repeated ack is not history
         ("resolve", "cli:"), ("reopen", "cli:")]
     assert data["incident"]["assignee"] == "bob"
     # The PagerDuty sink keeps incident state: its acknowledge/resolve were queued.

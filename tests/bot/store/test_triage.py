@@ -250,3 +250,35 @@ async def test_reopening_a_false_positive_hit_of_a_live_incident(store):
 ])
 def test_results_describe_what_happened(result, said):
     assert result.describe() == said
+
+
+# (first action, the same again): the repeat changes nothing and adds nothing to the history.
+REPEATS = [
+    (dict(action="ack"), dict(action="ack")),
+    (dict(action="resolve"), dict(action="resolve")),
+    (dict(action="fp", scope="community"), dict(action="fp", scope="community")),
+    (dict(action="assign", assignee="bob"), dict(action="assign", assignee="bob")),
+]
+
+
+@pytest.mark.parametrize(("first", "again"), REPEATS)
+async def test_a_repeated_action_is_not_history_again(store, clock, first, again):
+    [rec] = await store.record_hits(message(), [finding()], watchlist_version="v", sinks=["pd"])
+    done = await store.triage(rec.hit_id, actor="alice", sinks=["pd"], **first)
+    queued = await store.outbox_counts("pd")
+    clock.advance(60)
+    repeat = await store.triage(rec.hit_id, actor="bob", sinks=["pd"], **again)
+    assert done.changed and not repeat.changed and repeat.event_id is None
+    assert repeat.status == done.status
+    assert [(e.action, e.actor) for e in (await store.get_hit(rec.hit_id)).triage] == [
+        (done.action, "alice")]
+    assert await store.outbox_counts("pd") == queued  # nothing mirrored twice
+    assert "already" in repeat.describe()
+
+
+async def test_reassigning_to_someone_else_is_a_change(store):
+    [rec] = await store.record_hits(message(), [finding()], watchlist_version="v")
+    await store.triage(rec.hit_id, "assign", "lead", assignee="bob")
+    assert (await store.triage(rec.hit_id, "assign", "lead", assignee="carol")).changed
+    assert (await store.triage(rec.hit_id, "assign", "lead", assignee="")).changed  # unassigned
+    assert (await store.get_incident(rec.incident_id)).incident.assignee is None
