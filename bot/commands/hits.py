@@ -42,6 +42,7 @@ from bot.commands._history import (
 )
 from bot.store import HitNotFound, Store, TriageError
 from bot.store.export import HIT_CSV_COLUMNS, StreamWriter
+from bot.store.text import codename_itself
 
 hits = typer.Typer(help="The hit history: list, show, export, triage.", no_args_is_help=True)
 
@@ -161,6 +162,14 @@ def _triage(hit_id: str, action: str, config: Path, db: Path | None, actor: str 
         except (HitNotFound, TriageError) as err:
             raise fail(str(err)) from None
         typer.echo(f"{hit_id}: {result.describe()}")
+        if result.action == "fp" and result.suppression_id:
+            hit = (await store.get_hit(hit_id)).hit
+            if term := codename_itself(cfg.watchlist, hit.rule_id, hit.kind, hit.matched):
+                typer.echo(
+                    f"warning: {hit.matched!r} is the codename {term!r} ({hit.rule_id}) itself, "
+                    f"not an odd spelling of it: every exact mention of it {result.where} now "
+                    f"stays quiet (typos and other spellings still alert); undo with "
+                    f"`leakwarden hits unsuppress {result.suppression_id}`", err=True)
 
     run_with_store(config, db, work)
 

@@ -107,11 +107,15 @@ class TriageResult:
             return f"{subject} is already {self.status.replace('_', ' ')}"
         return f"{subject} is {self.status.replace('_', ' ')}"
 
+    @property
+    def where(self) -> str:
+        """A false positive's reach: "everywhere", or "in channel discord/g1/c1"."""
+        return "everywhere" if self.scope == "everywhere" else f"in {self.scope} {self.place}"
+
     def _describe_fp(self, subject: str) -> str:
         everywhere = self.scope == "everywhere"
-        where = "everywhere" if everywhere else f"in {self.scope} {self.place}"
-        head = (f"already a false positive {where}" if not self.changed
-                else f"{_hits(self.marked)} marked false positive {where}")
+        head = (f"already a false positive {self.where}" if not self.changed
+                else f"{_hits(self.marked)} marked false positive {self.where}")
         if self.outside:
             state = (f"{subject} stays {self.status.replace('_', ' ')} for "
                      f"{_hits(self.outside)} outside that {self.scope}")

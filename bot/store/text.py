@@ -6,7 +6,7 @@ import functools
 import re
 import unicodedata
 
-from detectors import fold
+from detectors import Watchlist, fold
 
 LEET = 1  # detectors' leet reading: "L4rkspur" and "Larkspur" are the same codename mention
 EXCERPT_LIMIT = 160
@@ -36,3 +36,20 @@ def match_key(kind: str, matched: str) -> str:
     # Masked secrets, digests, filenames: only compatibility forms, case and spacing fold.
     text = unicodedata.normalize("NFKC", safe_text(matched) or "").casefold()
     return " ".join(text.split())
+
+
+def codename_itself(watchlist: Watchlist, rule_id: str, kind: str, matched: str) -> str | None:
+    """The term (or alias) of codename `rule_id` that `matched` folds to, if it is one.
+
+    A false positive keyed on it silences the codename itself where it applies, not one odd
+    spelling. (Sealed entries are known only by keyed digests: they are not compared.)
+    """
+    if kind != "codename":
+        return None
+    key = match_key(kind, matched)
+    for entry in watchlist.codenames:
+        if entry.id == rule_id:
+            for term in (entry.term, *entry.aliases):
+                if match_key(kind, term) == key:
+                    return term
+    return None

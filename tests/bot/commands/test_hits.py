@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 
 import pytest
+
+from bot.store import Store
+from tests.bot.store.conftest import finding, message
 
 from .conftest import jsonl, run
 
@@ -133,3 +137,28 @@ def test_no_history_yet(cfg):
     code, _, err = run("hits", "list", "-c", cfg)
     assert code == 2 and "no hit history yet" in err
     assert not (cfg.parent / "history" / "leakwarden.db").exists()
+
+
+def record_typo(cfg) -> str:
+    """A hit on an odd spelling of the codename (its own incident); returns its id."""
+    async def fill():
+        store = await Store.open(cfg.parent / "history" / "leakwarden.db")
+        [rec] = await store.record_hits(message(9, channel="c9"), [finding("Larksupr")],
+                                        watchlist_version="v1")
+        await store.close()
+        return rec.hit_id
+    return asyncio.run(fill())
+
+
+@pytest.mark.parametrize(("name", "warned"), [
+    ("first", True),  # "Larkspur": the codename as written in the watchlist
+    ("repost", True),  # "L4rkspur" folds to it too: the same suppression key
+    ("typo", False),  # "Larksupr": only that odd spelling is silenced
+    ("key", False),  # a pattern, not a codename
+])
+def test_a_false_positive_on_the_codename_itself_warns(cfg, history, name, warned):
+    hit_id = record_typo(cfg) if name == "typo" else history[name][0]
+    code, out, err = run("hits", "fp", hit_id, "-c", cfg)
+    assert code == 0 and "marked false positive in channel" in out
+    assert ("is the codename 'Larkspur' (cn-larkspur) itself" in err) is warned
+    assert ("every exact mention of it in channel" in err) is warned

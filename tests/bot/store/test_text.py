@@ -1,4 +1,5 @@
-"""Any Unicode survives the store: lone surrogates, bidi controls, NULs, astral planes."""
+"""Any Unicode survives the store (lone surrogates, bidi controls, NULs, astral planes); match
+keys and the codename a key spells."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.store import HitFilter, Source, Store
-from bot.store.text import EXCERPT_LIMIT, match_key, safe_text
-from detectors import Finding, Severity
+from bot.store.text import EXCERPT_LIMIT, codename_itself, match_key, safe_text
+from detectors import Finding, Severity, load_watchlist
 
 # Every code point, surrogates included (Python strings may hold them; UTF-8 may not).
 HOSTILE = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=300)
@@ -67,3 +68,22 @@ async def test_round_trip_of_hostile_text(tmp_path_factory, matched, excerpt, au
         await store.list_hits(HitFilter(query=excerpt or "x"))  # any search text is safe
     finally:
         await store.close()
+
+
+WATCHLIST = load_watchlist({"codenames": [
+    {"id": "cn-larkspur", "term": "Larkspur", "aliases": ["Project Larkspur"]},
+    {"id": "cn-iron", "term": "Iron Meadow"}]})
+
+
+@pytest.mark.parametrize(("rule", "kind", "matched", "term"), [
+    ("cn-larkspur", "codename", "Larkspur", "Larkspur"),
+    ("cn-larkspur", "codename", "L4RK5PUR", "Larkspur"),
+    ("cn-larkspur", "codename", "project-larkspur", "Project Larkspur"),
+    ("cn-larkspur", "codename", "Larksupr", None),  # a typo: only that spelling
+    ("cn-iron", "codename", "iron.meadow", "Iron Meadow"),
+    ("cn-iron", "codename", "Larkspur", None),  # another rule's term
+    ("cn-larkspur", "pattern", "Larkspur", None),
+    ("cn-gone", "codename", "Larkspur", None),  # no longer in the watchlist
+])
+def test_codename_itself(rule, kind, matched, term):
+    assert codename_itself(WATCHLIST, rule, kind, matched) == term
