@@ -207,13 +207,14 @@ OnOp = Callable[[str, object], None]
 
 
 def pickle_walk(report: PickleReport, max_bytes: int, on_op: OnOp | None = None,
-                single: bool = False) -> Parser:
+                single: bool = False, r: Reader | None = None) -> Parser:
     """Pull parser: walk pickles back to back until something that is not a pickle follows.
 
     `on_op(name, argument)` sees every opcode (GLOBAL's argument is (module, name); large
     arguments are None): the one pickle parser, whose events torchzip interprets for layouts.
+    `r`: the reader of an enclosing parser (an npy object array's payload after its header).
     """
-    r = Reader()
+    r = r or Reader()
     while report.pickles < MAX_PICKLES:
         report.ended = False
         yield from _one(r, report, max_bytes, on_op)

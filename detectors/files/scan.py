@@ -19,7 +19,7 @@ from detectors.files.hashing import FileHasher, digest_findings
 from detectors.files.limits import FileLimits
 from detectors.files.sniff import SNIFF_BYTES, declared_kinds, sniff
 from detectors.files.text import TextStream
-from detectors.files.weights import layout_findings, metadata_text
+from detectors.files.weights import layout_findings, metadata_text, pickle_findings
 from detectors.model import Finding, Severity
 
 FEED_PIECE = 1024 * 1024  # larger feeds are cut, so no buffer depends on the caller's pieces
@@ -128,6 +128,8 @@ class StreamScan:
             return
         ctx = self.ctx
         ctx.extend(layout_findings(self, analysis.layout, analysis.failed))
+        if analysis.layout.pickle is not None:  # an npy object array's payload
+            ctx.extend(pickle_findings(self, analysis.layout.pickle, None))
         text = metadata_text(analysis.layout, ctx.limits.max_metadata_bytes)
         if text:
             ctx.extend(ctx.engine.scan_text(text, f"metadata:{self.path}"))

@@ -4,7 +4,8 @@ Each parser is a pull generator: it yields how many bytes it needs next and rece
 those bytes, so headers are parsed as they stream past and tensor data is handed to an observer
 in row-aligned pieces of at most ~1 MiB. Every length read from the file is checked against a
 fixed bound before anything is buffered; anything odd stops the parser (the caller still has
-its byte-level evidence). Nothing is ever unpickled: npy object arrays are skipped.
+its byte-level evidence). Nothing is ever unpickled: an npy object array's payload (a pickle) is
+walked opcode by opcode for what it would import (`Layout.pickle`), like any other pickle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import math
 import struct
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -26,6 +27,9 @@ from detectors.files.fingerprints.torchzip import (
 )
 from detectors.files.pull import PIECE, FormatError, Parser, Pump, Reader
 
+if TYPE_CHECKING:
+    from detectors.files.pickles import PickleReport
+
 MAX_ROW_BYTES = 16 * 1024 * 1024  # rows longer than this are skipped, not buffered
 MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # the format's own limit
 MAX_SAFETENSORS_TENSORS = 1 << 17  # the largest real checkpoints have tens of thousands
@@ -36,6 +40,7 @@ MAX_NPY_HEADER = 1024 * 1024
 MAX_DIMS = 8
 MAX_METADATA_BYTES = 1024 * 1024  # metadata strings kept for the text scan
 MAX_JSON_DEPTH = 3  # safetensors: {name: {key: [ints]}}; anything deeper is not the format
+MAX_OBJECT_PICKLE = 256 * 1024 * 1024  # an npy object array's pickle, walked (the pickle limit)
 
 
 SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
@@ -59,6 +64,7 @@ class LayoutSink(Protocol):
 
     container: str | None
     complete: bool
+    pickle: PickleReport | None  # an npy object array's payload, walked
 
     def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
               nbytes: int) -> TensorObserver | None: ...
@@ -83,6 +89,7 @@ class Layout:
         self.parameters = 0
         self.metadata: list[tuple[str, str]] = []
         self.metadata_bytes = 0
+        self.pickle: PickleReport | None = None
         self._observe = observe
 
     def begin(self, name: str, shape: tuple[int, ...], dtype: str, offset: int | None,
@@ -142,7 +149,7 @@ def container_parser(sink: LayoutSink) -> Parser:
         yield from zip_walk(ZipLayout(sink), r)
     elif head[:6] == b"\x93NUMPY":
         sink.container = "npy"
-        yield from _npy(r, sink, "array", head, stored=True)
+        yield from _npy(r, sink, "array", head, stored=True, objects=True)
         sink.complete = True
     else:
         n = int.from_bytes(head, "little")
@@ -281,8 +288,12 @@ def _gguf(r: Reader, sink: LayoutSink, head: bytes) -> Parser:
 
 
 def _npy(r: Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
-         limit: int | None = None) -> Parser:
-    """One .npy array; `head` holds its first 8 bytes (magic and version)."""
+         limit: int | None = None, objects: bool = False) -> Parser:
+    """One .npy array; `head` holds its first 8 bytes (magic and version).
+
+    `objects`: walk an object array's pickle (the .npy stream's own parser does; an npz's
+    layout, which sees the same member, does not, so it is reported once, at the member).
+    """
     major = head[6]
     if major == 1:
         n = int.from_bytes((yield from r.read(2)), "little")
@@ -295,19 +306,37 @@ def _npy(r: Reader, sink: LayoutSink, name: str, head: bytes, stored: bool,
     text = (yield from r.read(n)).decode("latin-1")
     meta = ast.literal_eval(text)  # literals only: cannot run code
     descr, fortran, shape = meta["descr"], meta["fortran_order"], tuple(meta["shape"])
-    if not isinstance(descr, str) or len(shape) > MAX_DIMS:
+    if not isinstance(descr, str | list) or len(shape) > MAX_DIMS:
         raise FormatError("unsupported npy header")
     if not all(isinstance(d, int) and d >= 0 for d in shape):
         raise FormatError("bad npy shape")
-    dtype = _NPY_DTYPES.get(descr)
+    if _has_objects(descr):
+        # numpy.save pickles the whole array after the header: what would loading import?
+        if objects:
+            from detectors.files.pickles import PickleReport, pickle_walk  # (cycle at import)
+
+            sink.pickle = PickleReport()
+            yield from pickle_walk(sink.pickle, r.pos + MAX_OBJECT_PICKLE, single=True, r=r)
+        return
+    dtype = _NPY_DTYPES.get(descr) if isinstance(descr, str) else None
     if dtype is None:
-        return  # object arrays (pickles), structured or big-endian dtypes: not ours to read
+        return  # structured or big-endian dtypes: not ours to read
     if fortran:
         shape = tuple(reversed(shape))  # column-major data streams as the transposed matrix
     nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
     if limit is not None and r.pos + nbytes > limit:
         raise FormatError("npy data runs past its zip entry")
     yield from stream_tensor(r, sink, name, shape, dtype, r.pos if stored else None, nbytes)
+
+
+def _has_objects(descr: object, depth: int = 0) -> bool:
+    """Does an npy dtype description hold Python objects ('|O', or a structured field of them)?"""
+    if isinstance(descr, str):
+        return descr.lstrip("<>|=").startswith("O")
+    if isinstance(descr, list | tuple) and depth < MAX_DIMS:
+        return any(isinstance(f, list | tuple) and len(f) >= 2 and _has_objects(f[1], depth + 1)
+                   for f in descr)
+    return False
 
 
 def _npy_member(sink: LayoutSink, name: str, data_offset: int | None) -> Parser:

@@ -165,3 +165,9 @@ def test_one_zip_walk_feeds_both_the_archive_scan_and_the_fingerprints():
     assert [(f.kind, f.detail["verdict"]) for f in found if f.kind == "weights"] == [("weights", "derived")]
     assert ("model-weights", "attachment:w.npz") in {(f.kind, f.location) for f in found}
     assert ("codename", "filename:w.npz/larkspur-notes.txt") in {(f.kind, f.location) for f in found}
+
+
+def test_a_structured_npy_without_objects_is_recognised_not_malformed():
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(4, dtype=[("x", "<i4"), ("y", "<f8")]))
+    assert weights_of(run(buf.getvalue(), "records.npy")[0]) == [("model-weights", "npy", 0)]
