@@ -4,8 +4,12 @@ Hand-written because every zip reader we could use (zipfile, stream-unzip, libar
 pull-based or needs to seek, while attachments are pushed to us piece by piece, and none of them
 checks the central directory against what was actually walked. We walk local headers as they
 stream past (deflate, bz2 and stored members; a deflate stream finds its own end, so data
-descriptors work; a stored member with a descriptor is followed to its verified descriptor),
-then read the central directory and compare: an entry whose data starts inside another's
+descriptors work; a stored member with a descriptor is followed to its verified descriptor).
+A member whose end cannot be found that way (encrypted, an unsupported method or corrupt data,
+written with a data descriptor, as zips written to a pipe are) is stepped over by resyncing to
+the next local header: one whose preceding data descriptor gives the skipped member's size is
+certain; any other plausible header is taken and checked against the central directory when it
+arrives. Then the central directory is read and compared: an entry whose data starts inside another's
 (overlapping entries, the trick of non-recursive zip bombs) or that the walk never met is
 flagged, and its name is still scanned. Nothing is written anywhere.
 
@@ -41,6 +45,7 @@ class Walked:
     offset: int
     end: int
     name: str
+    guessed: bool = False  # found by resyncing, with no descriptor to confirm where it starts
 
 
 class ZipMember(Protocol):
@@ -59,6 +64,8 @@ class ZipSink(Protocol):
 
     def unsupported(self, name: str, method: int) -> None: ...
 
+    def unreadable(self, name: str, reason: str) -> None: ...
+
     def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None: ...
 
 
@@ -69,13 +76,26 @@ def zip_walk(sink: ZipSink, r: Reader | None = None) -> Parser:
     sig = yield from r.read(4)
     if sig == DESCRIPTOR:  # the marker a split archive's first part starts with
         sig = yield from r.read(4)
-    while sig == LOCAL:
-        offset = r.pos - 4
-        entry = yield from _local_entry(r, sink, offset)
-        if entry is None:  # cannot find where this member ends: look for the directory
-            sig = yield from _resync(r)
+    guessed = False  # the member at the reader was found by resyncing, unconfirmed
+    lost: int | None = None  # data start of a member stepped over, until a resync is certain
+    while True:
+        if sig == LOCAL:
+            offset = r.pos - 4
+            entry, data_start = yield from _local_entry(r, sink, offset)
+            entry.guessed, guessed = guessed, False
+            walked[offset] = entry
+            if entry.end < 0:  # cannot tell where this member ends: find what follows it
+                sig, certain = yield from _resync(r, data_start, walked)
+                entry.end = r.pos
+                guessed, lost = not certain and sig == LOCAL, None if certain else data_start
+        elif lost is not None and sig not in (CENTRAL, EOCD, ZIP64_EOCD):
+            # An unconfirmed header was data of the member stepped over: resync again, the
+            # descriptor still measured from that member's data.
+            r.unread(sig)
+            sig, certain = yield from _resync(r, lost, walked)
+            guessed, lost = not certain and sig == LOCAL, None if certain else lost
+        else:
             break
-        walked[offset] = entry
         sig = yield from r.read(4)
     if sig == CENTRAL:
         yield from _central(r, sink, walked)
@@ -117,10 +137,12 @@ def _local_entry(r: Reader, sink: ZipSink, offset: int):
     if not supported and not member.stopped:
         sink.unsupported(name, method)
         member.stopped = True
+    data_start = r.pos
+    lost = Walked(offset, -1, name)  # its end is for the resync to find
     if encrypted or not supported or member.stopped:
         member.close()
         if not known:
-            return None
+            return lost, data_start
         yield from r.skip(csize)
     elif method == 0:
         if known:
@@ -129,22 +151,29 @@ def _local_entry(r: Reader, sink: ZipSink, offset: int):
             found = yield from _stored_until_descriptor(r, member)
             member.close()
             if not found:
-                return None
+                return lost, data_start
             descriptor = False  # consumed with the data
     else:
         ok = yield from _compressed(r, member, METHODS[method], csize if known else None)
         member.close()
-        if not ok:
-            return None
+        if ok is not True:
+            if ok:
+                sink.unreadable(name, ok)
+            if not known:
+                return lost, data_start
     member.close()
     if descriptor:  # optional signature, crc, then two sizes of 4 (or 8 with zip64) bytes
         head = yield from r.read(4)
         yield from r.skip((4 if head == DESCRIPTOR else 0) + (16 if zip64 else 8))
-    return Walked(offset, r.pos, name)
+    return Walked(offset, r.pos, name), data_start
 
 
 def _compressed(r: Reader, member: ZipMember, method: str, csize: int | None) -> Parser:
-    """Inflate a member; with no known size, the stream's own end tells where it stops."""
+    """Inflate a member; with no known size, the stream's own end tells where it stops.
+
+    True when done; False when the member was stopped (a limit) before an end nobody knows;
+    a reason string when its data is corrupt (the member was read up to there).
+    """
     d = decompressor(method)
     left = csize
     while left is None or left > 0:
@@ -153,16 +182,22 @@ def _compressed(r: Reader, member: ZipMember, method: str, csize: int | None) ->
         if left is not None:
             left -= len(data)
         if member.stopped:
-            if left is None:
-                return False  # the end is only known by inflating: give up on the walk
-            continue
-        try:
-            _, rest = inflate(d, data, member)
-        except (zlib.error, OSError, EOFError, ValueError):
-            member.stopped = True
-            if left is None:
+            if left is None:  # the end is only known by inflating: the walk resyncs instead,
+                r.unread(data)  # from bytes that may hold the descriptor and the next header
                 return False
             continue
+        try:
+            wants, rest = inflate(d, data, member)
+        except (zlib.error, OSError, EOFError, ValueError) as err:
+            member.stopped = True
+            if left is None:
+                r.unread(data)
+            elif left:
+                yield from r.skip(left)
+            return f"{type(err).__name__}: {err}"[:160]
+        if not wants and left is None and not d.eof:
+            r.unread(data)  # stopped inside this piece: the rest of it may hold the end
+            return False
         if d.eof:
             if left is None:
                 r.unread(rest)
@@ -200,17 +235,69 @@ def _stored_until_descriptor(r: Reader, member: ZipMember) -> Parser:
             return False
 
 
-def _resync(r: Reader) -> Parser:
-    """Look for the central directory after a member whose end we could not find."""
-    pending = b""
+# Data descriptors as writers lay them out: (signature?, CRC, compressed size, size).
+_DESCRIPTORS = ((True, "<III"), (True, "<IQQ"), (False, "<III"), (False, "<IQQ"))
+_BEFORE = 24  # the longest descriptor: bytes kept in front of a candidate header
+
+
+def _resync(r: Reader, data_start: int, met: dict[int, Walked]) -> Parser:
+    """Step over a member whose end is unknown: read on to the next local header or the central
+    directory, leave the reader at its signature; (signature, certain).
+
+    Certain: a data descriptor just before it gives the skipped member's compressed size (or a
+    directory entry points at a member we met). Otherwise a local header that parses plausibly
+    is taken, and the central directory checks it later (`Walked.guessed`).
+    """
+    buf = b""
+    base = r.pos  # stream offset of buf[0]
+    at = 0  # where to look next in buf
     while True:
-        data = yield from r.read_some(PIECE)
-        buf = pending + data
-        at = buf.find(CENTRAL)
-        if at != -1:
-            r.unread(buf[at + 4 :])
-            return CENTRAL
-        pending = buf[-3:]
+        buf += yield from r.read_some(PIECE)
+        while True:
+            i = _next_signature(buf, at)
+            if i == -1:
+                keep = max(0, len(buf) - 3 - _BEFORE)  # a signature may straddle the pieces
+                buf, base, at = buf[keep:], base + keep, max(0, len(buf) - keep - 3)
+                break
+            verdict = _candidate(buf, i, base + i - data_start, met)
+            if verdict is None:  # not enough bytes yet to judge it
+                keep = max(0, i - _BEFORE)
+                buf, base, at = buf[keep:], base + keep, i - keep
+                break
+            if verdict is not False:
+                r.unread(buf[i:])
+                return buf[i : i + 4], verdict is True
+            at = i + 1
+
+
+def _next_signature(buf: bytes, at: int) -> int:
+    found = [k for k in (buf.find(LOCAL, at), buf.find(CENTRAL, at)) if k != -1]
+    return min(found) if found else -1
+
+
+def _candidate(buf: bytes, i: int, skipped: int, met: dict[int, Walked]) -> bool | str | None:
+    """Is the signature at buf[i] where the next record starts? True (certain), "plausible"
+    (a sane local header, unconfirmed), False (data that happens to look like one), None (wait)."""
+    if len(buf) - i < 46:
+        return None
+    for signed, fmt in _DESCRIPTORS:
+        size = struct.calcsize(fmt) + (4 if signed else 0)
+        j = i - size
+        if j < 0 or skipped - size < 0 or (signed and buf[j : j + 4] != DESCRIPTOR):
+            continue
+        csize = struct.unpack_from(fmt, buf, j + (4 if signed else 0))[1]
+        if csize == (skipped - size) & (0xFFFFFFFF if fmt == "<III" else (1 << 64) - 1):
+            return True
+    if buf[i : i + 4] == CENTRAL:  # its entry points at a local header we met: the directory
+        return struct.unpack_from("<I", buf, i + 42)[0] in met
+    version, flags, method = struct.unpack_from("<HHH", buf, i + 4)
+    name_len, extra_len = struct.unpack_from("<HH", buf, i + 26)
+    if version > 63 or flags & 0xD780 or method > 99 or not 0 < name_len <= 4096:
+        return False
+    if len(buf) - i < 30 + name_len:
+        return None
+    name = buf[i + 30 : i + 30 + name_len]
+    return "plausible" if b"\x00" not in name and extra_len <= 4096 else False
 
 
 def _central(r: Reader, sink: ZipSink, walked: dict[int, Walked]) -> Parser:
@@ -253,10 +340,29 @@ class ZipMembers:
             f"zip compression method {method} is not supported: {ctx.shown(name)} was not scanned",
             {"limit": "compression-method", "method": method}))
 
+    def unreadable(self, name: str, reason: str) -> None:
+        ctx = self._stream.ctx
+        shown = ctx.shown(name)
+        ctx.add(file_finding(
+            "malformed-archive", Severity.MEDIUM,
+            f"{self._stream.location}/{ctx.shown(name.lstrip('/') or name)}", "corrupt-member",
+            f"the data of {shown} is corrupt: it was scanned only up to there",
+            {"reason": "corrupt-member", "member": shown, "error": reason}))
+
     def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None:
         """Entries the walk never met, or whose bytes overlap another's, are flagged; so are
-        symbolic links, which only the directory's unix mode bits reveal."""
+        symbolic links, which only the directory's unix mode bits reveal, and members the walk
+        resynced to that the directory does not list (a header-like run inside other data)."""
         stream, ctx = self._stream, self._stream.ctx
+        listed = {offset for offset, _, _ in entries}
+        false = [w for w in walked.values() if w.guessed and w.offset not in listed]
+        if false:
+            ctx.add(file_finding(
+                "malformed-archive", Severity.MEDIUM, stream.location, "false-local-header",
+                f"{len(false)} member(s) found by resyncing are not in the central directory: "
+                "their headers are inside another member's data", {
+                    "reason": "false-local-header", "offsets": [w.offset for w in false][:64],
+                    "members": [ctx.shown(w.name) for w in false][:64]}))
         overlapping, hidden = 0, 0
         spans = sorted((w.offset, w.end) for w in walked.values())
         claimed: dict[int, int] = {}
@@ -319,6 +425,10 @@ class FanOut:
     def unsupported(self, name: str, method: int) -> None:
         for s in self._sinks:
             s.unsupported(name, method)
+
+    def unreadable(self, name: str, reason: str) -> None:
+        for s in self._sinks:
+            s.unreadable(name, reason)
 
     def directory(self, walked: dict[int, Walked], entries: list[tuple[int, str, int]]) -> None:
         for s in self._sinks:

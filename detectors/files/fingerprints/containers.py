@@ -409,6 +409,9 @@ class ZipLayout:
     def unsupported(self, name: str, method: int) -> None:
         pass
 
+    def unreadable(self, name: str, reason: str) -> None:
+        pass
+
     def directory(self, walked, entries) -> None:
         self.sink.complete = True
 

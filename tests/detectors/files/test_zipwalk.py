@@ -140,3 +140,87 @@ def test_an_unsupported_compression_method_is_a_scan_limit_and_the_walk_goes_on(
         ("scan-limit", "attachment:m.zip/first.txt"),
         ("codename", "attachment:m.zip/second.txt"),
     ]
+
+
+# -- a member whose end is unknown (data descriptor) is stepped over, not the rest --------------
+
+def piped_zip(members: list[tuple[str, bytes, int]]) -> bytes:
+    """A zip written to a pipe: sizes only in data descriptors after each member's data."""
+    out = Unseekable()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data, method in members:
+            z.writestr(name, data, compress_type=method)
+    return bytes(out.buf)
+
+
+def flag_encrypted(data: bytes, name: str) -> bytes:
+    """Set the 'encrypted' flag on one member (local header and directory entry)."""
+    import struct
+
+    out = bytearray(data)
+    for sig, flag_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        at = out.find(sig)
+        while at != -1:
+            if out[at + name_at : at + name_at + len(name)] == name.encode():
+                struct.pack_into("<H", out, at + flag_at, struct.unpack_from("<H", out, at + flag_at)[0] | 1)
+            at = out.find(sig, at + 4)
+    return bytes(out)
+
+
+def fake_header(name: bytes, body: bytes) -> bytes:
+    """A stored member's local header, as it could appear inside another member's data."""
+    import struct
+    import zlib
+
+    return (b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, zlib.crc32(body),
+                                        len(body), len(body), len(name), 0) + name + body)
+
+
+SECOND = ("second.txt", b"we ship Larkspur friday", zipfile.ZIP_DEFLATED)
+NOISE = bytes(range(256)) * 40
+
+
+@pytest.mark.parametrize(("make", "first_finding"), [
+    (lambda: piped_zip([("first.bin", NOISE, zipfile.ZIP_LZMA), SECOND]),
+     ("scan-limit", "attachment:p.zip/first.bin")),
+    (lambda: flag_encrypted(piped_zip([("first.bin", NOISE, zipfile.ZIP_DEFLATED), SECOND]), "first.bin"),
+     ("encrypted-member", "attachment:p.zip/first.bin")),
+    (lambda: flag_encrypted(piped_zip([("first.bin", NOISE, zipfile.ZIP_STORED), SECOND]), "first.bin"),
+     ("encrypted-member", "attachment:p.zip/first.bin")),
+    (lambda: piped_zip([("first.bin", NOISE, zipfile.ZIP_BZIP2), ("mid.bin", NOISE, zipfile.ZIP_LZMA),
+                        ("third.bin", NOISE, zipfile.ZIP_LZMA), SECOND]),
+     ("scan-limit", "attachment:p.zip/mid.bin")),
+], ids=["lzma first", "encrypted deflate first", "encrypted stored first", "two lzma in a row"])
+def test_after_a_member_with_an_unknown_end_the_walk_resyncs_and_goes_on(make, first_finding):
+    found = run(make(), "p.zip", feed=97)[0]
+    brief = {(f.kind, f.location) for f in found}
+    assert first_finding in brief
+    assert ("codename", "attachment:p.zip/second.txt") in brief
+    assert not [f for f in found if f.kind == "malformed-archive"]
+
+
+def test_a_corrupt_member_is_named_and_the_members_after_it_are_scanned():
+    data = bytearray(piped_zip([("first.txt", NOISE * 4, zipfile.ZIP_DEFLATED), SECOND]))
+    data[60:90] = b"\xff" * 30  # inside first.txt's deflate stream
+    found = run(bytes(data), "c.zip")[0]
+    (bad,) = [f for f in found if f.kind == "malformed-archive"]
+    assert (bad.matched, bad.location, bad.detail["member"]) == (
+        "corrupt-member", "attachment:c.zip/first.txt", "first.txt")
+    assert ("codename", "attachment:c.zip/second.txt") in {(f.kind, f.location) for f in found}
+
+
+def test_a_header_inside_skipped_data_is_found_false_by_the_central_directory():
+    inner = fake_header(b"fake.txt", b"hello") + NOISE  # looks like a member, is encrypted data
+    data = flag_encrypted(piped_zip([("first.bin", inner, zipfile.ZIP_STORED), SECOND]), "first.bin")
+    found = run(data, "f.zip")[0]
+    (false,) = [f for f in found if f.kind == "malformed-archive"]
+    assert (false.matched, false.detail["members"]) == ("false-local-header", ["fake.txt"])
+    assert ("codename", "attachment:f.zip/second.txt") in {(f.kind, f.location) for f in found}
+
+
+@settings(max_examples=25, deadline=None)
+@given(feed=st.integers(1, 400))
+def test_feed_sizes_never_change_a_resync(feed):
+    data = piped_zip([("first.bin", NOISE, zipfile.ZIP_LZMA), SECOND, ("third.bin", NOISE, zipfile.ZIP_LZMA),
+                      ("fourth.txt", b"Larkspur again", zipfile.ZIP_STORED)])
+    assert kinds(run(data, "a.zip", feed=feed)[0]) == kinds(run(data, "a.zip")[0])
