@@ -70,7 +70,8 @@ def build_filter(**values: Any) -> HitFilter:
     try:
         return filters.build_filter(**values)
     except ValueError as err:
-        raise fail(f"--{err}" if str(err).startswith("severity") else str(err)) from None
+        named = str(err).startswith(("severity:", "status:", "kind:", "search:"))
+        raise fail(f"--{err}" if named else str(err)) from None
 
 
 def default_actor(actor: str | None) -> str:

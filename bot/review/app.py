@@ -123,12 +123,13 @@ def build_app(store: Store, *, token: str, actor: str, mirror_sinks: list[str],
     async def incidents(request: web.Request) -> web.Response:
         params = {k: request.query.get(k, "") for k in pages.FILTER_PARAMS}
         page_no = _page(request)
+        error = None
         try:
             flt = _filter(params)
-        except ValueError:
-            flt = filters.build_filter()
+        except ValueError as err:
+            error, flt = str(err), filters.build_filter()
         found = await store.list_incidents(flt, limit=PER_PAGE, offset=(page_no - 1) * PER_PAGE)
-        return _html(pages.incidents_page(found, params, page_no, PER_PAGE))
+        return _html(pages.incidents_page(found, params, page_no, PER_PAGE, error))
 
     async def incident(request: web.Request) -> web.Response:
         try:

@@ -223,7 +223,7 @@ def hit_page(detail: HitDetail, csrf: str, message: str | None) -> str:
 
 
 def incidents_page(incidents: list[Incident], params: dict[str, str], page_no: int,
-                   per_page: int) -> str:
+                   per_page: int, error: str | None = None) -> str:
     """The incident list."""
     rows = "".join(
         f'<tr><td>{when(i.last_seen)}</td><td>{severity(i.severity)}</td>'
@@ -237,7 +237,8 @@ def incidents_page(incidents: list[Incident], params: dict[str, str], page_no: i
         pager.append(f'<a href="{link("/incidents", {**params, "page": page_no - 1})}">← newer</a>')
     if len(incidents) == per_page:
         pager.append(f'<a href="{link("/incidents", {**params, "page": page_no + 1})}">older →</a>')
-    body = ('<table class="list"><thead><tr><th>Last seen (UTC)</th><th>Severity</th>'
+    body = ((f'<p class="error">{t(error)}</p>' if error else "")
+            + '<table class="list"><thead><tr><th>Last seen (UTC)</th><th>Severity</th>'
             '<th>Match</th><th>Rule</th><th>Status</th><th>Hits</th>'
             '<th>Platforms / communities / channels</th><th>Assignee</th><th>First seen</th>'
             f'</tr></thead><tbody>{rows or "<tr><td colspan=9>No incidents.</td></tr>"}'

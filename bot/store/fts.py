@@ -1,4 +1,4 @@
-"""The full-text index, filled in batches.
+"""The full-text index, filled in batches, and the queries it is asked.
 
 Indexing each hit in its own transaction made FTS5 write a segment per hit (a quarter of the
 CPU of a one-hit write). Instead hits up to `fts_state.indexed_upto` are indexed; the writer
@@ -11,24 +11,66 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from bot.store.text import safe_text
+from bot.store.text import match_key, safe_text
 
 BATCH = 256
+MIN_PREFIX = 2  # letters before a *: the prefix indexes (schema 4) cover 2 to 4
 _TOKEN = re.compile(r"[^\s\"]+\*?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RUN = re.compile(r"[^\W_]+")  # letters and digits: what the unicode61 tokenizer keeps
+
+
+def _terms(text: str) -> list[tuple[str, bool]]:
+    """(word, prefix?) for each word of `text` that has a letter or digit in it."""
+    # SQLite reads query text as a C string (a NUL ends it) and cannot take lone surrogates.
+    text = _CONTROL.sub(" ", safe_text(text) or "")
+    terms = []
+    for token in _TOKEN.findall(text):
+        word = token.rstrip("*")
+        if _RUN.search(word):  # "-", "*", "…" alone are no words: the index has no tokens for them
+            terms.append((word, token.endswith("*")))
+    return terms
+
+
+def _phrase(word: str, star: bool) -> str:
+    return '"' + word.replace('"', '""') + '"' + ("*" if star else "")
 
 
 def fts_query(text: str) -> str:
     """Free text as a safe FTS5 query: every word must appear; a trailing * is a prefix."""
-    terms = []
-    # SQLite reads query text as a C string (a NUL ends it) and cannot take lone surrogates.
-    text = _CONTROL.sub(" ", safe_text(text) or "")
-    for token in _TOKEN.findall(text):
-        star = token.endswith("*") and len(token) > 1
-        word = token.rstrip("*")
-        if word:
-            terms.append('"' + word.replace('"', '""') + '"' + ("*" if star else ""))
-    return " ".join(terms)
+    return " ".join(_phrase(w, star) for w, star in _terms(text))
+
+
+def search_query(text: str) -> str:
+    """What a search for `text` asks the index: its words as typed, or its folded match.
+
+    Codenames are folded the way match keys are (bot/store/text.py: match_key), so "L4rkspur",
+    "Lark spur" and "L a r k 5 p u г" all find the hits of Larkspur however each was written
+    (the folded whole is one more word to find anywhere: the match key column holds it).
+    """
+    terms = _terms(text)
+    typed = " ".join(_phrase(w, star) for w, star in terms)
+    if not terms:
+        return ""
+    star = terms[-1][1]
+    key = match_key("codename", " ".join(w for w, _ in terms))
+    if not key or not _RUN.search(key) or (star and len(key) < MIN_PREFIX):
+        return typed
+    if len(terms) == 1 and key == terms[0][0].casefold():
+        return typed  # the word as typed is its own folded form
+    return f"({typed}) OR ({_phrase(key, star)})"
+
+
+def check_search(text: str) -> None:
+    """ValueError (saying why) for a search that cannot be run as asked."""
+    terms = _terms(text)
+    if not terms:
+        raise ValueError(f"search: {text!r} has no word to look for (letters or digits)")
+    for word, star in terms:
+        runs = _RUN.findall(word)
+        if star and len(runs[-1]) < MIN_PREFIX:
+            raise ValueError(f"search: {word}* is too short a prefix: give at least "
+                             f"{MIN_PREFIX} letters or digits before the *")
 
 
 def pending(conn: sqlite3.Connection) -> int:

@@ -22,7 +22,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 
-from bot.store.fts import fts_query
+from bot.store.fts import search_query
 from bot.store.models import HitFilter
 from bot.store.plan import ZONE_BITS, Plan, where
 
@@ -82,7 +82,7 @@ class Walk:
             f"SELECT 1 FROM hits AS h NOT INDEXED WHERE h.seq IN (SELECT value FROM "
             f"json_each(?)) AND {cond} AND EXISTS (SELECT 1 FROM hits_fts WHERE hits_fts "
             "MATCH ? AND hits_fts.rowid = h.seq) LIMIT 1",
-            [json.dumps(older[:count]), *params, fts_query(self.filter.query or "")]).fetchone()
+            [json.dumps(older[:count]), *params, search_query(self.filter.query or "")]).fetchone()
         if found is not None:
             return True
         return None if len(older) > count else False

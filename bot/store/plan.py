@@ -22,7 +22,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store.fts import fts_query
+from bot.store.fts import fts_query, search_query
 from bot.store.models import HitFilter
 
 MATCHES_FEW = 5_000  # walking this many matches (joined to their hits) costs ~3 ms
@@ -165,10 +165,12 @@ def _smallest_part(conn: sqlite3.Connection, f: HitFilter) -> tuple[int, str, li
 def plan(conn: sqlite3.Connection, f: HitFilter, driver: str | None = None) -> Plan:
     """The plan for hits matching `f` (`driver` forces one: tests compare them all)."""
     cond, params = where(f)
-    query = fts_query(f.query) if f.query else ""
+    query = search_query(f.query) if f.query else ""
     if not query:
-        return Plan("hits AS h", cond, tuple(params), "h.seq", "h.event_at DESC, h.seq DESC",
-                    "scan")
+        # A search without a word to find (`"`, `*`) finds nothing, never every hit
+        # (filters.build_filter refuses it with the reason first).
+        return Plan("hits AS h", cond if not f.query else "0", tuple(params) if not f.query
+                    else (), "h.seq", "h.event_at DESC, h.seq DESC", "scan")
     part = None
     if driver in (None, "rows"):
         many = capped_count(conn, "SELECT 1 FROM hits_fts WHERE hits_fts MATCH ?", [query],

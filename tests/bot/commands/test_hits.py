@@ -25,6 +25,11 @@ from .conftest import jsonl, run
     (["--since", "2025-06-15T15:08:10"], ["third", "key"]),
     (["--until", "2025-06-15T15:08:10"], ["repost", "first"]),
     (["-q", "mirror"], ["third"]),
+    # A codename however it is written: folded like the store's match keys.
+    (["-q", "L4rkspur"], ["third", "repost", "first"]),
+    (["-q", "Lark spur"], ["third", "repost", "first"]),
+    (["-q", "L a r k 5 p u г"], ["third", "repost", "first"]),
+    (["--status", "Open", "--kind", "PATTERN"], ["key"]),
     (["--status", "open", "--limit", "1"], ["third"]),
     (["--limit", "2", "--offset", "2"], ["repost", "first"]),
 ])
@@ -126,6 +131,15 @@ def test_false_positive_memory_listed_and_undone(cfg, history):
     (["hits", "list", "--severity", "huge"], "--severity"),
     (["hits", "export", "--format", "table"], "json, jsonl or csv"),
     (["hits", "unsuppress", "7"], "no suppression #7"),
+    (["hits", "list", "--status", "bogus"], "--status: 'bogus' is not a hit status (one of: "
+                                            "open, acknowledged"),
+    (["hits", "list", "--status", "false-positiv"], "did you mean false_positive?"),
+    (["hits", "list", "--kind", "codenme"], "--kind: 'codenme' is not a finding kind"),
+    (["hits", "list", "-q", '"'], "--search: '\"' has no word to look for"),
+    (["hits", "list", "-q", "*"], "has no word to look for"),
+    (["hits", "list", "-q", "l*"], "--search: l* is too short a prefix"),
+    (["incidents", "list", "--status", "closed"], "--status: 'closed' is not a hit status"),
+    (["incidents", "list", "-q", "*"], "has no word to look for"),
 ])
 def test_errors_exit_2_with_the_reason(cfg, history, args, message):
     args = [history["first"][0] if a == "HIT" else a for a in args]

@@ -83,6 +83,20 @@ async def test_filters(client, query, count):
         assert "cannot read time" in html
 
 
+@pytest.mark.parametrize(("query", "message"), [
+    ("?status=bogus", "is not a hit status"),
+    ("?kind=codenme", "did you mean codename?"),
+    ("?q=%2A", "has no word to look for"),
+    ("?q=l%2A", "l* is too short a prefix"),
+])
+@pytest.mark.parametrize("path", ["/hits", "/incidents"])
+async def test_a_filter_that_would_select_nothing_by_mistake_says_why(client, path, query,
+                                                                     message):
+    await login(client)
+    html = await (await client.get(path + query)).text()
+    assert 'class="error"' in html and message in html
+
+
 async def test_triage_through_the_page(client, review_history):
     await login(client)
     hit_id = review_history[0].hit_id

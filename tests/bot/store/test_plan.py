@@ -26,7 +26,7 @@ from bot.store import (
 )
 from bot.store import plan as plans
 from bot.store.db import open_reader
-from bot.store.fts import fts_query
+from bot.store.fts import search_query
 from detectors import Finding, Severity
 
 from .conftest import T0, Clock
@@ -119,7 +119,7 @@ def small_thresholds(monkeypatch):
 def plain_hits(conn: sqlite3.Connection, f: HitFilter) -> list[int]:
     """The reference: every match collected, then filtered, newest seq first."""
     cond, params = plans.where(f)
-    query = fts_query(f.query or "")
+    query = search_query(f.query or "")
     if query:
         cond = f"h.seq IN (SELECT rowid FROM hits_fts WHERE hits_fts MATCH ?) AND {cond}"
         params = [query, *params]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.store import HitFilter, HitNotFound
-from bot.store.fts import fts_query
+from bot.store.fts import fts_query, search_query
 from detectors import Severity
 
 from .conftest import T0, finding, message
@@ -57,6 +57,13 @@ def ids(hits) -> list[str]:
     (HitFilter(rules=("cn-larkspur",), authors=("mallory",)), ["m5", "m1"]),
     (HitFilter(query="weights"), ["m1"]),
     (HitFilter(query="larkspur"), ["m5", "m2", "m1"]),  # match_key: L4rkspur folds to it
+    (HitFilter(query="L4rkspur"), ["m5", "m2", "m1"]),  # and the search is folded too
+    (HitFilter(query="Lark spur"), ["m5", "m2", "m1"]),
+    (HitFilter(query="L a r k 5 p u г"), ["m5", "m2", "m1"]),
+    (HitFilter(query="L4rk*"), ["m5", "m2", "m1"]),
+    (HitFilter(query="blue bell"), ["m6", "m4"]),
+    (HitFilter(query="*"), []),  # no word to find: nothing, never everything
+    (HitFilter(query='"'), []),
     (HitFilter(query="cafe"), ["m4"]),  # diacritics folded
     (HitFilter(query="naive blue*"), ["m6"]),  # every word, prefix
     (HitFilter(query="eve"), ["m6", "m2"]),  # author names
@@ -117,10 +124,23 @@ async def test_unknown_ids(history):
     ('say "hi" now', '"say" "hi" "now"'),
     ("OR AND NOT", '"OR" "AND" "NOT"'),
     ("*", ""),
-    ("nul\x00byte \ud800", '"nul" "byte" "\ufffd"'),
+    ("- … lark", '"lark"'),  # no letter or digit: no word
+    ("nul\x00byte \ud800", '"nul" "byte"'),
 ])
 def test_fts_query_quotes_every_word(text, query):
     assert fts_query(text) == query
+
+
+@pytest.mark.parametrize(("text", "query"), [
+    ("larkspur", '"larkspur"'),  # its own folded form
+    ("L4rkspur", '("L4rkspur") OR ("larkspur")'),
+    ("Lark spur", '("Lark" "spur") OR ("larkspur")'),
+    ("L4rk*", '("L4rk"*) OR ("lark"*)'),
+    ("zq*", '"zq"*'),
+    ('"', ""),
+])
+def test_a_search_also_asks_for_its_folded_form(text, query):
+    assert search_query(text) == query
 
 
 async def test_the_index_is_filled_in_batches_and_searches_always_see_every_hit(store, db_path):
