@@ -40,7 +40,7 @@ FINDING_KINDS = (
     *ENTRY_KINDS,
     "suspicious-unicode", "model-weights", "unsafe-pickle", "malformed-model-file",
     "malformed-archive", "unsafe-archive-member", "encrypted-member", "file-type-mismatch",
-    "scan-limit", "scan-error",
+    "polyglot", "scan-limit", "scan-error",
 )  # fmt: skip
 
 

@@ -162,8 +162,10 @@ class StreamScan:
     def _check_extension(self) -> None:
         promised = declared_kinds(self.name)
         kind = self.kind
-        if promised is None or kind in promised or kind == "binary" or (kind == "text" and
-                                                                        "torrent" in promised):
+        # A name promising text on binary bytes is a mismatch (notes.txt that is 9000 NULs,
+        # then text); other promises on bytes we cannot name are not judged.
+        if promised is None or kind in promised or (kind == "binary" and promised != {"text"}) or (
+                kind == "text" and "torrent" in promised):
             return
         ext = self.name[self.name.rfind("."):]
         self.ctx.add(file_finding(
@@ -180,10 +182,11 @@ class StreamScan:
         if name:
             self.ctx.scan_later(name, f"filename:{self.path}")
 
-    def text(self, encoding: str) -> TextStream:
+    def text(self, encoding: str, location: str | None = None) -> TextStream:
         """A text stream for this stream's content (used by handlers)."""
         engine = self.ctx.engine
-        return TextStream(engine.scan_window, self.location, encoding, cap=engine.finding_cap())
+        return TextStream(engine.scan_window, location or self.location, encoding,
+                          cap=engine.finding_cap())
 
 
 class FileScan:

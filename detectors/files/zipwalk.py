@@ -290,14 +290,25 @@ def _candidate(buf: bytes, i: int, skipped: int, met: dict[int, Walked]) -> bool
             return True
     if buf[i : i + 4] == CENTRAL:  # its entry points at a local header we met: the directory
         return struct.unpack_from("<I", buf, i + 42)[0] in met
+    sane = plausible_local_header(buf, i)
+    return "plausible" if sane else sane
+
+
+def plausible_local_header(buf: bytes | memoryview, i: int) -> bool | None:
+    """Does a sane local file header start at buf[i] (version, flags, method and name in range)?
+    None: buf ends before it can be judged."""
+    if len(buf) - i < 30:
+        return None
+    buf, i = bytes(buf[i : i + 30 + 4096]), 0  # one header's worth, whatever buf is
+    if buf[:4] != LOCAL:
+        return False
     version, flags, method = struct.unpack_from("<HHH", buf, i + 4)
     name_len, extra_len = struct.unpack_from("<HH", buf, i + 26)
-    if version > 63 or flags & 0xD780 or method > 99 or not 0 < name_len <= 4096:
+    if version > 63 or flags & 0xD780 or method > 99 or not 0 < name_len <= 4096 or extra_len > 4096:
         return False
     if len(buf) - i < 30 + name_len:
         return None
-    name = buf[i + 30 : i + 30 + name_len]
-    return "plausible" if b"\x00" not in name and extra_len <= 4096 else False
+    return b"\x00" not in buf[i + 30 : i + 30 + name_len]
 
 
 def _central(r: Reader, sink: ZipSink, walked: dict[int, Walked]) -> Parser:

@@ -43,6 +43,9 @@ def audited_scan(data: bytes, name: str):
     # First-use imports of the scanner (codecs, ...) are not the pickle's doing: warm up first.
     run(zip_of({"warm/up.txt": b"x"}, zipfile.ZIP_STORED), "w.zip")
     run(pickle.dumps({"warm": 1}), "w.pkl")
+    # Protocol 1 pickles sniff as binary: their strings meet the text engine, whose mixed-script
+    # check imports its homoglyph tables on first use.
+    run(bytes(64) + "warm strings, café, Lаrkspur".encode() + bytes(64), "w.bin")
     _events.clear()
     _recording = True
     try:

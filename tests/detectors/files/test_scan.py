@@ -45,9 +45,66 @@ def test_text_in_any_supported_encoding(encoding):
     assert (f.rule_id, f.start, f.end) == ("cn-larkspur", 7, 15)
 
 
-def test_binary_content_is_not_read_as_text():
-    data = bytes(range(256)) * 64 + b"Larkspur" + bytes(range(256)) * 64
-    assert scan(data, "blob.bin") == []
+def _random(n: int, seed: int = 5) -> bytes:
+    import numpy as np
+
+    return np.random.default_rng(seed).bytes(n)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
+
+
+# (name, bytes, location of the Larkspur finding or None): text behind binary bytes is read as
+# strings (ASCII, UTF-8, UTF-16LE runs of 6+) wherever a reader would find it.
+BINARY = [
+    ("nul prefix", "notes.bin", bytes(9000) + b"we ship Larkspur", "strings:notes.bin"),
+    ("control chars", "mix.bin", b"\x01\x02 Larkspur \x03\x04\x05\x06" * 500, "strings:mix.bin"),
+    ("utf-16 in a pe", "tool.exe", b"MZ" + bytes(500) + "Larkspur build".encode("utf-16-le") + bytes(9),
+     "strings:tool.exe"),
+    ("utf-8 in a sqlite page", "app.db", b"SQLite format 3\x00" + bytes(4000) + "Ларк Larkspur".encode() +
+     bytes(9), "strings:app.db"),
+    ("after random bytes", "blob.bin", _random(1 << 20) + bytes(1000) + b"Larkspur notes\x00",
+     "strings:blob.bin"),
+    ("buried inside random bytes", "noise.bin", _random(1 << 19) + b"\x00Larkspur notes\x00" +
+     _random(1 << 19, 6), None),  # a string inside noise is noise to every reader
+    ("png text chunk", "pic.png", PNG + b"tEXtComment\x00Larkspur eval" + _random(4000), "strings:pic.png"),
+    ("too short a run", "short.bin", bytes(100) + b"\x00Lark\x00" + bytes(100), None),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "location"), [c[1:] for c in BINARY], ids=[c[0] for c in BINARY])
+def test_text_inside_binary_content_is_read_as_strings(name, data, location):
+    found = {(f.rule_id, f.location) for f in scan(data, name) if f.kind == "codename"}
+    assert found == ({("cn-larkspur", location)} if location else set())
+
+
+@pytest.mark.parametrize(("outer", "name"), [(PNG, "pic.png"), (b"MZ" + bytes(4000), "setup.exe"),
+                                             (b"%PDF-1.4\n" + bytes(300), "doc.pdf")])
+@pytest.mark.parametrize("feed", [7, 1 << 16])
+def test_a_zip_inside_other_bytes_is_walked_and_is_a_polyglot(outer, name, feed):
+    from archive_files import zip_of
+
+    found = scan(outer + zip_of({"plan.txt": b"ship Larkspur"}), name, feed=feed)
+    (poly,) = [f for f in found if f.kind == "polyglot"]
+    assert (poly.severity, poly.detail["offset"]) == (Severity.LOW, len(outer))
+    assert ("cn-larkspur", f"attachment:{name}/zip@{len(outer)}/plan.txt") in {
+        (f.rule_id, f.location) for f in found}
+
+
+def test_a_header_like_run_inside_binary_is_not_a_polyglot():
+    data = PNG + b"PK\x03\x04" + b"\xff" * 26 + _random(5000)  # impossible version and flags
+    assert [f.kind for f in scan(data, "pic.png")] == []
+
+
+@pytest.mark.parametrize(("name", "data", "mismatch"), [
+    ("notes.txt", bytes(9000) + b"we ship Larkspur", True),  # promised text, binary bytes
+    ("notes.json", b"\x01\x02" * 400, True),
+    ("blob.png", bytes(9000), False),  # other promises are not judged on unnamed bytes
+    ("data.bin", bytes(9000), False),
+])
+def test_a_text_name_on_binary_bytes_is_a_mismatch(name, data, mismatch):
+    kinds = [f.kind for f in scan(data, name)]
+    assert ("file-type-mismatch" in kinds) is mismatch
 
 
 def test_a_listed_file_inside_nothing_is_a_file_digest():
