@@ -7,6 +7,7 @@ import zlib
 from detectors.files.context import file_finding
 from detectors.files.expand import Member, open_member
 from detectors.files.fingerprints.containers import ZipLayout
+from detectors.files.fingerprints.torrent import MAX_TORRENT_BYTES, torrent_text
 from detectors.files.inflate import decompressor, inflate
 from detectors.files.pickles import PickleReport, pickle_walk
 from detectors.files.pull import Pump
@@ -19,9 +20,8 @@ from detectors.files.zipwalk import LOCAL, FanOut, ZipMembers, plausible_local_h
 from detectors.model import Severity
 
 _LOCAL = byte_regex(LOCAL)  # RE2 finds it ~15x faster than bytes.find
-# Their container parsers read them (metadata as text) on the same bytes; torrents are matched
-# by the fingerprints.
-PARSED_ELSEWHERE = frozenset({"safetensors", "gguf", "npy", "torrent"})
+# Their container parsers read them (metadata as text) on the same bytes.
+PARSED_ELSEWHERE = frozenset({"safetensors", "gguf", "npy"})
 
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar"}
 
@@ -222,6 +222,35 @@ class Pickle:
         self._stream.ctx.extend(pickle_findings(self._stream, self._report, self._pump.error))
 
 
+class Torrent(Binary):
+    """A .torrent: its words (name, file paths, comment, creator, trackers, web seeds) scanned
+    as text at `metadata:<path>`; one that does not decode is read as strings like any binary.
+    (Whether its pieces are a registered checkpoint's is the fingerprint matcher's verdict.)"""
+
+    def __init__(self, stream: StreamScan) -> None:
+        super().__init__(stream)
+        self._buffer: bytearray | None = bytearray()
+
+    def feed(self, data: memoryview) -> None:
+        if self._buffer is not None and len(self._buffer) + len(data) <= MAX_TORRENT_BYTES:
+            self._buffer += data
+            return
+        if self._buffer is not None:  # too large for a .torrent: bytes like any others
+            super().feed(memoryview(bytes(self._buffer)))
+            self._buffer = None
+        super().feed(data)
+
+    def close(self) -> None:
+        stream, buffer, self._buffer = self._stream, self._buffer, None
+        text = torrent_text(bytes(buffer)) if buffer is not None else None
+        if text is None:
+            if buffer:
+                super().feed(memoryview(bytes(buffer)))
+            super().close()
+        elif text:
+            stream.ctx.extend(stream.ctx.engine.scan_text(text, f"metadata:{stream.path}"))
+
+
 class Recognised(Binary):
     """Weight formats recognised by structure but not parsed (HDF5, ONNX): their names and
     doc strings are read as strings like any binary's."""
@@ -252,6 +281,8 @@ def handler_for(stream: StreamScan, head: bytes):
         return Pickle(stream)
     if kind in ("hdf5", "onnx"):
         return Recognised(stream)
+    if kind == "torrent":
+        return Torrent(stream)
     if kind in PARSED_ELSEWHERE:
         return Ignore()
     if kind in UNEXPANDED_ARCHIVES:

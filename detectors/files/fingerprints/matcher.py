@@ -321,7 +321,25 @@ class Matcher:
                 "torrent_name": info.name, "piece_length": info.piece_length,
                 "v1_pieces": len(v1_hits.get(i, ())), "v2_files": len(v2_hits.get(i, ())),
             }, kind="torrent"))
-        return findings
+        return findings + self._alignment_finding(info)
+
+    def _alignment_finding(self, info) -> list[Finding]:
+        """A low scan-limit naming the files of a v1 torrent whose pieces could not be compared
+        (they do not start on a piece boundary); the files that do were checked."""
+        unaligned = info.unaligned()
+        if not unaligned:
+            return []
+        names = [path for path, _, _ in unaligned]
+        checked = [path for path, _, offset in info.files if offset % info.piece_length == 0]
+        return [Finding(
+            rule_id="scan-limit", kind="scan-limit", severity=Severity.LOW, location=self.location,
+            start=None, end=None, matched="torrent-piece-alignment",
+            excerpt=(f"{len(names)} file(s) of {self.filename} start inside a piece: their pieces "
+                     f"span other files and were not compared: {', '.join(names[:5])}")[:160],
+            score=1.0, detail={"limit": "torrent-piece-alignment", "piece_length": info.piece_length,
+                               "unchecked": names[:64], "unchecked_count": len(names),
+                               "checked": checked[:64], "checked_count": len(checked)},
+        )]
 
     def _finding(self, fp: Fingerprint, verdict: str, coverage: float, score: float,
                  extra: dict, severity: Severity | None = None, kind: str = "weights") -> Finding:

@@ -72,6 +72,15 @@ class TorrentInfo:
     pieces: tuple[bytes, ...]  # v1 SHA-1 piece hashes, in order
     v2_roots: tuple[tuple[str, int, bytes], ...]  # (path, length, pieces root)
     total_length: int
+    # v1 multi-file: (path, length, offset in the concatenated files); BEP 47 pad files left out
+    files: tuple[tuple[str, int, int], ...] = ()
+
+    def unaligned(self) -> list[tuple[str, int, int]]:
+        """Files at least a piece long whose start is not a piece boundary: v1 pieces there span
+        the file before, so they cannot be compared with a file's registered pieces."""
+        roots = {path for path, _, _ in self.v2_roots}  # a hybrid torrent's v2 roots still match
+        return [f for f in self.files if f[2] % self.piece_length and f[1] >= self.piece_length
+                and f[0] not in roots]
 
 
 def looks_like_torrent(head: bytes) -> bool:
@@ -106,7 +115,78 @@ def parse_torrent(data: bytes) -> TorrentInfo | None:
     return TorrentInfo(
         name=name.decode("utf-8", "replace") if isinstance(name, bytes) else "",
         piece_length=piece_length, pieces=pieces, v2_roots=tuple(roots), total_length=int(total),
+        files=tuple(_v1_files(info.get(b"files"))),
     )
+
+
+def _v1_files(files: object) -> list[tuple[str, int, int]]:
+    out, offset = [], 0
+    for f in files if isinstance(files, list) else ():
+        length = f.get(b"length") if isinstance(f, dict) else None
+        if not isinstance(length, int) or length < 0:
+            return out  # past a file of unknown length no offset is known
+        if b"p" not in (f.get(b"attr") or b""):  # BEP 47 padding: counted, not a file
+            out.append((_path(f.get(b"path")), length, offset))
+        offset += length
+    return out
+
+
+def _path(parts: object) -> str:
+    if not isinstance(parts, list):
+        return ""
+    return "/".join(p.decode("utf-8", "replace") for p in parts if isinstance(p, bytes))
+
+
+# What a .torrent says in words (scanned as text): everything but hashes and lengths.
+_TOP_TEXT = (b"announce", b"comment", b"comment.utf-8", b"created by", b"publisher",
+             b"publisher-url", b"source", b"title")
+_INFO_TEXT = (b"name", b"name.utf-8", b"source", b"publisher")
+MAX_TEXT_LINES = 100_000
+
+
+def torrent_text(data: bytes) -> str | None:
+    """The words of a .torrent as `key: value` lines (names, file paths, comment, creator,
+    tracker and web seed URLs), or None if it does not decode."""
+    try:
+        meta = bdecode(data)
+    except (BencodeError, ValueError, IndexError, RecursionError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    info = meta.get(b"info") if isinstance(meta.get(b"info"), dict) else {}
+    lines = [f"{k.decode()}: {_text(meta[k])}" for k in _TOP_TEXT if isinstance(meta.get(k), bytes)]
+    trackers = meta.get(b"announce-list")
+    for tier in trackers if isinstance(trackers, list) else ():
+        lines += [f"announce: {_text(u)}" for u in (tier if isinstance(tier, list) else [tier])
+                  if isinstance(u, bytes)]
+    seeds = meta.get(b"url-list")
+    lines += [f"url-list: {_text(u)}" for u in (seeds if isinstance(seeds, list) else [seeds])
+              if isinstance(u, bytes)]
+    lines += [f"{k.decode()}: {_text(info[k])}" for k in _INFO_TEXT if isinstance(info.get(k), bytes)]
+    files = info.get(b"files")
+    for f in files if isinstance(files, list) else ():
+        if isinstance(f, dict) and len(lines) < MAX_TEXT_LINES:
+            lines.append(f"path: {_path(f.get(b'path.utf-8') or f.get(b'path'))}")
+    tree = info.get(b"file tree")
+    if isinstance(tree, dict):
+        _tree_paths(tree, [], lines, 0)
+    return "\n".join(lines)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _tree_paths(tree: dict, path: list[str], out: list[str], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        return
+    for key, value in tree.items():
+        if key == b"" or not isinstance(value, dict) or len(out) >= MAX_TEXT_LINES:
+            continue
+        here = [*path, key.decode("utf-8", "replace")]
+        if b"" in value:
+            out.append(f"path: {'/'.join(here)}")
+        _tree_paths(value, here, out, depth + 1)
 
 
 def _walk_tree(tree: dict, path: list[str], out: list[tuple[str, int, bytes]], depth: int) -> None:

@@ -63,3 +63,28 @@ def test_expanded_bytes_are_an_attachment_wide_budget():
     data = zip_of({f"{i}.bin": bytes(range(256)) * 4096 for i in range(8)})  # 8 x 1 MiB
     found = run(data, "a.zip", FileLimits(max_expanded_bytes=3 * MiB))[0]
     assert [f.matched for f in found if f.kind == "scan-limit"] == ["max_expanded_bytes"]
+
+
+def _torrent(meta: dict) -> bytes:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "fingerprints"))
+    from test_fingerprint_torrent import bencode
+
+    return bencode(meta)
+
+
+def test_a_torrent_is_scanned_as_text_at_its_metadata():
+    torrent = _torrent({"comment": "internal drop", "info": {
+        "name": "Larkspur-v5", "piece length": 16384, "pieces": b"x" * 20,
+        "files": [{"length": 1, "path": ["iron", "larkspur.json"]}]}})
+    found = run(torrent, "drop.torrent")[0]
+    assert [(f.rule_id, f.location, f.matched) for f in found] == [
+        ("cn-larkspur", "metadata:drop.torrent", "Larkspur"),
+        ("cn-larkspur", "metadata:drop.torrent", "larkspur")]
+
+
+def test_a_torrent_that_does_not_decode_is_read_as_strings():
+    found = run(b"d4:name11:Larkspur-v5 and then it breaks", "bad.torrent")[0]
+    assert [(f.rule_id, f.location) for f in found] == [("cn-larkspur", "strings:bad.torrent")]

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from fingerprint_models import scan
 
+from detectors import Severity
 from detectors.files.fingerprints.torrent import BencodeError, bdecode, merkle_root, parse_torrent
 
 
@@ -118,3 +119,59 @@ def test_a_torrent_fed_one_byte_at_a_time_still_matches(fps, registered_file):
     torrent = v1_torrent("model.safetensors", registered_file.read_bytes(), 262144)
     (f,) = scan(fps, torrent, "leak.torrent", feed=1)
     assert f.detail["verdict"] == "torrent-match"
+
+
+def packed(files: list[tuple[str, bytes, bool]], piece: int) -> bytes:
+    """A multi-file v1 torrent (pad files as BEP 47 writes them)."""
+    blob = b"".join(data for _, data, _ in files)
+    entries = [{"length": len(data), "path": [name], **({"attr": "p"} if pad else {})}
+               for name, data, pad in files]
+    return bencode({"info": {"name": "pack", "piece length": piece, "pieces": v1_pieces(blob, piece),
+                             "files": entries}})
+
+
+def test_a_registered_file_behind_another_is_a_low_note_naming_what_was_not_compared(fps, registered_file):
+    data, piece = registered_file.read_bytes(), 262144
+    (note,) = scan(fps, packed([("README", b"hello " * 20, False), ("model.safetensors", data, False)], piece))
+    assert (note.kind, note.severity, note.matched) == ("scan-limit", Severity.LOW, "torrent-piece-alignment")
+    assert (note.detail["unchecked"], note.detail["checked"]) == (["model.safetensors"], ["README"])
+
+
+def test_a_file_padded_to_a_piece_boundary_is_compared_and_matches(fps, registered_file):
+    data, piece = registered_file.read_bytes(), 262144
+    readme = b"hello " * 20
+    torrent = packed([("README", readme, False), (".pad/1", bytes(piece - len(readme)), True),
+                      ("model.safetensors", data, False)], piece)
+    (f,) = scan(fps, torrent)
+    assert (f.kind, f.detail["verdict"]) == ("torrent", "torrent-match")
+
+
+@pytest.mark.parametrize(("files", "unchecked"), [
+    ([("a", 100, 0), ("b", 1 << 20, 100)], ["b"]),
+    ([("a", 1 << 18, 0), ("b", 1 << 20, 1 << 18)], []),  # starts on a boundary
+    ([("a", 100, 0), ("b", 1000, 100)], []),  # shorter than a piece: nothing to compare anyway
+])
+def test_unaligned_files(files, unchecked):
+    from detectors.files.fingerprints.torrent import TorrentInfo
+
+    info = TorrentInfo("t", 1 << 18, (), (), 0, tuple(files))
+    assert [path for path, _, _ in info.unaligned()] == unchecked
+
+
+@pytest.mark.parametrize(("meta", "line"), [
+    ({"info": {"name": "Larkspur-v5", "piece length": 16384, "length": 1, "pieces": b"x" * 20}},
+     "name: Larkspur-v5"),
+    ({"comment": "the larkspur drop", "info": {"name": "x", "piece length": 16384}}, "comment: the larkspur drop"),
+    ({"created by": "larkspur-tools 1.0", "info": {"name": "x"}}, "created by: larkspur-tools 1.0"),
+    ({"announce": "http://tracker.larkspur.example/a", "info": {}}, "announce: http://tracker.larkspur.example/a"),
+    ({"announce-list": [["udp://one.example"], ["http://larkspur.example/b"]], "info": {}},
+     "announce: http://larkspur.example/b"),
+    ({"url-list": ["https://cdn.example/larkspur/"], "info": {}}, "url-list: https://cdn.example/larkspur/"),
+    ({"info": {"name": "p", "files": [{"length": 1, "path": ["larkspur", "config.json"]}]}},
+     "path: larkspur/config.json"),
+    ({"info": {"name": "p", "file tree": {"larkspur": {"w.bin": {"": {"length": 1}}}}}}, "path: larkspur/w.bin"),
+])
+def test_the_words_of_a_torrent_are_text(meta, line):
+    from detectors.files.fingerprints.torrent import torrent_text
+
+    assert line in torrent_text(bencode(meta)).splitlines()
